@@ -1,0 +1,2 @@
+//! The `provenance` command.
+fn main() {}

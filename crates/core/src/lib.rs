@@ -1,0 +1,7 @@
+//! Signed, checkable provenance records for AI output.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod digest;
+
+pub use nostr;
