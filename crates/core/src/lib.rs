@@ -3,5 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod nip19;
 
 pub use nostr;

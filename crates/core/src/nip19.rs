@@ -1,0 +1,1 @@
+//! NIP-19 bech32 entities.
