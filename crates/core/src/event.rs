@@ -1,0 +1,794 @@
+//! Provenance events: building, signing, parsing and verifying.
+//!
+//! A provenance event is a NIP-01 event of the regular kind [`KIND`] whose `content` is a
+//! [`Record`] in canonical JSON and whose tags let relays index it:
+//!
+//! | tag | meaning |
+//! |---|---|
+//! | `["x", <hex>]` | SHA-256 of the exact output bytes (NIP-94 meaning, so `{"#x": [h]}` finds it) |
+//! | `["x", <hex>]` | SHA-256 of the normalised text, when it differs from the exact hash |
+//! | `["m", <mime>]` | MIME type of the output |
+//! | `["model", <name>, "sha256:<hex>"]` | the model (the digest only when known) |
+//! | `["L", "digitalsourcetype"]`, `["l", "trainedAlgorithmicMedia", "digitalsourcetype"]` | NIP-32 self-label with the IPTC digital source type for AI output |
+//! | `["alt", <text>]` | NIP-31 summary for clients that do not know the kind |
+//!
+//! Verification ([`verify`]) never returns a bare yes: it returns a [`Verification`] listing
+//! every claim with its status, and a [`VerifiedRecord`] only when the event id, signature,
+//! kind, record and tags all hold. Evidence checks (output bytes, disclosed prompt, model
+//! digests, trust lists) are methods of [`VerifiedRecord`], so they cannot run on an event
+//! that did not verify.
+//!
+//! Parsing ([`parse_event`]) takes untrusted bytes and enforces [`Limits`] before building
+//! anything.
+
+use std::collections::BTreeSet;
+
+use nostr::prelude::{
+    Event, EventId, Keys, Kind, PublicKey, Signature, Tag, Tags, Timestamp, UnsignedEvent,
+};
+use serde::Deserialize;
+
+use crate::canonical::{self, CanonicalError};
+use crate::clock::Clock;
+use crate::commitment::Salt;
+use crate::digest::{Blake3Digest, Sha256Digest, parse_hex32, sha256};
+use crate::normalize;
+use crate::record::{RECORD_VERSION, Record};
+use crate::schnorr;
+use crate::verdict::{Claim, Code, Status};
+
+/// The provenance event kind: a regular kind, so every generation is an immutable record
+/// that no later event can replace.
+pub const KIND: u16 = 1988;
+
+/// NIP-32 namespace of the self-label.
+pub const LABEL_NAMESPACE: &str = "digitalsourcetype";
+
+/// NIP-32 self-label value: the IPTC digital source type for content made by a trained model.
+pub const LABEL_VALUE: &str = "trainedAlgorithmicMedia";
+
+/// Size limits applied to untrusted event JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest event JSON accepted, in bytes. Default 512 KiB.
+    pub max_event_bytes: usize,
+    /// Most tags accepted. Default 2,000.
+    pub max_tags: usize,
+    /// Most values in one tag. Default 64.
+    pub max_tag_values: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 512 * 1024,
+            max_tags: 2_000,
+            max_tag_values: 64,
+        }
+    }
+}
+
+/// Why bytes could not be parsed as a Nostr event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The input is larger than [`Limits::max_event_bytes`].
+    #[error("event is {found} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// The input size.
+        found: usize,
+    },
+    /// The input is not UTF-8.
+    #[error("event is not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The input is not JSON of the NIP-01 event shape.
+    #[error("event is not a NIP-01 event object: {message}")]
+    Json {
+        /// What serde_json said, with line and column.
+        message: String,
+    },
+    /// A hex field has the wrong length or a non-hex character.
+    #[error("event field `{field}` must be {expected} lowercase hex characters: {problem}")]
+    Hex {
+        /// `id`, `pubkey` or `sig`.
+        field: &'static str,
+        /// Expected number of hex characters.
+        expected: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// There are more tags than [`Limits::max_tags`].
+    #[error("event has {found} tags, over the limit of {limit}")]
+    TooManyTags {
+        /// The limit.
+        limit: usize,
+        /// The number of tags.
+        found: usize,
+    },
+    /// A tag is empty or has more values than [`Limits::max_tag_values`].
+    #[error("tag {index} has {found} values; a tag needs 1 to {limit}")]
+    BadTag {
+        /// Position of the tag.
+        index: usize,
+        /// Number of values in it.
+        found: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The wire shape of an event, parsed strictly (duplicate fields are an error).
+#[derive(Deserialize)]
+struct WireEvent {
+    id: String,
+    pubkey: String,
+    created_at: u64,
+    kind: u16,
+    tags: Vec<Vec<String>>,
+    content: String,
+    sig: String,
+}
+
+/// Parses untrusted event JSON bytes, enforcing `limits`. Nothing is verified here.
+pub fn parse_event_bytes(bytes: &[u8], limits: &Limits) -> Result<Event, ParseError> {
+    if bytes.len() > limits.max_event_bytes {
+        return Err(ParseError::TooLarge {
+            limit: limits.max_event_bytes,
+            found: bytes.len(),
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| ParseError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    parse_event(text, limits)
+}
+
+/// Parses untrusted event JSON, enforcing `limits`. Nothing is verified here: call
+/// [`verify`] on the result.
+pub fn parse_event(json: &str, limits: &Limits) -> Result<Event, ParseError> {
+    if json.len() > limits.max_event_bytes {
+        return Err(ParseError::TooLarge {
+            limit: limits.max_event_bytes,
+            found: json.len(),
+        });
+    }
+    let wire: WireEvent = serde_json::from_str(json).map_err(|e| ParseError::Json {
+        message: e.to_string(),
+    })?;
+    if wire.tags.len() > limits.max_tags {
+        return Err(ParseError::TooManyTags {
+            limit: limits.max_tags,
+            found: wire.tags.len(),
+        });
+    }
+    let id = EventId::from_byte_array(lower_hex::<32>(&wire.id, "id")?);
+    let pubkey = PublicKey::from_byte_array(lower_hex::<32>(&wire.pubkey, "pubkey")?);
+    let sig = Signature::from_byte_array(lower_hex::<64>(&wire.sig, "sig")?);
+    let mut tags = Vec::with_capacity(wire.tags.len());
+    for (index, values) in wire.tags.into_iter().enumerate() {
+        if values.is_empty() || values.len() > limits.max_tag_values {
+            return Err(ParseError::BadTag {
+                index,
+                found: values.len(),
+                limit: limits.max_tag_values,
+            });
+        }
+        // The tag is non-empty (checked just above), the only thing `Tag::parse` rejects.
+        tags.push(Tag::parse(values).map_err(|e| ParseError::Json {
+            message: e.to_string(),
+        })?);
+    }
+    Ok(Event::new(
+        id,
+        pubkey,
+        Timestamp::from_secs(wire.created_at),
+        Kind::from_u16(wire.kind),
+        tags,
+        wire.content,
+        sig,
+    ))
+}
+
+fn lower_hex<const N: usize>(s: &str, field: &'static str) -> Result<[u8; N], ParseError> {
+    let err = |problem: String| ParseError::Hex {
+        field,
+        expected: 2 * N,
+        problem,
+    };
+    if s.len() != 2 * N {
+        return Err(err(format!("found {} characters", s.chars().count())));
+    }
+    if let Some((offset, c)) = s
+        .char_indices()
+        .find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+    {
+        return Err(err(format!("character {c:?} at offset {offset}")));
+    }
+    let mut out = [0u8; N];
+    // Length and alphabet were checked above, so decoding cannot fail.
+    hex::decode_to_slice(s, &mut out).map_err(|e| err(e.to_string()))?;
+    Ok(out)
+}
+
+/// Why a record could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The record cannot be written as canonical JSON.
+    #[error("record cannot be canonicalised: {0}")]
+    Canonical(#[from] CanonicalError),
+    /// The record's version is not [`RECORD_VERSION`].
+    #[error("record version {found} is not supported (expected {expected})")]
+    Version {
+        /// The supported version.
+        expected: u32,
+        /// The record's version.
+        found: u32,
+    },
+    /// The signing library failed.
+    #[error("signing failed: {0}")]
+    Nostr(#[from] nostr::prelude::Error),
+}
+
+/// The tags a record implies, in the order they are written.
+pub fn tags_for(record: &Record) -> Vec<Tag> {
+    let mut tags = vec![tag(["x", &record.output.sha256.to_hex()])];
+    if let Some(n) = &record.output.normalized {
+        if n.sha256 != record.output.sha256 {
+            tags.push(tag(["x", &n.sha256.to_hex()]));
+        }
+    }
+    tags.push(tag(["m", &record.output.mime]));
+    tags.push(model_tag(record));
+    tags.push(tag(["L", LABEL_NAMESPACE]));
+    tags.push(tag(["l", LABEL_VALUE, LABEL_NAMESPACE]));
+    tags.push(tag([
+        "alt",
+        &format!(
+            "AI output provenance record: output of model {} (kind {KIND}; verify with `provenance verify`)",
+            record.model.name
+        ),
+    ]));
+    tags
+}
+
+fn model_tag(record: &Record) -> Tag {
+    match &record.model.sha256 {
+        Some(d) => tag(["model", &record.model.name, &format!("sha256:{d}")]),
+        None => tag(["model", &record.model.name]),
+    }
+}
+
+fn tag<const N: usize>(values: [&str; N]) -> Tag {
+    // Every call site passes at least one value, so the tag is never empty.
+    Tag::parse(values).expect("non-empty tag")
+}
+
+/// The unsigned event for `record` by `pubkey` at `created_at`.
+pub fn unsigned_event(
+    record: &Record,
+    pubkey: PublicKey,
+    created_at: Timestamp,
+) -> Result<UnsignedEvent, SignError> {
+    if record.v != RECORD_VERSION {
+        return Err(SignError::Version {
+            expected: RECORD_VERSION,
+            found: record.v,
+        });
+    }
+    let content = canonical::to_canonical_json(record)?;
+    let mut unsigned = UnsignedEvent::new(
+        pubkey,
+        created_at,
+        Kind::from_u16(KIND),
+        tags_for(record),
+        content,
+    );
+    unsigned.ensure_id();
+    Ok(unsigned)
+}
+
+/// Signs `record` with `keys`, stamped with `clock`'s time. The signature uses fresh
+/// auxiliary randomness, as BIP-340 recommends.
+pub fn sign(record: &Record, keys: &Keys, clock: &dyn Clock) -> Result<Event, SignError> {
+    let unsigned = unsigned_event(record, keys.public_key(), clock.now())?;
+    let id = unsigned.compute_id();
+    Ok(unsigned.add_signature(keys.sign_schnorr(id.as_bytes()))?)
+}
+
+/// Signs like [`sign`] with given auxiliary randomness, so the event is reproducible byte for
+/// byte (golden fixtures). Reusing `aux` across different records is safe in BIP-340 but
+/// defeats its side-channel hardening; use [`sign`] in production.
+pub fn sign_with_aux_rand(
+    record: &Record,
+    keys: &Keys,
+    created_at: Timestamp,
+    aux: &[u8; 32],
+) -> Result<Event, SignError> {
+    let unsigned = unsigned_event(record, keys.public_key(), created_at)?;
+    let id = unsigned.compute_id();
+    let secp = secp256k1::Secp256k1::signing_only();
+    let sig = keys.sign_schnorr_with_aux_rand(&secp, id.as_bytes(), aux);
+    Ok(unsigned.add_signature(sig)?)
+}
+
+/// What the caller asked for, to be checked against the event (from an `nevent`).
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// The requested event id.
+    pub id: Option<EventId>,
+    /// The requested author.
+    pub author: Option<PublicKey>,
+}
+
+/// The outcome of verifying one event: every claim, and the verified record if all held.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    claims: Vec<Claim>,
+    record: Option<Record>,
+    verified: Option<VerifiedRecord>,
+}
+
+impl Verification {
+    /// Every claim, in the order checked.
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
+    /// True when no claim failed.
+    pub fn holds(&self) -> bool {
+        self.claims.iter().all(|c| c.status != Status::Failed)
+    }
+
+    /// The verified record, present only when the event id, signature, kind, record and
+    /// tags all held.
+    pub fn verified(&self) -> Option<&VerifiedRecord> {
+        self.verified.as_ref()
+    }
+
+    /// The record as parsed, even when verification failed (for display only: nothing in it
+    /// is vouched for unless [`Verification::verified`] is `Some`).
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref()
+    }
+
+    /// Adds an evidence claim (from a [`VerifiedRecord`] check). It replaces any asserted or
+    /// unknown claim on the same subject (the first two parts of the code, e.g.
+    /// `output.hash`), and a failing evidence claim takes back the verified record, so that a
+    /// failed check can never be reported as verified.
+    pub fn add_evidence(&mut self, claim: Claim) {
+        let topic = subject(claim.code);
+        self.claims.retain(|c| {
+            subject(c.code) != topic || !matches!(c.status, Status::Asserted | Status::Unknown)
+        });
+        if claim.status == Status::Failed {
+            self.verified = None;
+        }
+        self.claims.push(claim);
+    }
+}
+
+fn subject(code: Code) -> &'static str {
+    let s = code.as_str();
+    let end = s.match_indices('.').nth(1).map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}
+
+/// A record whose event passed every structural check. Only [`verify`] constructs it.
+#[derive(Clone, Debug)]
+pub struct VerifiedRecord {
+    id: EventId,
+    author: PublicKey,
+    created_at: Timestamp,
+    record: Record,
+}
+
+impl VerifiedRecord {
+    /// The event id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// The key that signed it.
+    pub fn author(&self) -> PublicKey {
+        self.author
+    }
+
+    /// The event's `created_at`.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    /// The record.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Checks output bytes against the record: the exact hash first, then the normalised
+    /// hash (when the bytes are UTF-8 and the record has one).
+    pub fn check_output(&self, output: &[u8]) -> Claim {
+        let out = &self.record.output;
+        let found = sha256(output);
+        if found == out.sha256 {
+            return Claim::new(
+                Code::OutputMatch,
+                format!("sha256 {found} of {} bytes matches", output.len()),
+            );
+        }
+        if let (Some(n), Ok(text)) = (&out.normalized, std::str::from_utf8(output)) {
+            if n.rule == normalize::RULE && normalize::normalized_sha256(text) == n.sha256 {
+                return Claim::new(
+                    Code::OutputNormalizedMatch,
+                    format!(
+                        "normalised text matches ({}); exact bytes differ: expected sha256 {}, found {found}",
+                        n.rule, out.sha256
+                    ),
+                );
+            }
+        }
+        Claim::new(
+            Code::OutputMismatch,
+            format!("expected sha256 {}, found {found}", out.sha256),
+        )
+    }
+
+    /// Checks a disclosed prompt and salt against the commitment.
+    pub fn check_prompt(&self, prompt: &[u8], salt: &Salt) -> Claim {
+        match &self.record.prompt {
+            None => Claim::new(Code::PromptAbsent, "the record has no prompt commitment"),
+            Some(c) if c.check(prompt, salt) => Claim::new(
+                Code::PromptMatch,
+                format!(
+                    "disclosed prompt ({} bytes, format {}) opens the commitment",
+                    prompt.len(),
+                    c.format
+                ),
+            ),
+            Some(c) => Claim::new(
+                Code::PromptMismatch,
+                format!(
+                    "disclosed prompt ({} bytes) and salt do not open commitment {} ({})",
+                    prompt.len(),
+                    c.commitment,
+                    c.scheme
+                ),
+            ),
+        }
+    }
+
+    /// Checks model digests computed from a weights file against the record. Every digest
+    /// the record states and the caller computed must match; at least one must be compared.
+    pub fn check_model(
+        &self,
+        sha256: Option<&Sha256Digest>,
+        blake3: Option<&Blake3Digest>,
+        tensor_root: Option<&Blake3Digest>,
+    ) -> Claim {
+        let m = &self.record.model;
+        let mut compared = Vec::new();
+        let mut mismatches = Vec::new();
+        let mut cmp = |name: &str, expected: Option<String>, found: Option<String>| {
+            if let (Some(e), Some(f)) = (expected, found) {
+                compared.push(name.to_owned());
+                if e != f {
+                    mismatches.push(format!("{name}: expected {e}, found {f}"));
+                }
+            }
+        };
+        cmp(
+            "sha256",
+            m.sha256.map(|d| d.to_hex()),
+            sha256.map(|d| d.to_hex()),
+        );
+        cmp(
+            "blake3",
+            m.blake3.map(|d| d.to_hex()),
+            blake3.map(|d| d.to_hex()),
+        );
+        cmp(
+            "tensor_root",
+            m.tensor_root.map(|d| d.to_hex()),
+            tensor_root.map(|d| d.to_hex()),
+        );
+        if !mismatches.is_empty() {
+            Claim::new(Code::ModelDigestMismatch, mismatches.join("; "))
+        } else if compared.is_empty() {
+            Claim::new(
+                Code::ModelUnidentified,
+                "the record states no digest that the given weights could be compared with",
+            )
+        } else {
+            Claim::new(
+                Code::ModelDigestMatch,
+                format!("{} match the given weights", compared.join(", ")),
+            )
+        }
+    }
+
+    /// Checks the author against a list of trusted keys.
+    pub fn check_signer(&self, trusted: &[PublicKey]) -> Claim {
+        if trusted.contains(&self.author) {
+            Claim::new(
+                Code::SignerTrusted,
+                format!("{} is in the trust list", self.author),
+            )
+        } else {
+            Claim::new(
+                Code::SignerUntrusted,
+                format!(
+                    "{} is not in the trust list of {} keys",
+                    self.author,
+                    trusted.len()
+                ),
+            )
+        }
+    }
+}
+
+/// Verifies an event: id, signature, kind, record and tags, reporting every claim.
+pub fn verify(event: &Event) -> Verification {
+    verify_expected(event, &Expect::default())
+}
+
+/// Verifies an event like [`verify`], and also that it is the requested event (id, author).
+pub fn verify_expected(event: &Event, expect: &Expect) -> Verification {
+    let mut claims = Vec::with_capacity(12);
+    let computed = EventId::compute(
+        &event.pubkey,
+        &event.created_at,
+        &event.kind,
+        &event.tags,
+        &event.content,
+    );
+    claims.push(if computed == event.id {
+        Claim::new(Code::EventIdMatch, format!("id {computed} recomputed"))
+    } else {
+        Claim::new(
+            Code::EventIdMismatch,
+            format!("claimed id {}, computed {computed}", event.id),
+        )
+    });
+    claims.push(
+        if schnorr::verify(
+            event.pubkey.as_bytes(),
+            event.id.as_bytes(),
+            event.sig.as_bytes(),
+        ) {
+            Claim::new(
+                Code::EventSigValid,
+                format!("BIP-340 signature by {} over id {}", event.pubkey, event.id),
+            )
+        } else {
+            Claim::new(
+                Code::EventSigInvalid,
+                format!(
+                    "BIP-340 signature by {} over id {} does not verify",
+                    event.pubkey, event.id
+                ),
+            )
+        },
+    );
+    if let Some(id) = expect.id {
+        claims.push(if id == computed {
+            Claim::new(
+                Code::EventIdRequested,
+                format!("recomputed id equals requested {id}"),
+            )
+        } else {
+            Claim::new(
+                Code::EventIdUnrequested,
+                format!("requested id {id}, recomputed {computed}"),
+            )
+        });
+    }
+    if let Some(author) = expect.author {
+        claims.push(if author == event.pubkey {
+            Claim::new(
+                Code::EventAuthorRequested,
+                format!("author is the requested {author}"),
+            )
+        } else {
+            Claim::new(
+                Code::EventAuthorUnrequested,
+                format!("requested author {author}, found {}", event.pubkey),
+            )
+        });
+    }
+    if event.kind.as_u16() != KIND {
+        claims.push(Claim::new(
+            Code::EventKindUnexpected,
+            format!("expected kind {KIND}, found {}", event.kind.as_u16()),
+        ));
+        return Verification {
+            claims,
+            record: None,
+            verified: None,
+        };
+    }
+    claims.push(Claim::new(
+        Code::EventKindProvenance,
+        format!("kind {KIND}"),
+    ));
+
+    let record = match parse_record(&event.content) {
+        Ok(record) => record,
+        Err(claim) => {
+            claims.push(claim);
+            return Verification {
+                claims,
+                record: None,
+                verified: None,
+            };
+        }
+    };
+    claims.push(Claim::new(
+        Code::RecordValid,
+        format!("canonical record, version {}", record.v),
+    ));
+    claims.push(check_tags(&event.tags, &record));
+    assertions(&record, &mut claims);
+
+    let holds = claims.iter().all(|c| c.status != Status::Failed);
+    let verified = holds.then(|| VerifiedRecord {
+        id: event.id,
+        author: event.pubkey,
+        created_at: event.created_at,
+        record: record.clone(),
+    });
+    Verification {
+        claims,
+        record: Some(record),
+        verified,
+    }
+}
+
+/// Parses event content as a record and checks that it is canonical.
+fn parse_record(content: &str) -> Result<Record, Claim> {
+    // Peek at the version first, so that a future version gets a clear message rather than
+    // an "unknown field" error.
+    #[derive(Deserialize)]
+    struct Version {
+        v: Option<serde_json::Value>,
+    }
+    if let Ok(Version { v: Some(v) }) = serde_json::from_str::<Version>(content) {
+        if v != serde_json::json!(RECORD_VERSION) {
+            return Err(Claim::new(
+                Code::RecordInvalid,
+                format!("record version {v} is not supported (expected {RECORD_VERSION})"),
+            ));
+        }
+    }
+    let record: Record = serde_json::from_str(content).map_err(|e| {
+        Claim::new(
+            Code::RecordInvalid,
+            format!("content is not a v1 record: {e}"),
+        )
+    })?;
+    let canonical = canonical::to_canonical_json(&record)
+        .map_err(|e| Claim::new(Code::RecordInvalid, e.to_string()))?;
+    if canonical != content {
+        let at = canonical
+            .bytes()
+            .zip(content.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(canonical.len().min(content.len()));
+        return Err(Claim::new(
+            Code::RecordNoncanonical,
+            format!("content is not RFC 8785 canonical JSON (first difference at byte {at})"),
+        ));
+    }
+    Ok(record)
+}
+
+/// Checks that the indexing tags say what the record says.
+fn check_tags(tags: &Tags, record: &Record) -> Claim {
+    let expected = tags_for(record);
+    let values = |tags: &mut dyn Iterator<Item = &Tag>, kind: &str| -> BTreeSet<Vec<String>> {
+        tags.filter(|t| t.kind() == kind)
+            .map(|t| t.as_slice().to_vec())
+            .collect()
+    };
+    let mut problems = Vec::new();
+    for kind in ["x", "m", "model"] {
+        let want = values(&mut expected.iter(), kind);
+        let found = values(&mut tags.iter(), kind);
+        let count = tags.iter().filter(|t| t.kind() == kind).count();
+        if want != found || count != want.len() {
+            problems.push(format!(
+                "`{kind}` tags: expected {}, found {}",
+                render(&want),
+                render(&found)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Claim::new(
+            Code::EventTagsConsistent,
+            "x, m and model tags match the record",
+        )
+    } else {
+        Claim::new(Code::EventTagsInconsistent, problems.join("; "))
+    }
+}
+
+fn render(set: &BTreeSet<Vec<String>>) -> String {
+    if set.is_empty() {
+        return "none".to_owned();
+    }
+    set.iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The claims a verified record makes without evidence.
+fn assertions(record: &Record, claims: &mut Vec<Claim>) {
+    let out = &record.output;
+    claims.push(Claim::new(
+        Code::OutputAsserted,
+        format!(
+            "output sha256 {} ({} bytes, {})",
+            out.sha256, out.bytes, out.mime
+        ),
+    ));
+    if out.truncated {
+        claims.push(Claim::new(
+            Code::OutputTruncated,
+            "the response was cut short; hashes cover only what was served",
+        ));
+    }
+    claims.push(match &record.prompt {
+        Some(p) => Claim::new(
+            Code::PromptCommitted,
+            format!("{} commitment {} ({})", p.scheme, p.commitment, p.format),
+        ),
+        None => Claim::new(Code::PromptAbsent, "no prompt commitment"),
+    });
+    let m = &record.model;
+    claims.push(match (&m.sha256, &m.blake3, &m.tensor_root) {
+        (None, None, None) => Claim::new(
+            Code::ModelUnidentified,
+            format!("model {:?} is named without a weights digest", m.name),
+        ),
+        (sha, _, _) => Claim::new(
+            Code::ModelAsserted,
+            match sha {
+                Some(d) => format!("model {:?}, weights sha256 {d}", m.name),
+                None => format!("model {:?}, weights identified by BLAKE3 only", m.name),
+            },
+        ),
+    });
+    if record.runtime.is_some() || record.sampling.is_some() {
+        let engine = record
+            .runtime
+            .as_ref()
+            .map_or("an unnamed engine".to_owned(), |r| match &r.version {
+                Some(v) => format!("{} {v}", r.engine),
+                None => r.engine.clone(),
+            });
+        claims.push(Claim::new(
+            Code::GenerationAsserted,
+            format!("runtime and sampling settings of {engine}, not replayed"),
+        ));
+    }
+    for a in &record.attestations {
+        claims.push(Claim::new(
+            Code::AttestationUnchecked,
+            format!("{} evidence {} not checked", a.kind, a.sha256),
+        ));
+    }
+    claims.push(Claim::new(
+        Code::SignerUnknown,
+        "no trust list given: the author is whoever holds the key",
+    ));
+}
+
+/// Checks a hex id string (64 lowercase or uppercase hex characters) into an event id.
+pub fn parse_event_id(s: &str) -> Result<EventId, crate::digest::HexError> {
+    parse_hex32(s).map(EventId::from_byte_array)
+}
