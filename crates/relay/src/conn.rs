@@ -1,0 +1,262 @@
+//! One websocket connection to one relay, with size caps and deadlines on every step.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use url::Url;
+
+use crate::Options;
+use crate::error::{RelayError, Waiting, WebSocketError, excerpt};
+
+/// How long closing a finished connection politely may take before it is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// The longest close reason or binary frame quoted in an error.
+const QUOTE_BYTES: usize = 80;
+
+/// A connected relay.
+pub(crate) struct Connection {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Checks that `relay` is a `ws://` or `wss://` URL with a host.
+pub(crate) fn parse_url(relay: &str) -> Result<Url, RelayError> {
+    let invalid = |reason: String| RelayError::InvalidUrl {
+        url: relay.to_owned(),
+        reason,
+    };
+    let url = Url::parse(relay).map_err(|e| invalid(e.to_string()))?;
+    match url.scheme() {
+        "ws" => {}
+        "wss" if cfg!(feature = "tls") => {}
+        "wss" => {
+            return Err(invalid(
+                "wss:// needs provenance-relay's `tls` feature".to_owned(),
+            ));
+        }
+        other => {
+            return Err(invalid(format!("scheme {other:?} is not ws:// or wss://")));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".to_owned()));
+    }
+    Ok(url)
+}
+
+impl Connection {
+    /// Connects within `opts.connect_timeout`.
+    pub(crate) async fn open(relay: &str, opts: &Options) -> Result<Self, RelayError> {
+        let url = parse_url(relay)?;
+        let max = Some(opts.max_message_bytes);
+        let config = WebSocketConfig::default()
+            .max_message_size(max)
+            .max_frame_size(max);
+        let handshake = connect(url.as_str(), config);
+        let ws = match timeout(opts.connect_timeout, handshake).await {
+            Err(_) => {
+                return Err(RelayError::Timeout {
+                    waiting_for: Waiting::Connect,
+                    after: opts.connect_timeout,
+                });
+            }
+            Ok(Err(e)) => return Err(RelayError::Connect(WebSocketError(e))),
+            Ok(Ok(ws)) => ws,
+        };
+        Ok(Self { ws })
+    }
+
+    /// Sends one text message, giving up at `deadline`.
+    pub(crate) async fn send(
+        &mut self,
+        text: String,
+        deadline: Instant,
+        waiting_for: Waiting,
+        after: Duration,
+    ) -> Result<(), RelayError> {
+        match timeout_at(deadline, self.ws.send(Message::text(text))).await {
+            Err(_) => Err(RelayError::Timeout { waiting_for, after }),
+            Ok(Err(e)) => Err(read_error(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// The next text frame, skipping pings and pongs, giving up at `deadline`.
+    ///
+    /// A binary frame is garbage (NIP-01 speaks JSON text); a close frame or the end of the
+    /// connection is [`RelayError::Closed`]. Frames over the configured size never reach
+    /// memory whole: the websocket layer fails on the announced length.
+    pub(crate) async fn next_text(
+        &mut self,
+        deadline: Instant,
+        waiting_for: Waiting,
+        after: Duration,
+    ) -> Result<Utf8Bytes, RelayError> {
+        loop {
+            let message = match timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(RelayError::Timeout { waiting_for, after }),
+                Ok(None) => {
+                    return Err(RelayError::Closed {
+                        reason: "connection ended".to_owned(),
+                    });
+                }
+                Ok(Some(Err(e))) => return Err(read_error(e)),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => return Ok(text),
+                Message::Binary(bytes) => {
+                    let head = &bytes[..bytes.len().min(QUOTE_BYTES)];
+                    return Err(RelayError::Garbage {
+                        what: "binary frame",
+                        excerpt: String::from_utf8_lossy(head).into_owned(),
+                    });
+                }
+                Message::Close(frame) => {
+                    let reason = match frame {
+                        Some(frame) if frame.reason.is_empty() => {
+                            format!("close frame with code {}", frame.code)
+                        }
+                        Some(frame) => format!(
+                            "close frame with code {}: {}",
+                            frame.code,
+                            excerpt(&frame.reason, QUOTE_BYTES)
+                        ),
+                        None => "close frame".to_owned(),
+                    };
+                    return Err(RelayError::Closed { reason });
+                }
+                // Pongs to pings are queued by the websocket layer and sent on the next read.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// Sends `last` (if any) and a close frame, waiting at most [`CLOSE_GRACE`]; errors are
+    /// ignored because the outcome for this relay is already decided.
+    pub(crate) async fn close(mut self, last: Option<String>) {
+        let _ = timeout(CLOSE_GRACE, async {
+            if let Some(text) = last {
+                self.ws.send(Message::text(text)).await?;
+            }
+            self.ws.close(None).await
+        })
+        .await;
+    }
+}
+
+/// Maps a websocket failure after the handshake to the error that names it.
+fn read_error(error: tungstenite::Error) -> RelayError {
+    match error {
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            RelayError::MessageTooLarge {
+                size,
+                max: max_size,
+            }
+        }
+        tungstenite::Error::Utf8(_) => RelayError::Garbage {
+            what: "text frame is not valid UTF-8",
+            excerpt: String::new(),
+        },
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            RelayError::Closed {
+                reason: "connection closed".to_owned(),
+            }
+        }
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            RelayError::Closed {
+                reason: "connection reset without a closing handshake".to_owned(),
+            }
+        }
+        other => RelayError::WebSocket(WebSocketError(other)),
+    }
+}
+
+#[cfg(feature = "tls")]
+async fn connect(
+    url: &str,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tungstenite::Error> {
+    let connector = tokio_tungstenite::Connector::Rustls(tls::config()?);
+    let (ws, _response) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
+            .await?;
+    Ok(ws)
+}
+
+#[cfg(not(feature = "tls"))]
+async fn connect(
+    url: &str,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tungstenite::Error> {
+    let (ws, _response) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    Ok(ws)
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    //! The rustls client configuration for `wss://`: ring as the crypto provider (chosen
+    //! explicitly, so another crate enabling a different rustls provider in the same binary
+    //! cannot make the process-wide default ambiguous) and the webpki root certificates.
+
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::ClientConfig;
+    use tokio_tungstenite::tungstenite::{self, error::TlsError};
+
+    pub(super) fn config() -> Result<Arc<ClientConfig>, tungstenite::Error> {
+        static CONFIG: OnceLock<Result<Arc<ClientConfig>, rustls::Error>> = OnceLock::new();
+        CONFIG
+            .get_or_init(|| {
+                let roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Ok(Arc::new(config))
+            })
+            .clone()
+            .map_err(|e| tungstenite::Error::Tls(TlsError::Rustls(Box::new(e))))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("ws://127.0.0.1:7777").is_ok());
+        assert!(parse_url("ws://relay.example/path?x=1").is_ok());
+        for bad in [
+            "http://relay.example",
+            "relay.example",
+            "ws://",
+            "file:///tmp/x",
+            "",
+        ] {
+            match parse_url(bad) {
+                Err(RelayError::InvalidUrl { url, reason }) => {
+                    assert_eq!(url, bad);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        #[cfg(feature = "tls")]
+        assert!(parse_url("wss://relay.example").is_ok());
+        #[cfg(not(feature = "tls"))]
+        assert!(parse_url("wss://relay.example").is_err());
+    }
+}
