@@ -1,2 +1,67 @@
-//! The `provenance` command.
-fn main() {}
+//! The `provenance` command: sign, verify and inspect provenance events for AI output.
+//!
+//! Thin glue: parse arguments, call the libraries, render, exit. Exit status 0 means
+//! everything checked holds, 1 that a claim failed, 2 an error (errors win).
+
+mod input;
+mod inspect;
+mod keyfile;
+mod keygen;
+mod output;
+mod sign;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Signed, checkable provenance for AI output, as Nostr events
+#[derive(Parser, Debug)]
+#[command(name = "provenance", version, after_help = output::EXIT_STATUS_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Keygen(keygen::Args),
+    Sign(sign::Args),
+    Verify(verify::Args),
+    Inspect(inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`provenance verify ... | head`) is a normal way to stop.
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            output::warn(&format!("{err:#}"));
+            ExitCode::from(output::EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
