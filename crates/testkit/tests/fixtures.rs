@@ -101,3 +101,46 @@ fn golden_keys_are_valid_and_distinct() {
         provenance_testkit::other_keys().public_key()
     );
 }
+
+#[test]
+fn normalization_vectors_match_independent_expectations() {
+    let vectors: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/normalize/vectors.json")).unwrap(),
+    )
+    .unwrap();
+    let by_name = |n: &str| {
+        vectors["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()["normalized"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Hand-written expectations, independent of the implementation.
+    assert_eq!(by_name("empty"), "");
+    assert_eq!(by_name("only-whitespace"), "");
+    assert_eq!(by_name("leading-trailing"), "The sky is blue.");
+    assert_eq!(by_name("runs-folded"), "The sky is blue.");
+    assert_eq!(by_name("crlf"), "line one line two");
+    assert_eq!(by_name("all-white-space"), "a b");
+    assert_eq!(
+        by_name("not-white-space"),
+        "a\u{200b}b\u{feff}c\u{180e}d\u{2060}e"
+    );
+    assert_eq!(by_name("nfc-compose"), "caf\u{e9} na\u{ef}ve");
+    // Canonical ordering puts the dot below first, then both compose.
+    assert_eq!(by_name("nfc-reorder-marks"), "\u{1ead}");
+    assert_eq!(by_name("nfc-singleton"), "\u{c5}ngstr\u{f6}m \u{3a9}");
+    assert_eq!(by_name("hangul-jamo"), "\u{ac01}");
+    assert_eq!(by_name("no-case-folding"), "ABC abc \u{130}");
+    for case in vectors["cases"].as_array().unwrap() {
+        let n = case["normalized"].as_str().unwrap();
+        assert_eq!(
+            provenance::digest::sha256(n.as_bytes()).to_hex(),
+            case["sha256"].as_str().unwrap()
+        );
+    }
+}
