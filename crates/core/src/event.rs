@@ -792,3 +792,38 @@ fn assertions(record: &Record, claims: &mut Vec<Claim>) {
 pub fn parse_event_id(s: &str) -> Result<EventId, crate::digest::HexError> {
     parse_hex32(s).map(EventId::from_byte_array)
 }
+
+/// Properties checked by the fuzz targets (`fuzz/fuzz_targets/event_parse.rs`) and by the seed
+/// tests. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Limits, parse_event, parse_event_bytes, verify};
+
+    /// Parses arbitrary bytes as an event; whatever parses must verify without panicking and
+    /// survive a serialise-and-parse round trip unchanged, with the same verdict.
+    pub fn check_parse(data: &[u8]) {
+        let limits = Limits::default();
+        let Ok(event) = parse_event_bytes(data, &limits) else {
+            return;
+        };
+        let first = verify(&event);
+        let again = parse_event(
+            &event.as_json(),
+            &Limits {
+                // Re-serialisation may escape characters the input had raw (never the reverse
+                // for valid JSON), so allow for growth.
+                max_event_bytes: limits.max_event_bytes * 6,
+                ..limits
+            },
+        )
+        .expect("an event we serialised parses again");
+        assert_eq!(again, event, "round trip changed the event");
+        let second = verify(&again);
+        assert_eq!(
+            first.claims(),
+            second.claims(),
+            "round trip changed the verdict"
+        );
+        assert_eq!(first.verified().is_some(), first.holds());
+    }
+}
