@@ -452,6 +452,51 @@ pub fn encode_note(id: &EventId) -> String {
     bech32::encode(Hrp::Note.as_str(), id.as_bytes())
 }
 
+/// Support for the `nip19_decode` fuzz target and its seed test; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{decode, decode_uri};
+
+    /// Checks the round-trip property on any input: if `input` decodes (bare or as a `nostr:`
+    /// URI), the value re-encodes, the encoding decodes to the same value, and encoding again
+    /// gives the same string, no longer than the input.
+    ///
+    /// # Panics
+    ///
+    /// When the property does not hold, which is a bug in this module.
+    pub fn check_round_trip(input: &str) {
+        let bare = decode(input);
+        let Ok(decoded) = decode_uri(input) else {
+            assert!(
+                bare.is_err(),
+                "decode accepts what decode_uri refuses: {input:?}"
+            );
+            return;
+        };
+        if let Ok(bare) = bare {
+            assert_eq!(bare, decoded, "decode and decode_uri disagree on {input:?}");
+        }
+        // A decoded value has at most MAX_RELAYS relays of at most 255 bytes, and dropping
+        // unknown TLVs only shortens it, so it always fits again.
+        let encoded = decoded.encode().expect("a decoded entity re-encodes");
+        assert!(
+            encoded.len() <= input.len(),
+            "{encoded:?} is longer than {input:?}"
+        );
+        // What the encoders write is what the decoder accepts.
+        let again = decode(&encoded).expect("an encoded entity decodes");
+        assert_eq!(
+            again, decoded,
+            "{input:?} does not round-trip through {encoded:?}"
+        );
+        assert_eq!(
+            again.encode().as_ref(),
+            Ok(&encoded),
+            "encoding is not canonical"
+        );
+    }
+}
+
 /// The prefixes this module decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hrp {
