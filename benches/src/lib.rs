@@ -1,0 +1,1 @@
+//! Benchmarks for the provenance crates live in `benches/`; this library is empty.
