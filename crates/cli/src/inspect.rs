@@ -125,7 +125,7 @@ fn show_event(out: &mut Out, origin: &str, ev: &provenance::Event) -> std::io::R
     if out.json() {
         return Ok(());
     }
-    out.line(&format!("{origin}"))?;
+    out.line(origin)?;
     out.line(&format!("  id          {}", ev.id))?;
     out.line(&format!(
         "  author      {} ({})",

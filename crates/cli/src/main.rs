@@ -3,6 +3,7 @@
 //! Thin glue: parse arguments, call the libraries, render, exit. Exit status 0 means
 //! everything checked holds, 1 that a claim failed, 2 an error (errors win).
 
+mod hash;
 mod input;
 mod inspect;
 mod keyfile;
@@ -29,6 +30,8 @@ enum Command {
     Sign(sign::Args),
     Verify(verify::Args),
     Inspect(inspect::Args),
+    /// Identify a GGUF model: SHA-256, BLAKE3 and per-tensor digests in one pass; compare two
+    Hash(hash::HashArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Hash(args) => hash::run(args),
     };
     match result {
         Ok(code) => code,

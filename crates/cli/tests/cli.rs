@@ -1,4 +1,5 @@
 //! Tests of the `provenance` binary itself: arguments in, stdout/stderr/exit status out.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! End to end through real relays: publish an event, then `provenance verify nevent1...`
 //! fetches it by the nevent's relay hint and verifies it.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::process::Command;
 

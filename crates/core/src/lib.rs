@@ -38,6 +38,8 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// A failed unwrap in a unit test is a failed test.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod canonical;
 pub mod clock;

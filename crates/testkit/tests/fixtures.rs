@@ -1,5 +1,6 @@
 //! The checked-in fixtures and schemas are what the generator produces, and every fixture
 //! verifies exactly as its `expect` says.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
