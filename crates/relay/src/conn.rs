@@ -12,13 +12,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use crate::Options;
-use crate::error::{RelayError, Waiting, WebSocketError, excerpt};
+use crate::error::{EXCERPT_BYTES, RelayError, Waiting, WebSocketError, excerpt};
 
 /// How long closing a finished connection politely may take before it is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
-
-/// The longest close reason or binary frame quoted in an error.
-const QUOTE_BYTES: usize = 80;
 
 /// A connected relay.
 pub(crate) struct Connection {
@@ -112,7 +109,7 @@ impl Connection {
             match message {
                 Message::Text(text) => return Ok(text),
                 Message::Binary(bytes) => {
-                    let head = &bytes[..bytes.len().min(QUOTE_BYTES)];
+                    let head = &bytes[..bytes.len().min(EXCERPT_BYTES)];
                     return Err(RelayError::Garbage {
                         what: "binary frame",
                         excerpt: String::from_utf8_lossy(head).into_owned(),
@@ -126,7 +123,7 @@ impl Connection {
                         Some(frame) => format!(
                             "close frame with code {}: {}",
                             frame.code,
-                            excerpt(&frame.reason, QUOTE_BYTES)
+                            excerpt(&frame.reason, EXCERPT_BYTES)
                         ),
                         None => "close frame".to_owned(),
                     };

@@ -119,6 +119,9 @@ impl std::error::Error for WebSocketError {
     }
 }
 
+/// The longest part of a relay's text quoted in an error (a bad frame, a close reason).
+pub(crate) const EXCERPT_BYTES: usize = 80;
+
 /// The first `max` bytes of `text`, cut back to a character boundary.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {
     if text.len() <= max {

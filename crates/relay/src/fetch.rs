@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::Options;
 use crate::conn::Connection;
-use crate::error::{RelayError, Waiting, excerpt};
+use crate::error::{EXCERPT_BYTES, RelayError, Waiting, excerpt};
 use crate::message::{self, Incoming};
 
 /// The most `NOTICE` messages kept per relay; later ones are dropped.
@@ -290,7 +290,7 @@ async fn next_event(open: &mut Open) -> Result<Option<(String, String)>, RelayEr
                 if subscription != open.subscription.as_str() {
                     return Err(RelayError::Garbage {
                         what: "EVENT for a subscription this client did not open",
-                        excerpt: excerpt(&frame, 80),
+                        excerpt: excerpt(&frame, EXCERPT_BYTES),
                     });
                 }
                 if open.stats.events >= opts.max_events_per_relay {

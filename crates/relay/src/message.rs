@@ -9,10 +9,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::{RelayError, excerpt};
-
-/// The longest part of a bad frame quoted in [`RelayError::Garbage`].
-const EXCERPT_BYTES: usize = 80;
+use crate::error::{EXCERPT_BYTES, RelayError, excerpt};
 
 /// One relay-to-client message, borrowing from the frame text.
 #[derive(Debug)]

@@ -250,6 +250,17 @@ async fn refused_connection_is_a_connect_error() {
     assert!(matches!(error, RelayError::Connect(_)), "{error:?}");
 }
 
+/// `wss://` goes through rustls: against a relay that does not speak TLS the handshake fails
+/// cleanly as a connection error.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn wss_to_a_plain_relay_is_a_connect_error() {
+    let plain = ScriptedRelay::start(Behaviour::Silent).await.unwrap();
+    let wss = plain.url().replacen("ws://", "wss://", 1);
+    let (_, error) = fetch_with_good(&wss).await;
+    assert!(matches!(error, RelayError::Connect(_)), "{error:?}");
+}
+
 #[tokio::test]
 async fn closed_message_ends_the_query_with_its_reason() {
     let relay = ScriptedRelay::start(Behaviour::Script(vec![
