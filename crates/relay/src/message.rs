@@ -120,7 +120,6 @@ pub(crate) fn parse(frame: &str) -> Result<Incoming<'_>, RelayError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
