@@ -3,6 +3,7 @@
 //! [`GgufBuilder`] writes version 2 or 3 files; [`tiny_llama`] builds a deterministic tiny
 //! llama-architecture model from a fixed PRNG (SplitMix64), so tests need no download;
 //! [`synthetic`] builds a file of any size with random quantised tensors, for benchmarks.
+//! [`fixtures`] is the set of files checked in under `fixtures/gguf/`.
 //! [`encode_header`] re-encodes a parsed header byte for byte (GGUF's encoding has no
 //! freedom), which the fuzz target uses as a round-trip check.
 //!
@@ -13,6 +14,8 @@ use std::io::{self, Write};
 
 use crate::reader::{Array, DEFAULT_ALIGNMENT, Gguf, MetadataEntry, Value};
 use crate::types::GgmlType;
+
+pub mod fixtures;
 
 /// Encodes everything before the tensor data of `gguf`: magic, version, counts, metadata,
 /// tensor infos and the zero padding up to [`Gguf::data_offset`].
