@@ -33,6 +33,7 @@ pub struct Hasher {
     buffer_size: usize,
     buffers: usize,
     limits: Limits,
+    parallel: bool,
 }
 
 impl Default for Hasher {
@@ -48,6 +49,7 @@ impl Hasher {
             buffer_size: 1 << 20,
             buffers: 4,
             limits: Limits::default(),
+            parallel: true,
         }
     }
 
@@ -61,6 +63,14 @@ impl Hasher {
     /// 4 by default; values below 2 are raised to 2.
     pub fn buffers(&mut self, count: usize) -> &mut Self {
         self.buffers = count.max(2);
+        self
+    }
+
+    /// Whether SHA-256 runs on a thread of its own. On by default. Off, everything runs on the
+    /// calling thread, one buffer at a time: the pass then costs SHA-256 plus BLAKE3 twice,
+    /// but spawns nothing (for embedding, and for fuzzing).
+    pub fn parallel(&mut self, parallel: bool) -> &mut Self {
+        self.parallel = parallel;
         self
     }
 
@@ -136,10 +146,19 @@ impl Hasher {
 
     fn hash_stream<R: Read>(
         &self,
-        mut reader: R,
+        reader: R,
         len: u64,
-        mut progress: impl FnMut(u64, u64),
+        progress: impl FnMut(u64, u64),
     ) -> Result<ModelIdentity, StreamError> {
+        if !self.parallel {
+            let mut side = InlineSha {
+                sha: sha2::Sha256::new(),
+                spare: None,
+            };
+            let (gguf, blake3) = self.pump(reader, len, progress, &mut side)?;
+            let sha256 = Sha256Digest::from_bytes(side.sha.finalize().into());
+            return Ok(identity(gguf, len, sha256, blake3));
+        }
         thread::scope(|scope| {
             let (to_sha, sha_input) = mpsc::sync_channel::<Arc<Block>>(self.buffers);
             let (give_back, returned) = mpsc::channel::<Arc<Block>>();
@@ -152,47 +171,103 @@ impl Hasher {
                 }
                 Sha256Digest::from_bytes(sha.finalize().into())
             });
-
-            let mut blake = blake3::Hasher::new();
-            let mut tensors = TensorStream::new(&self.limits, len);
-            let mut allocated = 0;
-            let mut pos = 0u64;
-            while pos < len {
-                let mut block = if allocated < self.buffers {
-                    allocated += 1;
-                    Arc::new(Block::new(self.buffer_size))
-                } else {
-                    // The SHA-256 thread only stops once `to_sha` is dropped, so it is alive.
-                    returned.recv().map_err(|_| StreamError::Length)?
-                };
-                let Some(buffer) = Arc::get_mut(&mut block) else {
-                    // Both threads drop their handles before a buffer comes back, so this is
-                    // unreachable; fail safe rather than share a buffer being written.
-                    return Err(StreamError::Length);
-                };
-                let want = (len - pos).min(buffer.data.len() as u64) as usize;
-                buffer.len = fill(&mut reader, &mut buffer.data[..want])?;
-                if buffer.len == 0 {
-                    return Err(StreamError::Length);
-                }
-                if to_sha.send(Arc::clone(&block)).is_err() {
-                    return Err(StreamError::Length);
-                }
-                blake.update(block.bytes());
-                tensors.feed(block.bytes(), pos)?;
-                pos += block.len as u64;
-                drop(block);
-                progress(pos, len);
-            }
-            drop(to_sha);
-            let gguf = tensors.finish()?;
-            // The scope joins the thread; a panic in it is a bug in sha2, so propagate it.
+            let mut side = ThreadSha { to_sha, returned };
+            let pumped = self.pump(reader, len, progress, &mut side);
+            // Closing the channel ends the thread, also when pumping failed.
+            drop(side);
+            // A panic in the thread is a bug in sha2: propagate it.
             let sha256 = match sha.join() {
                 Ok(digest) => digest,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            Ok(identity(gguf, len, sha256, blake.finalize()))
+            let (gguf, blake3) = pumped?;
+            Ok(identity(gguf, len, sha256, blake3))
         })
+    }
+
+    /// Reads the stream into the buffer ring, handing each buffer to `sha` and feeding it to
+    /// the BLAKE3 hashers on this thread.
+    fn pump<R: Read>(
+        &self,
+        mut reader: R,
+        len: u64,
+        mut progress: impl FnMut(u64, u64),
+        sha: &mut dyn ShaSide,
+    ) -> Result<((Gguf, Vec<Blake3Digest>), blake3::Hash), StreamError> {
+        let mut blake = blake3::Hasher::new();
+        let mut tensors = TensorStream::new(&self.limits, len);
+        let ring = if self.parallel { self.buffers } else { 1 };
+        let mut allocated = 0;
+        let mut pos = 0u64;
+        while pos < len {
+            let mut block = if allocated < ring {
+                allocated += 1;
+                Arc::new(Block::new(self.buffer_size))
+            } else {
+                sha.free_block()?
+            };
+            let Some(buffer) = Arc::get_mut(&mut block) else {
+                // A buffer only comes back once the SHA-256 side has dropped its handle, and
+                // this loop drops its own below; fail safe rather than write a shared buffer.
+                return Err(StreamError::Length);
+            };
+            let want = (len - pos).min(buffer.data.len() as u64) as usize;
+            buffer.len = fill(&mut reader, &mut buffer.data[..want])?;
+            if buffer.len == 0 {
+                return Err(StreamError::Length);
+            }
+            sha.submit(Arc::clone(&block))?;
+            blake.update(block.bytes());
+            tensors.feed(block.bytes(), pos)?;
+            pos += block.len as u64;
+            drop(block);
+            progress(pos, len);
+        }
+        Ok((tensors.finish()?, blake.finalize()))
+    }
+}
+
+/// Where the SHA-256 of the stream is computed.
+trait ShaSide {
+    /// Hashes `block`, or hands it to whoever does.
+    fn submit(&mut self, block: Arc<Block>) -> Result<(), StreamError>;
+    /// A buffer the SHA-256 side is done with, waiting for one if need be. Only called once
+    /// the whole ring has been submitted.
+    fn free_block(&mut self) -> Result<Arc<Block>, StreamError>;
+}
+
+/// SHA-256 on the calling thread, for [`Hasher::parallel`]`(false)`.
+struct InlineSha {
+    sha: sha2::Sha256,
+    spare: Option<Arc<Block>>,
+}
+
+impl ShaSide for InlineSha {
+    fn submit(&mut self, block: Arc<Block>) -> Result<(), StreamError> {
+        self.sha.update(block.bytes());
+        self.spare = Some(block);
+        Ok(())
+    }
+
+    fn free_block(&mut self) -> Result<Arc<Block>, StreamError> {
+        self.spare.take().ok_or(StreamError::Length)
+    }
+}
+
+/// SHA-256 on its own thread, fed through a channel; buffers come back through another.
+struct ThreadSha {
+    to_sha: mpsc::SyncSender<Arc<Block>>,
+    returned: mpsc::Receiver<Arc<Block>>,
+}
+
+impl ShaSide for ThreadSha {
+    fn submit(&mut self, block: Arc<Block>) -> Result<(), StreamError> {
+        self.to_sha.send(block).map_err(|_| StreamError::Length)
+    }
+
+    fn free_block(&mut self) -> Result<Arc<Block>, StreamError> {
+        // The thread runs until `to_sha` is dropped, so a receive error means it died.
+        self.returned.recv().map_err(|_| StreamError::Length)
     }
 }
 

@@ -53,6 +53,12 @@ fn one_pass_equals_reference_for_every_buffer_size() {
                 .unwrap();
             assert_eq!(got, expected, "buffer size {size}, {buffers} buffers");
         }
+        let inline = Hasher::new()
+            .buffer_size(size)
+            .parallel(false)
+            .hash_bytes(&file)
+            .unwrap();
+        assert_eq!(inline, expected, "buffer size {size}, on one thread");
     }
 }
 
