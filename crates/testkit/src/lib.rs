@@ -378,147 +378,96 @@ pub fn fixtures() -> Vec<Fixture> {
     ));
 
     // Validly signed, but structurally wrong.
+    let resigned = |kind: u16, tags: Vec<Tag>, content: String| {
+        event_value(&sign_raw(&keys, CREATED_AT, kind, tags, content))
+    };
+    let invalid = |name: &str, description: &str, failed: &[&str], event: Value| {
+        fixture("invalid", name, description, failed, None, event)
+    };
+    // The base record with one edit, as content (canonical unless `canonical` is false).
+    let edited = |edit: &dyn Fn(&mut Value), canonical: bool| {
+        let mut value: Value = serde_json::from_str(&content).expect("record JSON");
+        edit(&mut value);
+        if canonical {
+            provenance::canonical::value_to_canonical(&value).expect("canonical")
+        } else {
+            serde_jcs_like(&value)
+        }
+    };
     let pretty = serde_json::to_string_pretty(
         &serde_json::from_str::<Value>(&content).expect("record JSON"),
     )
     .expect("pretty");
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "noncanonical-content",
         "record pretty-printed instead of RFC 8785 canonical JSON",
         &["record.content.noncanonical"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            event::KIND,
-            tags.clone(),
-            pretty,
-        )),
+        resigned(event::KIND, tags.clone(), pretty),
     ));
     let mut wrong_x = tags.clone();
     wrong_x[0] = Tag::parse(["x", &sha256(b"something else").to_hex()]).expect("tag");
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "x-tag-inconsistent",
         "signed x tag names another output hash than the record",
         &["event.tags.inconsistent"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            event::KIND,
-            wrong_x,
-            content.clone(),
-        )),
+        resigned(event::KIND, wrong_x, content.clone()),
     ));
     let no_m: Vec<Tag> = tags.iter().filter(|t| t.kind() != "m").cloned().collect();
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "m-tag-missing",
         "signed without the m tag",
         &["event.tags.inconsistent"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            event::KIND,
-            no_m,
-            content.clone(),
-        )),
+        resigned(event::KIND, no_m, content.clone()),
     ));
     let mut extra_x = tags.clone();
     extra_x.push(Tag::parse(["x", &sha256(b"unrelated").to_hex()]).expect("tag"));
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "x-tag-extra",
         "an extra x tag would index the event under an unrelated hash",
         &["event.tags.inconsistent"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            event::KIND,
-            extra_x,
-            content.clone(),
-        )),
+        resigned(event::KIND, extra_x, content.clone()),
     ));
-    let mut value: Value = serde_json::from_str(&content).expect("record JSON");
-    value["surprise"] = json!(true);
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "unknown-field",
         "record with a field version 1 does not define",
         &["record.content.invalid"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
+        resigned(
             event::KIND,
             tags.clone(),
-            provenance::canonical::value_to_canonical(&value).expect("canonical"),
-        )),
+            edited(&|v| v["surprise"] = json!(true), true),
+        ),
     ));
-    let mut value: Value = serde_json::from_str(&content).expect("record JSON");
-    value["v"] = json!(2);
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "future-version",
         "record version 2",
         &["record.content.invalid"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
+        resigned(
             event::KIND,
             tags.clone(),
-            provenance::canonical::value_to_canonical(&value).expect("canonical"),
-        )),
+            edited(&|v| v["v"] = json!(2), true),
+        ),
     ));
-    let mut value: Value = serde_json::from_str(&content).expect("record JSON");
-    value["sampling"]["seed"] = json!(1u64 << 60);
-    let unsafe_int = serde_jcs_like(&value);
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "unsafe-integer",
         "a seed over 2^53 - 1, which JavaScript would read as another number",
         &["record.content.invalid"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
+        resigned(
             event::KIND,
             tags.clone(),
-            unsafe_int,
-        )),
+            edited(&|v| v["sampling"]["seed"] = json!(1u64 << 60), false),
+        ),
     ));
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "not-a-record",
         "kind 1988 with plain-text content",
         &["record.content.invalid"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            event::KIND,
-            tags.clone(),
-            "hello".into(),
-        )),
+        resigned(event::KIND, tags.clone(), "hello".into()),
     ));
-    out.push(fixture(
-        "invalid",
+    out.push(invalid(
         "wrong-kind",
         "a valid record signed as kind 1",
         &["event.kind.unexpected"],
-        None,
-        event_value(&sign_raw(
-            &keys,
-            CREATED_AT,
-            1,
-            tags.clone(),
-            content.clone(),
-        )),
+        resigned(1, tags.clone(), content.clone()),
     ));
 
     // Valid events with evidence that does not match.
