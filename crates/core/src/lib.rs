@@ -46,6 +46,7 @@ pub mod clock;
 pub mod commitment;
 pub mod digest;
 pub mod event;
+pub mod fingerprint;
 pub mod manual;
 pub mod nip19;
 pub mod normalize;

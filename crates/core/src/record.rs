@@ -17,7 +17,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `v` | record version, always `1` here |
-//! | `output` | the answer: hashes of the exact bytes and of the normalised text, length, MIME type, finish reason, tokens |
+//! | `output` | the answer: hashes of the exact bytes and of the normalised text, length, MIME type, finish reason, tokens, text fingerprints |
 //! | `prompt` | a salted commitment to the prompt, never the prompt itself |
 //! | `model` | the served name and the identity of the weights (GGUF SHA-256, BLAKE3, tensor root) |
 //! | `runtime` | engine, version, binary digest, engine parameters that affect the output |
@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Blake3Digest, Sha256Digest, sha256};
+use crate::fingerprint::Fingerprints;
 use crate::normalize;
 
 /// The record version this crate writes and reads.
@@ -119,6 +120,10 @@ pub struct Output {
     /// The output text itself, only when the operator opted in to publishing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Winnowed k-gram fingerprints of the normalised text, so that a copied or edited part of
+    /// the output can be found without publishing the text ([`crate::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -138,6 +143,7 @@ impl Output {
             tokens: None,
             truncated: false,
             text: None,
+            fingerprints: None,
         }
     }
 
@@ -157,12 +163,20 @@ impl Output {
             tokens: None,
             truncated: false,
             text: None,
+            fingerprints: None,
         }
     }
 
     /// Includes the output text in the record (published with the event). Off by default.
     pub fn with_text(mut self, text: &str) -> Self {
         self.text = Some(text.to_owned());
+        self
+    }
+
+    /// Includes the fingerprints of `text` (rule [`crate::fingerprint::RULE`]), which lets a
+    /// lookup service find a copied paragraph or an edited copy of it. Off by default.
+    pub fn with_fingerprints(mut self, text: &str) -> Self {
+        self.fingerprints = Some(Fingerprints::of(text));
         self
     }
 }
