@@ -197,12 +197,16 @@ impl Hasher {
         let mut blake = blake3::Hasher::new();
         let mut tensors = TensorStream::new(&self.limits, len);
         let ring = if self.parallel { self.buffers } else { 1 };
+        // A small file needs no buffer larger than itself.
+        let buffer_size = self
+            .buffer_size
+            .min(usize::try_from(len).unwrap_or(usize::MAX).max(1));
         let mut allocated = 0;
         let mut pos = 0u64;
         while pos < len {
             let mut block = if allocated < ring {
                 allocated += 1;
-                Arc::new(Block::new(self.buffer_size))
+                Arc::new(Block::new(buffer_size))
             } else {
                 sha.free_block()?
             };

@@ -20,7 +20,7 @@
 //! - To tune the pass (buffers, parser limits, a progress callback): [`Hasher`].
 //! - To read only the header (metadata and tensor layout): [`Gguf::open`] or [`Gguf::parse`].
 //! - To find a model in the Ollama or Hugging Face stores: [`resolve`].
-//! - To write test files: [`write`] (tests and fixtures only).
+//! - To write test files: [`mod@write`] (tests and fixtures only).
 //!
 //! # What this crate does not do
 //!
