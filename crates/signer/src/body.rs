@@ -1,0 +1,336 @@
+//! The response body wrapper: hashes every data frame as it goes out and signs at end of
+//! stream.
+//!
+//! A streamed answer is passed on frame by frame, unchanged and without delay; each data
+//! frame is hashed and fed to the stream parser. When the upstream body ends (it returns no
+//! more frames, or says [`Body::is_end_stream`]), the record is built, signed and committed
+//! to the store on a blocking thread, and only then does this body end, so a client never
+//! sees the end of a response whose event is not stored. In inline mode one more message
+//! follows: an SSE event `provenance` or an NDJSON line `{"provenance": ...}`, outside the
+//! bytes the record's `response.sha256` covers.
+//!
+//! When the upstream body fails mid-stream, the event is signed with `output.truncated`
+//! over exactly the bytes already passed on, then the error is passed on (the client sees the
+//! connection break). When the client goes away first, nothing is signed: the bytes handed
+//! out may never have reached it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use provenance::Timestamp;
+use provenance::clock::FixedClock;
+use provenance::commitment::Salt;
+use provenance::digest::{Sha256Digest, Sha256Hasher};
+use tokio::task::JoinHandle;
+
+use crate::Signer;
+use crate::adapter::stream::{Framing, Item, Kind};
+use crate::adapter::{Generation, RequestInfo};
+use crate::record::{self, Exchange, Fixed};
+use crate::store::RequestId;
+
+/// The error type of [`SigningBody`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body from [`crate::SigningService`].
+pub struct SigningBody<B> {
+    state: State<B>,
+}
+
+enum State<B> {
+    Passthrough(Pin<Box<B>>),
+    Full(Full<Bytes>),
+    Streaming(Box<Streaming<B>>),
+}
+
+struct Streaming<B> {
+    inner: Pin<Box<B>>,
+    pending: Arc<Pending>,
+    hasher: Option<Sha256Hasher>,
+    bytes: u64,
+    framing: Framing,
+    generation: Generation,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Passing frames on.
+    Streaming,
+    /// Signing and storing; then send `tail` (trailers, or the upstream error).
+    Signing {
+        task: JoinHandle<Result<Option<String>, String>>,
+        tail: Option<Result<Frame<Bytes>, BoxError>>,
+    },
+    /// The inline message, then the tail.
+    Tail(Vec<Result<Frame<Bytes>, BoxError>>),
+    Done,
+}
+
+impl<B> SigningBody<B> {
+    pub(crate) fn passthrough(inner: B) -> Self {
+        Self {
+            state: State::Passthrough(Box::pin(inner)),
+        }
+    }
+
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        Self {
+            state: State::Full(Full::new(bytes)),
+        }
+    }
+
+    pub(crate) fn streaming(inner: B, pending: Pending) -> Self {
+        let framing = Framing::new(pending.info.api.framing());
+        Self {
+            state: State::Streaming(Box::new(Streaming {
+                inner: Box::pin(inner),
+                pending: Arc::new(pending),
+                hasher: Some(Sha256Hasher::new()),
+                bytes: 0,
+                framing,
+                generation: Generation::default(),
+                phase: Phase::Streaming,
+            })),
+        }
+    }
+}
+
+impl<B> Body for SigningBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().state {
+            State::Passthrough(inner) => inner
+                .as_mut()
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(Into::into))),
+            State::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+            State::Streaming(streaming) => streaming.poll(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            State::Passthrough(inner) => inner.is_end_stream(),
+            State::Full(full) => full.is_end_stream(),
+            State::Streaming(streaming) => matches!(streaming.phase, Phase::Done),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            State::Passthrough(inner) => inner.size_hint(),
+            State::Full(full) => full.size_hint(),
+            State::Streaming(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl<B> Streaming<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match &mut self.phase {
+                Phase::Streaming => {
+                    if self.inner.is_end_stream() {
+                        self.start_signing(false, None);
+                        continue;
+                    }
+                    match ready!(self.inner.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => {
+                            if let Some(data) = frame.data_ref() {
+                                self.observe(data);
+                                return Poll::Ready(Some(Ok(frame)));
+                            }
+                            // Trailers end the body: sign first.
+                            self.start_signing(false, Some(Ok(frame)));
+                        }
+                        Some(Err(e)) => self.start_signing(true, Some(Err(e.into()))),
+                        None => self.start_signing(false, None),
+                    }
+                }
+                Phase::Signing { task, tail } => {
+                    let outcome = ready!(Pin::new(task).poll(cx));
+                    let tail = tail.take();
+                    let mut frames = Vec::new();
+                    match outcome {
+                        Ok(Ok(inline)) => {
+                            if let Some(inline) = inline {
+                                frames.push(Ok(Frame::data(self.inline_message(&inline))));
+                            }
+                            frames.extend(tail);
+                        }
+                        // Not stored: the end of the response is never released.
+                        Ok(Err(reason)) => frames.push(Err(reason.into())),
+                        Err(join) => frames.push(Err(Box::new(join) as BoxError)),
+                    }
+                    frames.reverse();
+                    self.phase = Phase::Tail(frames);
+                }
+                Phase::Tail(frames) => match frames.pop() {
+                    Some(frame) => return Poll::Ready(Some(frame)),
+                    None => self.phase = Phase::Done,
+                },
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn observe(&mut self, data: &Bytes) {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(data);
+        }
+        self.bytes += data.len() as u64;
+        let api = self.pending.info.api;
+        let generation = &mut self.generation;
+        self.framing
+            .feed(data, &mut |item: Item| generation.apply_item(api, &item));
+    }
+
+    fn start_signing(&mut self, broke: bool, tail: Option<Result<Frame<Bytes>, BoxError>>) {
+        let api = self.pending.info.api;
+        let generation = &mut self.generation;
+        self.framing
+            .finish(&mut |item: Item| generation.apply_item(api, &item));
+        let generation = std::mem::take(&mut self.generation);
+        // Truncated: the upstream broke, or ended without saying the answer was complete.
+        let truncated = broke || !generation.complete;
+        let digest = self
+            .hasher
+            .take()
+            .map_or_else(|| Sha256Hasher::new().finalize(), Sha256Hasher::finalize);
+        let (pending, bytes) = (self.pending.clone(), self.bytes);
+        let task = tokio::task::spawn_blocking(move || {
+            pending.finish(&generation, digest, bytes, truncated)
+        });
+        self.phase = Phase::Signing { task, tail };
+    }
+
+    fn inline_message(&self, inline: &str) -> Bytes {
+        match self.pending.info.api.framing() {
+            Kind::Sse => Bytes::from(format!("event: provenance\ndata: {inline}\n\n")),
+            Kind::Ndjson => Bytes::from(format!("{{\"provenance\":{inline}}}\n")),
+        }
+    }
+}
+
+impl<B> Drop for Streaming<B> {
+    fn drop(&mut self) {
+        if matches!(self.phase, Phase::Streaming) {
+            self.pending.signer.registry.fail(
+                self.pending.id,
+                "the client went away before the response ended; nothing was signed".to_owned(),
+            );
+        }
+    }
+}
+
+/// One exchange whose answer is on its way: everything needed to sign it at the end.
+pub(crate) struct Pending {
+    pub(crate) signer: Arc<Signer>,
+    pub(crate) id: RequestId,
+    pub(crate) info: RequestInfo,
+    pub(crate) request_sha256: Sha256Digest,
+    pub(crate) salt: Salt,
+    pub(crate) caller: Option<provenance::PublicKey>,
+    pub(crate) start_ms: u64,
+    pub(crate) streamed: bool,
+}
+
+impl Pending {
+    /// Builds, signs and stores the event (blocking: SQLite commits and fsyncs). Returns the
+    /// inline message in inline mode. On failure the id is marked failed.
+    pub(crate) fn finish(
+        &self,
+        generation: &Generation,
+        response_sha256: Sha256Digest,
+        response_bytes: u64,
+        truncated: bool,
+    ) -> Result<Option<String>, String> {
+        let signer = &self.signer;
+        let result = self.sign_and_store(generation, response_sha256, response_bytes, truncated);
+        match &result {
+            Ok(_) => signer.registry.done(self.id),
+            Err(reason) => signer.registry.fail(self.id, reason.clone()),
+        }
+        result
+    }
+
+    fn sign_and_store(
+        &self,
+        generation: &Generation,
+        response_sha256: Sha256Digest,
+        response_bytes: u64,
+        truncated: bool,
+    ) -> Result<Option<String>, String> {
+        let signer = &self.signer;
+        if generation.unreadable > 0 {
+            return Err(format!(
+                "{} message(s) of the answer could not be read; nothing was signed",
+                generation.unreadable
+            ));
+        }
+        let fixed = Fixed {
+            model: &signer.model,
+            runtime: signer.runtime.as_ref(),
+            sampling_defaults: &signer.sampling_defaults,
+            include_text: signer.include_text,
+        };
+        let exchange = Exchange {
+            request: &self.info,
+            request_sha256: self.request_sha256,
+            salt: &self.salt,
+            caller: if signer.record_caller {
+                self.caller.map(|k| k.to_hex())
+            } else {
+                None
+            },
+            start_ms: self.start_ms,
+            end_ms: signer.clock.now_ms(),
+            generation,
+            response_sha256,
+            response_bytes,
+            streamed: self.streamed,
+            truncated,
+        };
+        let record = record::build(&fixed, &exchange);
+        let created_at = FixedClock(Timestamp::from_secs(exchange.end_ms / 1000));
+        let event = provenance::event::sign(&record, &signer.keys, &created_at)
+            .map_err(|e| format!("signing failed: {e}"))?;
+        signer
+            .store
+            .put(self.id, &event)
+            .map_err(|e| format!("the event could not be stored: {e}"))?;
+        if let Some(outbox) = &signer.on_stored {
+            outbox(&event);
+        }
+        if !signer.inline {
+            return Ok(None);
+        }
+        let inline = serde_json::json!({
+            "request_id": self.id.to_string(),
+            "prompt_salt": self.salt.to_string(),
+            "event": serde_json::from_str::<serde_json::Value>(&event.as_json())
+                .map_err(|e| format!("event JSON: {e}"))?,
+        });
+        Ok(Some(inline.to_string()))
+    }
+}

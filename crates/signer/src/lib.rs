@@ -1,0 +1,288 @@
+//! A signing middleware for model servers: every answer becomes a signed provenance event.
+//!
+//! Put a [`SigningLayer`] in front of a service that answers OpenAI-compatible, llama.cpp or
+//! Ollama requests (a reverse proxy to such a server, or the inference server itself). For
+//! each generation it reads, the middleware:
+//!
+//! - commits to the exact prompt with a fresh salt ([`provenance::commitment`]) and hands the
+//!   salt to the caller only (a response header);
+//! - records the sampling settings in force (engine defaults, request, and what the engine
+//!   reports), the model identity and the runtime the operator configured once;
+//! - hashes the exact request body and the exact response bytes sent, streamed bytes
+//!   included, and the output text extracted from them;
+//! - signs the record as a kind-1988 Nostr event with the operator's key, and commits it to a
+//!   [`Store`] **before** the response's end is released to the client.
+//!
+//! The caller learns at response start where the event will be (headers
+//! [`service::HEADER_REQUEST_ID`] and [`service::HEADER_EVENT_URL`]); [`Signer::lookup`]
+//! answers that URL. In inline mode the event also travels in the response (a JSON field, or
+//! a last SSE / NDJSON message). Anything the adapters do not recognise passes through
+//! unsigned. Wire formats and failure behaviour: `docs/signer.md`.
+//!
+//! What it does **not** do: serve HTTP (bring hyper, axum or your own server; the
+//! `provenance serve` command is one), authenticate callers (a layer in front may put a
+//! [`Caller`] in the request extensions, see NIP-98), or publish to relays (see
+//! [`SignerBuilder::on_stored`]).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use provenance::{Keys, Model};
+//! use provenance_signer::{Signer, SigningLayer, SqliteStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(&dir.path().join("events.sqlite"))?;
+//! let signer = Signer::builder(Keys::generate(), Model::named("gemma3:270m"))
+//!     .inline(false)
+//!     .build(Arc::new(store));
+//! let layer = SigningLayer::new(Arc::new(signer));
+//! // `tower::ServiceBuilder::new().layer(layer).service(your_model_service)`
+//! # let _ = layer;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// A failed unwrap in a unit test is a failed test.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod adapter;
+pub mod body;
+pub mod layer;
+mod record;
+pub mod service;
+pub mod store;
+
+use std::fmt;
+use std::sync::Arc;
+
+use provenance::clock::{FixedClock, SystemClock};
+use provenance::nostr::prelude::Event;
+use provenance::record::{Model, Runtime};
+use provenance::{Keys, PublicKey};
+use serde_json::{Map, Value};
+
+pub use crate::body::SigningBody;
+pub use crate::layer::SigningLayer;
+pub use crate::service::SigningService;
+use crate::store::Registry;
+pub use crate::store::{Durability, Lookup, RequestId, SqliteStore, Store, StoreError};
+
+/// A caller authenticated by a layer in front of the signer (NIP-98). Put it in the request
+/// extensions; it is written to the record only with [`SignerBuilder::record_caller`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller(pub PublicKey);
+
+/// The time source of the signer, in Unix milliseconds (records carry millisecond times;
+/// event `created_at` is the end time in seconds). Implemented for the core crate's clocks.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        self.0.as_secs().saturating_mul(1000)
+    }
+}
+
+/// A hook called with every event right after it is stored (for a relay outbox).
+pub type OnStored = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The signing configuration and state shared by every request: key, model identity,
+/// runtime, store. Build with [`Signer::builder`].
+pub struct Signer {
+    keys: Keys,
+    model: Model,
+    runtime: Option<Runtime>,
+    sampling_defaults: Map<String, Value>,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
+    registry: Registry,
+    inline: bool,
+    include_text: bool,
+    record_caller: bool,
+    max_request_bytes: usize,
+    max_response_bytes: usize,
+    event_path: String,
+    on_stored: Option<OnStored>,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("Signer")
+            .field("public_key", &self.keys.public_key().to_hex())
+            .field("model", &self.model.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Starts a configuration signing with `keys` for answers of `model`.
+    pub fn builder(keys: Keys, model: Model) -> SignerBuilder {
+        SignerBuilder {
+            keys,
+            model,
+            runtime: None,
+            sampling_defaults: Map::new(),
+            clock: Arc::new(SystemClock),
+            inline: false,
+            include_text: false,
+            record_caller: false,
+            max_request_bytes: 8 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+            event_path: "/provenance/".to_owned(),
+            on_stored: None,
+        }
+    }
+
+    /// The signer's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.keys.public_key()
+    }
+
+    /// Where the event of request `id` stands.
+    pub fn lookup(&self, id: RequestId) -> Result<Lookup, StoreError> {
+        // Store first: an event is stored before its id leaves the registry.
+        if let Some(json) = self.store.get(id)? {
+            return Ok(Lookup::Done(json));
+        }
+        if let Some(state) = self.registry.state(id) {
+            return Ok(state);
+        }
+        // It may have been stored between the two looks.
+        Ok(match self.store.get(id)? {
+            Some(json) => Lookup::Done(json),
+            None => Lookup::Unknown,
+        })
+    }
+
+    /// The store events are committed to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The path the event of request `id` is served at.
+    pub fn event_url(&self, id: RequestId) -> String {
+        format!("{}{id}", self.event_path)
+    }
+}
+
+/// Configures a [`Signer`]; every setter states its default.
+pub struct SignerBuilder {
+    keys: Keys,
+    model: Model,
+    runtime: Option<Runtime>,
+    sampling_defaults: Map<String, Value>,
+    clock: Arc<dyn Clock>,
+    inline: bool,
+    include_text: bool,
+    record_caller: bool,
+    max_request_bytes: usize,
+    max_response_bytes: usize,
+    event_path: String,
+    on_stored: Option<OnStored>,
+}
+
+impl fmt::Debug for SignerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignerBuilder")
+            .field("model", &self.model.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignerBuilder {
+    /// The runtime written to every record (engine, version, binary digest, parameters).
+    /// None by default.
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// The engine's default sampling settings, by llama.cpp's names (its `/props`
+    /// `default_generation_settings`), under what requests and responses say. Empty by
+    /// default.
+    pub fn sampling_defaults(mut self, defaults: Map<String, Value>) -> Self {
+        self.sampling_defaults = defaults;
+        self
+    }
+
+    /// The clock. [`SystemClock`] by default.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Inline mode: the event also travels in the response. Off by default.
+    pub fn inline(mut self, yes: bool) -> Self {
+        self.inline = yes;
+        self
+    }
+
+    /// Publishes the output text in the record. Off by default (the record carries hashes).
+    pub fn include_text(mut self, yes: bool) -> Self {
+        self.include_text = yes;
+        self
+    }
+
+    /// Writes the authenticated [`Caller`] into the record. Off by default (privacy).
+    pub fn record_caller(mut self, yes: bool) -> Self {
+        self.record_caller = yes;
+        self
+    }
+
+    /// Largest request body read; larger ones get `413`. 8 MiB by default.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// Largest non-streamed response body read; larger ones get `502`. 64 MiB by default.
+    /// Streamed bodies are not held, so they have no cap.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The path prefix of event URLs. `/provenance/` by default.
+    pub fn event_path(mut self, prefix: &str) -> Self {
+        self.event_path = prefix.to_owned();
+        self
+    }
+
+    /// A hook called with every event right after it is stored. None by default.
+    pub fn on_stored(mut self, hook: OnStored) -> Self {
+        self.on_stored = Some(hook);
+        self
+    }
+
+    /// The signer, committing events to `store`.
+    pub fn build(self, store: Arc<dyn Store>) -> Signer {
+        Signer {
+            keys: self.keys,
+            model: self.model,
+            runtime: self.runtime,
+            sampling_defaults: self.sampling_defaults,
+            clock: self.clock,
+            store,
+            registry: Registry::default(),
+            inline: self.inline,
+            include_text: self.include_text,
+            record_caller: self.record_caller,
+            max_request_bytes: self.max_request_bytes,
+            max_response_bytes: self.max_response_bytes,
+            event_path: self.event_path,
+            on_stored: self.on_stored,
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Where signed events live: the [`Store`] trait and its SQLite implementation.
+//!
+//! The signing body commits every event through [`Store::put`] **before** it releases the end
+//! of the response, so an event whose response a client saw end is in the store, even if the
+//! process is killed the next instant. Events are looked up by the request id the caller was
+//! given at response start ([`Store::get`]), and by NIP-01 filters for the websocket
+//! ([`Store::query`]).
+//!
+//! # Durability of [`SqliteStore`]
+//!
+//! The database runs in WAL mode. With [`Durability::Full`] (the default) every commit is
+//! fsynced (`synchronous=FULL`): an event survives a power cut as soon as `put` returns. With
+//! [`Durability::Process`] (`synchronous=NORMAL`) commits reach the WAL file but are fsynced
+//! only at checkpoints: an event then survives the process being killed (`kill -9`: the
+//! operating system still holds the written pages), but the last commits may be lost to a
+//! power cut or kernel crash. It saves one fsync per answer.
+//!
+//! The prompt salt is never stored: it goes to the caller only (see `docs/signer.md`).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use provenance::nostr::filter::MatchEventOptions;
+use provenance::nostr::prelude::{Event, Filter};
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A request id: 16 random bytes, written as 32 lowercase hex characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({self})")
+    }
+}
+
+/// A string that is not a request id.
+#[derive(Debug, thiserror::Error)]
+#[error("expected a request id of 32 hex characters")]
+pub struct RequestIdError;
+
+impl FromStr for RequestId {
+    type Err = RequestIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; 16];
+        if s.len() != 32 {
+            return Err(RequestIdError);
+        }
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| RequestIdError)?;
+        Ok(Self(bytes))
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("event store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored event no longer parses (the database was edited by hand or damaged).
+    #[error("event store holds an unreadable event for request {request}")]
+    Corrupt {
+        /// The request id of the row.
+        request: String,
+    },
+}
+
+/// Storage for signed events. Implementations must make [`Store::put`] durable before it
+/// returns: the signing body releases the end of the response right after.
+pub trait Store: Send + Sync + 'static {
+    /// Stores `event`, signed for the request `id`.
+    fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError>;
+    /// The event signed for request `id`, as JSON.
+    fn get(&self, id: RequestId) -> Result<Option<String>, StoreError>;
+    /// Events matching `filter`, newest first, at most `limit`.
+    fn query(&self, filter: &Filter, limit: usize) -> Result<Vec<Event>, StoreError>;
+}
+
+/// How hard [`SqliteStore`] works to keep a committed event; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=FULL`: survives power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives the process being killed, not power loss.
+    Process,
+}
+
+/// A [`Store`] in one SQLite database file (WAL mode).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// Most rows examined by one [`Store::query`] without an id list, so that one websocket
+/// query cannot walk a huge store.
+const MAX_SCAN: usize = 50_000;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with [`Durability::Full`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens the database at `path` with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Process => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS events (
+                request_id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                json TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS events_created_at ON events (created_at);",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (its own
+        // transactions are atomic), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO events (request_id, event_id, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.to_string(),
+                event.id.to_hex(),
+                // Nostr timestamps are seconds; they fit an i64 for the next 292 billion years.
+                i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
+                event.as_json()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn get(&self, id: RequestId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT json FROM events WHERE request_id = ?1",
+                params![id.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    fn query(&self, filter: &Filter, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock();
+        let mut rows: Vec<(String, String)> = Vec::new();
+        match &filter.ids {
+            Some(ids) if !ids.is_empty() => {
+                let mut stmt =
+                    conn.prepare("SELECT request_id, json FROM events WHERE event_id = ?1")?;
+                for id in ids {
+                    if let Some(row) = stmt
+                        .query_row(params![id.to_hex()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?
+                    {
+                        rows.push(row);
+                    }
+                }
+            }
+            _ => {
+                let since = filter.since.map_or(0, |t| t.as_secs());
+                let until = filter.until.map_or(i64::MAX as u64, |t| t.as_secs());
+                let mut stmt = conn.prepare(
+                    "SELECT request_id, json FROM events WHERE created_at BETWEEN ?1 AND ?2
+                     ORDER BY created_at DESC LIMIT ?3",
+                )?;
+                let clamp = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+                let found = stmt
+                    .query_map(params![clamp(since), clamp(until), MAX_SCAN as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                for row in found {
+                    rows.push(row?);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for (request, json) in rows {
+            let event = Event::from_json(&json).map_err(|_| StoreError::Corrupt { request })?;
+            if filter.match_event(&event, MatchEventOptions::new()) {
+                events.push(event);
+                if events.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// Where a request's event stands, for `GET /provenance/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The signed event, as JSON.
+    Done(String),
+    /// The response is still being sent; the event will exist when it ends.
+    InProgress,
+    /// No event will exist for this request, and why.
+    Failed(String),
+    /// The id is unknown (never given out, or given out before a restart and never signed).
+    Unknown,
+}
+
+/// In-flight requests: given an id at response start, not yet signed (or never to be).
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    inner: Mutex<RegistryInner>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    in_progress: HashMap<RequestId, ()>,
+    failed: HashMap<RequestId, String>,
+    failed_order: VecDeque<RequestId>,
+}
+
+/// Failures remembered for `GET /provenance/<id>`; older ones are forgotten (then 404).
+const MAX_FAILED: usize = 10_000;
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
+        // The maps stay consistent whatever panicked: every update is one insert or remove.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn start(&self, id: RequestId) {
+        self.lock().in_progress.insert(id, ());
+    }
+
+    pub(crate) fn done(&self, id: RequestId) {
+        self.lock().in_progress.remove(&id);
+    }
+
+    pub(crate) fn fail(&self, id: RequestId, reason: String) {
+        let mut inner = self.lock();
+        inner.in_progress.remove(&id);
+        if inner.failed.insert(id, reason).is_none() {
+            inner.failed_order.push_back(id);
+        }
+        while inner.failed_order.len() > MAX_FAILED {
+            if let Some(old) = inner.failed_order.pop_front() {
+                inner.failed.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn state(&self, id: RequestId) -> Option<Lookup> {
+        let inner = self.lock();
+        if inner.in_progress.contains_key(&id) {
+            return Some(Lookup::InProgress);
+        }
+        inner.failed.get(&id).map(|r| Lookup::Failed(r.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use provenance::clock::FixedClock;
+    use provenance::nostr::prelude::{Kind, Timestamp};
+    use provenance::{Keys, Model, Output, Record};
+
+    use super::*;
+
+    fn event(text: &str, at: u64) -> Event {
+        let record = Record::new(Output::from_text(text), Model::named("m"));
+        provenance::event::sign(
+            &record,
+            &Keys::generate(),
+            &FixedClock(Timestamp::from_secs(at)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn events_survive_reopening_and_answer_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let (a, b) = (RequestId::random(), RequestId::random());
+        let (ea, eb) = (event("one", 1_000), event("two", 2_000));
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.put(a, &ea).unwrap();
+            store.put(b, &eb).unwrap();
+            // The same request id twice is refused: an event is never replaced.
+            assert!(store.put(a, &eb).is_err());
+        }
+        let store = SqliteStore::open_with(&path, Durability::Process).unwrap();
+        assert_eq!(store.get(a).unwrap(), Some(ea.as_json()));
+        assert_eq!(store.get(RequestId::random()).unwrap(), None);
+        let kind = Filter::new().kind(Kind::Custom(provenance::event::KIND));
+        assert_eq!(
+            store.query(&kind, 10).unwrap(),
+            vec![eb.clone(), ea.clone()]
+        );
+        assert_eq!(store.query(&kind, 1).unwrap(), vec![eb.clone()]);
+        let by_id = Filter::new().id(ea.id);
+        assert_eq!(store.query(&by_id, 10).unwrap(), vec![ea.clone()]);
+        let since = kind.clone().since(Timestamp::from_secs(1_500));
+        assert_eq!(store.query(&since, 10).unwrap(), vec![eb.clone()]);
+        let output = provenance::digest::sha256(b"one").to_hex();
+        let by_x = Filter::new().custom_tag(
+            provenance::nostr::prelude::SingleLetterTag::from_char('x').unwrap(),
+            output,
+        );
+        assert_eq!(store.query(&by_x, 10).unwrap(), vec![ea]);
+    }
+
+    #[test]
+    fn request_ids_round_trip_and_reject_junk() {
+        let id = RequestId::random();
+        assert_eq!(id.to_string().parse::<RequestId>().unwrap(), id);
+        for junk in ["", "zz", &"a".repeat(31), &"g".repeat(32), &"a".repeat(33)] {
+            assert!(junk.parse::<RequestId>().is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn registry_remembers_failures_and_forgets_done() {
+        let registry = Registry::default();
+        let (a, b) = (RequestId::random(), RequestId::random());
+        registry.start(a);
+        registry.start(b);
+        assert_eq!(registry.state(a), Some(Lookup::InProgress));
+        registry.done(a);
+        registry.fail(b, "upstream broke".into());
+        assert_eq!(registry.state(a), None);
+        assert_eq!(
+            registry.state(b),
+            Some(Lookup::Failed("upstream broke".into()))
+        );
+    }
+}
