@@ -8,6 +8,7 @@ mod input;
 mod inspect;
 mod keyfile;
 mod keygen;
+mod label;
 mod output;
 mod sign;
 mod verify;
@@ -32,6 +33,7 @@ enum Command {
     Inspect(inspect::Args),
     /// Identify a GGUF model: SHA-256, BLAKE3 and per-tensor digests in one pass; compare two
     Hash(hash::HashArgs),
+    Label(label::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Hash(args) => hash::run(args),
+        Command::Label(args) => label::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,18 +1,30 @@
 //! `provenance verify`: check events and report every claim.
+//!
+//! Events from files and stdin are read in chunks (at most [`CHUNK_EVENTS`] events or
+//! [`CHUNK_BYTES`] bytes) by a reader thread; each chunk is parsed, verified and rendered on
+//! all cores, then written in input order, so memory stays flat in the batch size and the
+//! output order never depends on scheduling. Events from a relay query are verified the same
+//! way as they arrive.
 
-use std::collections::BTreeMap;
-use std::io;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use provenance::commitment::Salt;
-use provenance::event::{self, Expect, Limits, Verification};
-use provenance::nostr::prelude::Filter;
-use provenance::verdict::Claim;
+use provenance::event::{self, Expect, Limits, Verification, Verifier};
+use provenance::label::{self, VerifiedLabel};
+use provenance::nostr::prelude::{Filter, Kind, Timestamp};
+use provenance::verdict::{Claim, Code, Status};
 use provenance::{Event, EventId, PublicKey, nip19};
+use provenance_gguf::resolve::{self, StoreDirs};
+use provenance_gguf::{Cache, Hasher, ModelIdentity};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::input::{self, Item, ReadError, Source};
@@ -22,16 +34,38 @@ use crate::sign::read_capped;
 /// Largest evidence file read (`--output`, `--prompt`): 256 MiB.
 const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
 
+/// Most events verified together (one parallel step).
+const CHUNK_EVENTS: usize = 4096;
+
+/// Most bytes of event text held in one chunk.
+const CHUNK_BYTES: usize = 16 << 20;
+
+/// Most event ids in one label query filter.
+const LABEL_IDS_PER_QUERY: usize = 256;
+
+/// Most differing tensors named in a claim's detail.
+const MAX_TENSORS_NAMED: usize = 20;
+
 /// Verify provenance events: signature, id, record, tags, and any evidence given
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// Events to check: nevent1.../note1.../nostr: URIs or hex ids (fetched from relays),
     /// event files (JSON or JSON Lines), directories of them, or "-" for stdin
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(value_name = "INPUT", required_unless_present_any = ["author", "since", "until"])]
     inputs: Vec<String>,
     /// Relay to fetch events from, besides the nevent's own relay hints (repeatable)
     #[arg(long = "relay", value_name = "URL")]
     relays: Vec<String>,
+    /// Query the --relay relays for provenance events by this author (npub or hex), verifying
+    /// them as they arrive
+    #[arg(long, value_name = "NPUB", requires = "relays")]
+    author: Option<String>,
+    /// Query the --relay relays for provenance events created at or after this Unix time
+    #[arg(long, value_name = "UNIX", requires = "relays")]
+    since: Option<u64>,
+    /// Query the --relay relays for provenance events created at or before this Unix time
+    #[arg(long, value_name = "UNIX", requires = "relays")]
+    until: Option<u64>,
     /// Seconds each relay has to answer
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
@@ -44,19 +78,68 @@ pub(crate) struct Args {
     /// The salt disclosed with the prompt (64 hex characters)
     #[arg(long, value_name = "HEX", requires = "prompt")]
     salt: Option<String>,
-    /// A file of trusted signers (npub or hex, one per line, # comments)
+    /// The weights to check the record's digests against: a GGUF path or ollama:NAME[:TAG]
+    /// (hashed once; the hash cache is used unless --no-cache)
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+    /// Weights that have the recorded digests, to name the tensors in which --model differs
+    #[arg(long, value_name = "MODEL", requires = "model")]
+    reference_model: Option<String>,
+    /// Hash --model and --reference-model even if the cache has them, and store nothing
+    #[arg(long)]
+    no_cache: bool,
+    /// A file of trusted signers: npub or hex, one per line, optionally preceded by a
+    /// NIP-05 style name ("alice@example.com npub1..."); # starts a comment
     #[arg(long, value_name = "FILE")]
     trust: Option<PathBuf>,
+    /// Collect NIP-32 audit labels (kind 1985) about each event from the --relay relays
+    #[arg(long, requires = "relays")]
+    labels: bool,
+    /// A file of trusted labellers, in the --trust format (implies --labels)
+    #[arg(long, value_name = "FILE", requires = "relays")]
+    trust_labellers: Option<PathBuf>,
+    /// Print only what did not verify (failures and errors) and the summary
+    #[arg(long, short)]
+    quiet: bool,
+    /// Threads for verification [default: all cores]
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
     /// Print JSON Lines instead of text
     #[arg(long)]
     json: bool,
+}
+
+/// Trusted keys, with the names the trust file gives them.
+struct TrustList {
+    keys: Vec<PublicKey>,
+    names: HashMap<PublicKey, String>,
+}
+
+impl TrustList {
+    /// `npub1...`, followed by ` (name)` when the list names it.
+    fn describe(&self, key: &PublicKey) -> String {
+        let npub = nip19::encode_npub(key);
+        match self.names.get(key) {
+            Some(name) => format!("{npub} ({name}, pinned in the trust list)"),
+            None => npub,
+        }
+    }
+}
+
+/// The weights given with --model, hashed once.
+struct ModelEvidence {
+    input: String,
+    identity: ModelIdentity,
+    /// The reference model and the tensors in which --model differs from it.
+    reference: Option<(String, ModelIdentity, Vec<String>)>,
 }
 
 /// Evidence to check every verified record against.
 struct Evidence {
     output: Option<Vec<u8>>,
     prompt: Option<(Vec<u8>, Salt)>,
-    trusted: Option<Vec<PublicKey>>,
+    trusted: Option<TrustList>,
+    model: Option<ModelEvidence>,
 }
 
 #[derive(Default, Serialize)]
@@ -86,15 +169,68 @@ struct ItemError<'a> {
     message: &'a str,
 }
 
-struct Run {
+/// What one item came to, rendered and ready to write.
+struct Outcome {
+    tally: Tally,
+    /// The recomputed id of an event that held (for de-duplication of relay copies).
+    held_id: Option<EventId>,
+    codes: Vec<Code>,
+    /// Text for stdout (without a final newline; empty when nothing is printed).
+    stdout: String,
+    /// Text for stderr (idem).
+    stderr: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tally {
+    Verified,
+    Failed,
+    Error,
+}
+
+/// An item after parsing and verification, before labels and rendering.
+enum Checked {
+    Event {
+        origin: String,
+        event: Box<Event>,
+        verification: Box<Verification>,
+    },
+    Error {
+        origin: String,
+        message: String,
+    },
+}
+
+/// Everything the parallel stage needs: read-only, shared by all threads.
+struct Checker {
+    evidence: Evidence,
+    limits: Limits,
+    json: bool,
+    quiet: bool,
+    labels: bool,
+    labellers: Option<TrustList>,
+    relays: Vec<String>,
+    relay_opts: provenance_relay::Options,
+    /// Verifiers (with their key caches) lent to the threads of each parallel step.
+    verifiers: Mutex<Vec<Verifier>>,
+}
+
+/// Where outcomes go, in order.
+struct Sink {
     out: Out,
     exit: Exit,
     summary: Summary,
-    evidence: Evidence,
-    limits: Limits,
+    progress: Option<indicatif::ProgressBar>,
+    show_progress: bool,
 }
 
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    if let Some(jobs) = args.jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global()
+            .context("cannot start the verification threads")?;
+    }
     let evidence = Evidence {
         output: args
             .output
@@ -109,83 +245,233 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             )),
             _ => None,
         },
-        trusted: args.trust.as_ref().map(load_trust).transpose()?,
+        trusted: args.trust.as_deref().map(load_trust).transpose()?,
+        model: match &args.model {
+            Some(model) => Some(model_evidence(
+                model,
+                args.reference_model.as_deref(),
+                args.no_cache,
+                args.json,
+            )?),
+            None => None,
+        },
     };
-    let mut run = Run {
+    let labellers = args
+        .trust_labellers
+        .as_deref()
+        .map(load_trust)
+        .transpose()?;
+    let checker = Checker {
+        evidence,
+        limits: Limits::default(),
+        json: args.json,
+        quiet: args.quiet,
+        labels: args.labels || labellers.is_some(),
+        labellers,
+        relays: args.relays.clone(),
+        relay_opts: provenance_relay::Options {
+            eose_timeout: Duration::from_secs(args.timeout),
+            ..provenance_relay::Options::default()
+        },
+        verifiers: Mutex::new(Vec::new()),
+    };
+    let mut sink = Sink {
         out: Out::new(args.json),
         exit: Exit::default(),
         summary: Summary::default(),
-        evidence,
-        limits: Limits::default(),
+        progress: None,
+        show_progress: !args.json && io::stderr().is_terminal(),
     };
-    let relay_opts = provenance_relay::Options {
-        eose_timeout: Duration::from_secs(args.timeout),
-        ..provenance_relay::Options::default()
-    };
-    let mut runtime = None;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     for input in &args.inputs {
         match input::classify(input) {
-            Err(message) => run.error(input::redact(input), &message)?,
-            Ok(Source::Files(paths)) => {
-                for path in paths {
-                    let limits = run.limits;
-                    let result =
-                        input::read_events(&path, &limits, &mut |item: Item| match item.text {
-                            Ok(text) => run.check_text(&item.origin, &text, &Expect::default()),
-                            Err(message) => run.error(&item.origin, &message),
-                        });
-                    match result {
-                        Ok(()) => {}
-                        Err(ReadError::Input(message)) => {
-                            run.error(&path.display().to_string(), &message)?
-                        }
-                        Err(ReadError::Output(e)) => return Err(e.into()),
-                    }
-                }
-            }
+            Err(message) => sink.emit(checker.error(input::redact(input), &message))?,
+            Ok(Source::Files(paths)) => checker.check_files(&runtime, &mut sink, paths)?,
             Ok(Source::Remote { id, author, relays }) => {
                 let mut all = relays;
                 all.extend(args.relays.iter().cloned());
                 all.dedup();
                 if all.is_empty() {
-                    run.error(
+                    sink.emit(checker.error(
                         input,
                         "no relay to ask: the input has no relay hints; pass --relay URL",
-                    )?;
+                    ))?;
                     continue;
                 }
-                let rt = match &mut runtime {
-                    Some(rt) => rt,
-                    None => runtime.insert(
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .context("cannot start the async runtime")?,
-                    ),
-                };
-                rt.block_on(run.check_remote(input, id, author, &all, &relay_opts))?;
+                let outcome = runtime.block_on(checker.check_remote(input, id, author, &all));
+                sink.emit(outcome)?;
             }
         }
     }
-    run.finish()
+    if args.author.is_some() || args.since.is_some() || args.until.is_some() {
+        let mut filter = Filter::new().kind(Kind::Custom(event::KIND));
+        if let Some(author) = &args.author {
+            filter =
+                filter.author(parse_key(author).map_err(|e| anyhow::anyhow!("--author: {e}"))?);
+        }
+        if let Some(since) = args.since {
+            filter = filter.since(Timestamp::from_secs(since));
+        }
+        if let Some(until) = args.until {
+            filter = filter.until(Timestamp::from_secs(until));
+        }
+        runtime.block_on(checker.check_query(&mut sink, &filter))?;
+    }
+    sink.finish()
 }
 
-impl Run {
-    /// Parses and checks one event's JSON text.
-    fn check_text(&mut self, origin: &str, text: &str, expect: &Expect) -> io::Result<()> {
-        match event::parse_event(text, &self.limits) {
-            Ok(ev) => self.check_event(origin, &ev, expect),
-            Err(e) => self.error(origin, &e.to_string()),
+impl Checker {
+    /// Verifies files (or stdin) in chunks: a reader thread splits them into items while the
+    /// previous chunk is verified on all cores.
+    fn check_files(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        sink: &mut Sink,
+        paths: Vec<PathBuf>,
+    ) -> Result<()> {
+        enum Message {
+            Items(Vec<Item>, u64),
+            InputError(String, String),
         }
+        let total: u64 = paths
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let (tx, rx) = mpsc::sync_channel::<Message>(2);
+        let limits = self.limits;
+        std::thread::scope(|scope| -> Result<()> {
+            scope.spawn(move || {
+                for path in paths {
+                    let mut items = Vec::new();
+                    let mut bytes = 0usize;
+                    let mut each = |item: Item| -> io::Result<()> {
+                        bytes += item.text.as_ref().map_or(0, String::len) + 1;
+                        items.push(item);
+                        if items.len() >= CHUNK_EVENTS || bytes >= CHUNK_BYTES {
+                            let chunk = std::mem::take(&mut items);
+                            tx.send(Message::Items(chunk, std::mem::take(&mut bytes) as u64))
+                                .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+                        }
+                        Ok(())
+                    };
+                    let result = input::read_events(&path, &limits, &mut each);
+                    let sent = match result {
+                        Ok(()) => tx.send(Message::Items(items, bytes as u64)),
+                        Err(ReadError::Input(message)) => {
+                            tx.send(Message::Items(items, bytes as u64)).and_then(|()| {
+                                tx.send(Message::InputError(path.display().to_string(), message))
+                            })
+                        }
+                        // Only a closed channel stops the callback: the consumer has gone.
+                        Err(ReadError::Output(_)) => return,
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+            for message in rx {
+                match message {
+                    Message::Items(items, bytes) => {
+                        if items.len() >= CHUNK_EVENTS && sink.show_progress {
+                            sink.start_progress(total);
+                        }
+                        let outcomes = runtime.block_on(
+                            self.check_chunk(
+                                items
+                                    .into_iter()
+                                    .map(|item| (item.origin, item.text, Expect::default()))
+                                    .collect(),
+                            ),
+                        );
+                        sink.emit_all(outcomes, bytes)?;
+                    }
+                    Message::InputError(origin, message) => {
+                        sink.emit(self.error(&origin, &message))?
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
-    fn check_event(&mut self, origin: &str, ev: &Event, expect: &Expect) -> io::Result<()> {
-        let verification = self.verify_with_evidence(ev, expect);
-        self.report(origin, ev, &verification)
+    /// Parses, verifies (on all cores), collects labels for, and renders a chunk of items.
+    async fn check_chunk(
+        &self,
+        items: Vec<(String, Result<String, String>, Expect)>,
+    ) -> Vec<Outcome> {
+        let checked: Vec<Checked> = items
+            .into_par_iter()
+            .map_init(
+                || self.lend_verifier(),
+                |verifier, (origin, text, expect)| match text
+                    .map_err(|m| m.to_string())
+                    .and_then(|t| event::parse_event(&t, &self.limits).map_err(|e| e.to_string()))
+                {
+                    Ok(ev) => {
+                        let verification = self.verify_with_evidence(&mut verifier.0, &ev, &expect);
+                        Checked::Event {
+                            origin,
+                            event: Box::new(ev),
+                            verification: Box::new(verification),
+                        }
+                    }
+                    Err(message) => Checked::Error { origin, message },
+                },
+            )
+            .collect();
+        let labels = if self.labels {
+            self.fetch_labels(&checked).await
+        } else {
+            HashMap::new()
+        };
+        checked
+            .into_par_iter()
+            .map_init(
+                || self.lend_verifier(),
+                |verifier, item| match item {
+                    Checked::Event {
+                        origin,
+                        event,
+                        mut verification,
+                    } => {
+                        if self.labels {
+                            let found = labels.get(&event.id).map_or(&[][..], Vec::as_slice);
+                            self.add_labels(&mut verifier.0, &event, found, &mut verification);
+                        }
+                        self.render(&origin, &event, &verification)
+                    }
+                    Checked::Error { origin, message } => self.error(&origin, &message),
+                },
+            )
+            .collect()
     }
 
-    fn verify_with_evidence(&self, ev: &Event, expect: &Expect) -> Verification {
-        let mut verification = event::verify_expected(ev, expect);
+    /// A verifier for one thread of a parallel step, returned to the pool when dropped, so
+    /// that the parsed-key caches live for the whole run.
+    fn lend_verifier(&self) -> Lent<'_> {
+        let verifier = self
+            .verifiers
+            .lock()
+            .map(|mut pool| pool.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Lent(verifier, &self.verifiers)
+    }
+
+    fn verify_with_evidence(
+        &self,
+        verifier: &mut Verifier,
+        ev: &Event,
+        expect: &Expect,
+    ) -> Verification {
+        let mut verification = verifier.verify_expected(ev, expect);
         if let Some(verified) = verification.verified().cloned() {
             if let Some(output) = &self.evidence.output {
                 verification.add_evidence(verified.check_output(output));
@@ -193,33 +479,137 @@ impl Run {
             if let Some((prompt, salt)) = &self.evidence.prompt {
                 verification.add_evidence(verified.check_prompt(prompt, salt));
             }
+            if let Some(model) = &self.evidence.model {
+                verification.add_evidence(model.check(&verified));
+            }
             if let Some(trusted) = &self.evidence.trusted {
-                verification.add_evidence(verified.check_signer(trusted));
+                let mut claim = verified.check_signer(&trusted.keys);
+                if let Some(name) = trusted.names.get(&verified.author()) {
+                    claim.detail = format!(
+                        "{claim} as {name} (name pinned in the trust list, not resolved over NIP-05)",
+                        claim = claim.detail
+                    );
+                }
+                verification.add_evidence(claim);
             }
         }
         verification
+    }
+
+    /// Fetches audit labels about the chunk's events from the relays: one query per
+    /// [`LABEL_IDS_PER_QUERY`] ids. Relay errors are warnings; labels are never required.
+    async fn fetch_labels(&self, checked: &[Checked]) -> HashMap<EventId, Vec<(String, Event)>> {
+        let ids: Vec<EventId> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Event { event, .. } => Some(event.id),
+                Checked::Error { .. } => None,
+            })
+            .collect();
+        let mut found: HashMap<EventId, Vec<(String, Event)>> = HashMap::new();
+        let mut seen = HashSet::new();
+        for part in ids.chunks(LABEL_IDS_PER_QUERY) {
+            let wanted: HashSet<String> = part.iter().map(EventId::to_hex).collect();
+            let filter = Filter::new()
+                .kind(Kind::Custom(label::KIND))
+                .events(part.iter().copied());
+            let outcome = provenance_relay::fetch(&self.relays, &filter, &self.relay_opts).await;
+            for report in &outcome.relays {
+                if let Err(e) = &report.outcome {
+                    warn(&format!("labels: relay {}: {e}", report.relay));
+                }
+            }
+            for raw in outcome.events {
+                let Ok(ev) = event::parse_event(&raw.json, &self.limits) else {
+                    continue;
+                };
+                if !seen.insert(ev.id) {
+                    continue;
+                }
+                // File the label under every event of this query it names.
+                for t in ev.tags.iter() {
+                    let v = t.as_slice();
+                    if v.len() >= 2 && v[0] == "e" && wanted.contains(&v[1]) {
+                        if let Ok(id) = event::parse_event_id(&v[1]) {
+                            found
+                                .entry(id)
+                                .or_default()
+                                .push((raw.relay.clone(), ev.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Adds one claim per label event about `ev`: asserted for a trusted labeller, unknown
+    /// otherwise, and unknown (ignored) for a label event that is not genuine.
+    fn add_labels(
+        &self,
+        verifier: &mut Verifier,
+        ev: &Event,
+        found: &[(String, Event)],
+        verification: &mut Verification,
+    ) {
+        let trusted = self
+            .labellers
+            .as_ref()
+            .map_or(&[][..], |t| t.keys.as_slice());
+        for (relay, label_event) in found {
+            let claim = match label::verify_label(label_event, &ev.id, verifier) {
+                Ok(l) => self.label_claim(&l, trusted),
+                Err(e) => Claim::new(
+                    Code::LabelInvalid,
+                    format!("label event {} from {relay} ignored: {e}", label_event.id),
+                ),
+            };
+            verification.add_claim(claim);
+        }
+    }
+
+    fn label_claim(&self, l: &VerifiedLabel, trusted: &[PublicKey]) -> Claim {
+        let who = match &self.labellers {
+            Some(list) => list.describe(&l.labeller),
+            None => nip19::encode_npub(&l.labeller),
+        };
+        let detail: String = l.detail.chars().take(200).collect();
+        let text = format!(
+            "{who} labelled it {} (label event {}){}{detail}",
+            l.values.join(", "),
+            l.id,
+            if detail.is_empty() { "" } else { ": " },
+        );
+        match l.status(trusted) {
+            Status::Asserted => Claim::new(Code::LabelTrusted, text),
+            _ => Claim::new(
+                Code::LabelUntrusted,
+                format!("{text} [labeller not trusted]"),
+            ),
+        }
     }
 
     /// Fetches an event by id from relays and checks it. Only a copy whose recomputed id is
     /// the requested id can pass; every relay's copy is considered, so a relay that answers
     /// first with a forgery cannot hide the genuine event another relay holds.
     async fn check_remote(
-        &mut self,
+        &self,
         input: &str,
         id: EventId,
         author: Option<PublicKey>,
         relays: &[String],
-        opts: &provenance_relay::Options,
-    ) -> io::Result<()> {
+    ) -> Outcome {
         let expect = Expect {
             id: Some(id),
             author,
         };
         let filter = Filter::new().id(id);
-        let mut stream = std::pin::pin!(provenance_relay::stream(relays, &filter, opts));
-        let mut best: Option<(String, Event, Verification)> = None;
+        let mut stream =
+            std::pin::pin!(provenance_relay::stream(relays, &filter, &self.relay_opts));
+        let mut best: Option<(String, String, bool)> = None;
         let mut rejected = Vec::new();
         let mut relay_errors = Vec::new();
+        let mut verifier = self.lend_verifier();
         while let Some(item) = stream.next().await {
             match item {
                 provenance_relay::StreamItem::Event(raw) => {
@@ -230,13 +620,15 @@ impl Run {
                             continue;
                         }
                     };
-                    let verification = self.verify_with_evidence(&ev, &expect);
+                    let holds = self
+                        .verify_with_evidence(&mut verifier.0, &ev, &expect)
+                        .holds();
                     let better = match &best {
                         None => true,
-                        Some((_, _, v)) => !v.holds() && verification.holds(),
+                        Some((_, _, held)) => !held && holds,
                     };
                     if better {
-                        best = Some((raw.relay, ev, verification));
+                        best = Some((raw.relay, raw.json, holds));
                     }
                 }
                 provenance_relay::StreamItem::End(report) => {
@@ -246,12 +638,17 @@ impl Run {
                 }
             }
         }
+        drop(verifier);
         for message in &relay_errors {
             warn(&format!("{input}: relay {message}"));
         }
         match best {
-            Some((relay, ev, verification)) => {
-                self.report(&format!("{input} (from {relay})"), &ev, &verification)
+            Some((relay, json, _)) => {
+                let origin = format!("{input} (from {relay})");
+                self.check_chunk(vec![(origin, Ok(json), expect)])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| self.error(input, "the event was lost"))
             }
             None if !rejected.is_empty() => self.error(
                 input,
@@ -268,73 +665,309 @@ impl Run {
         }
     }
 
-    fn report(&mut self, origin: &str, ev: &Event, v: &Verification) -> io::Result<()> {
+    /// Runs a query on the --relay relays and verifies the events as they arrive: whatever
+    /// has arrived is verified whenever the relays pause (or a chunk fills up). A copy of an
+    /// event already verified from another relay is not reported again.
+    async fn check_query(&self, sink: &mut Sink, filter: &Filter) -> Result<()> {
+        let opts = provenance_relay::Options {
+            max_events_per_relay: 1_000_000,
+            ..self.relay_opts.clone()
+        };
+        let mut stream = std::pin::pin!(provenance_relay::stream(&self.relays, filter, &opts));
+        let mut pending: Vec<(String, Result<String, String>, Expect)> = Vec::new();
+        let mut held = HashSet::new();
+        let mut failed_relays = 0usize;
+        loop {
+            let next = match stream.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    self.flush_query(sink, &mut pending, &mut held).await?;
+                    stream.next().await
+                }
+            };
+            let Some(item) = next else { break };
+            match item {
+                provenance_relay::StreamItem::Event(raw) => {
+                    pending.push((
+                        format!("{} (query)", raw.relay),
+                        Ok(raw.json),
+                        Expect::default(),
+                    ));
+                    if pending.len() >= CHUNK_EVENTS {
+                        self.flush_query(sink, &mut pending, &mut held).await?;
+                    }
+                }
+                provenance_relay::StreamItem::End(report) => {
+                    if let Err(e) = report.outcome {
+                        failed_relays += 1;
+                        self.flush_query(sink, &mut pending, &mut held).await?;
+                        sink.emit(self.error(&report.relay, &format!("relay query: {e}")))?;
+                    }
+                }
+            }
+        }
+        self.flush_query(sink, &mut pending, &mut held).await?;
+        if failed_relays == 0 && held.is_empty() && sink.summary.events == 0 {
+            warn("the relays returned no provenance events for the query");
+        }
+        Ok(())
+    }
+
+    async fn flush_query(
+        &self,
+        sink: &mut Sink,
+        pending: &mut Vec<(String, Result<String, String>, Expect)>,
+        held: &mut HashSet<EventId>,
+    ) -> io::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.check_chunk(std::mem::take(pending)).await;
+        let fresh = outcomes
+            .into_iter()
+            .filter(|o| o.held_id.is_none_or(|id| held.insert(id)))
+            .collect();
+        sink.emit_all(fresh, 0)
+    }
+
+    fn render(&self, origin: &str, ev: &Event, v: &Verification) -> Outcome {
         let holds = v.holds();
-        self.summary.events += 1;
-        if holds {
-            self.summary.verified += 1;
-        } else {
-            self.summary.failed += 1;
-            self.exit.failed();
+        let codes = v.claims().iter().map(|c| c.code).collect();
+        let mut stdout = String::new();
+        if !(self.quiet && holds) {
+            if self.json {
+                stdout = envelope(
+                    "verdict",
+                    &Verdict {
+                        input: origin,
+                        id: ev.id.to_hex(),
+                        author: ev.pubkey.to_hex(),
+                        kind: ev.kind.as_u16(),
+                        holds,
+                        claims: v.claims(),
+                        record: v.record(),
+                    },
+                );
+            } else {
+                let model = v
+                    .record()
+                    .map(|r| format!("  model {:?}", r.model.name))
+                    .unwrap_or_default();
+                let mut lines = vec![format!(
+                    "{:<7} {origin}\n        id {}  by {}{model}",
+                    if holds { "OK" } else { "FAILED" },
+                    ev.id,
+                    nip19::encode_npub(&ev.pubkey),
+                )];
+                for claim in v.claims() {
+                    lines.push(format!(
+                        "        {:<9} {:<31} {}",
+                        claim.status.as_str(),
+                        claim.code.as_str(),
+                        claim.detail
+                    ));
+                }
+                stdout = lines.join("\n");
+            }
         }
-        for claim in v.claims() {
-            *self.summary.codes.entry(claim.code.as_str()).or_default() += 1;
-        }
-        self.out.message(
-            "verdict",
-            &Verdict {
-                input: origin,
-                id: ev.id.to_hex(),
-                author: ev.pubkey.to_hex(),
-                kind: ev.kind.as_u16(),
-                holds,
-                claims: v.claims(),
-                record: v.record(),
+        Outcome {
+            tally: if holds {
+                Tally::Verified
+            } else {
+                Tally::Failed
             },
-        )?;
-        if !self.out.json() {
-            let model = v
-                .record()
-                .map(|r| format!("  model {:?}", r.model.name))
-                .unwrap_or_default();
-            self.out.line(&format!(
-                "{:<7} {origin}\n        id {}  by {}{model}",
-                if holds { "OK" } else { "FAILED" },
-                ev.id,
-                nip19::encode_npub(&ev.pubkey),
-            ))?;
-            for claim in v.claims() {
-                self.out.line(&format!(
-                    "        {:<9} {:<31} {}",
-                    claim.status.as_str(),
-                    claim.code.as_str(),
-                    claim.detail
-                ))?;
+            held_id: holds.then_some(ev.id),
+            codes,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+
+    fn error(&self, origin: &str, message: &str) -> Outcome {
+        let (stdout, stderr) = if self.json {
+            (
+                envelope(
+                    "error",
+                    &ItemError {
+                        input: origin,
+                        message,
+                    },
+                ),
+                String::new(),
+            )
+        } else {
+            (String::new(), format!("provenance: {origin}: {message}"))
+        };
+        Outcome {
+            tally: Tally::Error,
+            held_id: None,
+            codes: Vec::new(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// A verifier on loan from [`Checker::verifiers`].
+struct Lent<'a>(Verifier, &'a Mutex<Vec<Verifier>>);
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = self.1.lock() {
+            pool.push(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl ModelEvidence {
+    /// The record's digests against the weights; on a mismatch, the tensors that differ
+    /// from a reference model that has the recorded digests.
+    fn check(&self, verified: &event::VerifiedRecord) -> Claim {
+        let id = &self.identity;
+        let mut claim =
+            verified.check_model(Some(&id.sha256), Some(&id.blake3), Some(&id.tensor_root));
+        claim.detail = format!("{} ({}: {})", claim.detail, self.input, id.sha256);
+        if claim.code != Code::ModelDigestMismatch {
+            return claim;
+        }
+        let note = match &self.reference {
+            None => {
+                "; pass --reference-model with the recorded weights to name the differing tensors"
+                    .to_owned()
+            }
+            Some((name, reference, differing)) => {
+                let reference_matches = verified
+                    .check_model(
+                        Some(&reference.sha256),
+                        Some(&reference.blake3),
+                        Some(&reference.tensor_root),
+                    )
+                    .code
+                    == Code::ModelDigestMatch;
+                if !reference_matches {
+                    format!(
+                        "; the reference {name} does not have the recorded digests either, so the differing tensors cannot be named"
+                    )
+                } else if differing.is_empty() {
+                    format!(
+                        "; every tensor equals the reference {name}'s (only metadata or layout differ)"
+                    )
+                } else {
+                    let mut named: Vec<&str> = differing
+                        .iter()
+                        .take(MAX_TENSORS_NAMED)
+                        .map(String::as_str)
+                        .collect();
+                    let more = differing.len().saturating_sub(MAX_TENSORS_NAMED);
+                    let more = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    named.sort_unstable();
+                    format!(
+                        "; {} tensor{} differ from the reference {name}, which has the recorded digests: {}{more}",
+                        differing.len(),
+                        if differing.len() == 1 { "" } else { "s" },
+                        named.join(", ")
+                    )
+                }
+            }
+        };
+        claim.detail.push_str(&note);
+        claim
+    }
+}
+
+impl Sink {
+    fn start_progress(&mut self, total: u64) {
+        if self.progress.is_some() {
+            return;
+        }
+        let bar = if total > 0 {
+            indicatif::ProgressBar::new(total)
+        } else {
+            indicatif::ProgressBar::new_spinner()
+        };
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        // The template is a constant known to parse.
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {bar:30} {msg} ({elapsed})",
+        ) {
+            bar.set_style(style);
+        }
+        self.progress = Some(bar);
+    }
+
+    fn emit(&mut self, outcome: Outcome) -> io::Result<()> {
+        self.emit_all(vec![outcome], 0)
+    }
+
+    /// Writes outcomes in order: one write to stdout and one to stderr for the whole chunk.
+    fn emit_all(&mut self, outcomes: Vec<Outcome>, bytes: u64) -> io::Result<()> {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        for o in outcomes {
+            match o.tally {
+                Tally::Verified => {
+                    self.summary.events += 1;
+                    self.summary.verified += 1;
+                }
+                Tally::Failed => {
+                    self.summary.events += 1;
+                    self.summary.failed += 1;
+                    self.exit.failed();
+                }
+                Tally::Error => {
+                    self.summary.errors += 1;
+                    self.exit.error();
+                }
+            }
+            for code in o.codes {
+                *self.summary.codes.entry(code.as_str()).or_default() += 1;
+            }
+            for (buf, text) in [(&mut stdout, o.stdout), (&mut stderr, o.stderr)] {
+                if !text.is_empty() {
+                    if !buf.is_empty() {
+                        buf.push('\n');
+                    }
+                    buf.push_str(&text);
+                }
+            }
+        }
+        let write_stderr = |text: &str| {
+            if !text.is_empty() {
+                let _ = writeln!(io::stderr().lock(), "{text}");
+            }
+        };
+        match &self.progress {
+            Some(bar) => {
+                bar.suspend(|| write_stderr(&stderr));
+                bar.inc(bytes);
+                let s = &self.summary;
+                bar.set_message(format!(
+                    "{} verified, {} failed, {} errors",
+                    s.verified, s.failed, s.errors
+                ));
+            }
+            None => write_stderr(&stderr),
+        }
+        if !stdout.is_empty() {
+            match &self.progress {
+                Some(bar) => bar.suspend(|| self.out.raw(&stdout))?,
+                None => self.out.raw(&stdout)?,
             }
         }
         Ok(())
     }
 
-    fn error(&mut self, origin: &str, message: &str) -> io::Result<()> {
-        self.summary.errors += 1;
-        self.exit.error();
-        self.out.message(
-            "error",
-            &ItemError {
-                input: origin,
-                message,
-            },
-        )?;
-        if !self.out.json() {
-            warn(&format!("{origin}: {message}"));
-        }
-        Ok(())
-    }
-
     fn finish(mut self) -> Result<ExitCode> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
         self.out.message("summary", &self.summary)?;
-        if !self.out.json() && self.summary.events + self.summary.errors > 1 {
-            let s = &self.summary;
+        let s = &self.summary;
+        if !self.out.json() && s.events + s.errors > 1 {
             self.out.line(&format!(
                 "{} event{}: {} verified, {} failed, {} error{}",
                 s.events,
@@ -344,6 +977,22 @@ impl Run {
                 s.errors,
                 if s.errors == 1 { "" } else { "s" },
             ))?;
+            if s.events > 1 {
+                let failing: Vec<String> = s
+                    .codes
+                    .iter()
+                    .filter(|(code, _)| {
+                        Code::ALL
+                            .iter()
+                            .any(|c| c.as_str() == **code && c.status() == Status::Failed)
+                    })
+                    .map(|(code, n)| format!("{code} x{n}"))
+                    .collect();
+                if !failing.is_empty() {
+                    self.out
+                        .line(&format!("failed claims: {}", failing.join(", ")))?;
+                }
+            }
         }
         if self.summary.events == 0 && self.summary.errors == 0 {
             warn("no events found in the input");
@@ -353,36 +1002,112 @@ impl Run {
     }
 }
 
-/// Reads a trust list: npub or 64-hex keys, one per line; `#` starts a comment.
-fn load_trust(path: &PathBuf) -> Result<Vec<PublicKey>> {
-    let bytes = read_capped(path, 1 << 20)?;
+/// One JSON Lines message, `{"type": kind, "data": data}`, without the newline.
+fn envelope<T: Serialize>(kind: &str, data: &T) -> String {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        data: &'a T,
+    }
+    // Verdicts and errors are plain data (strings, numbers, maps with string keys).
+    serde_json::to_string(&Envelope { kind, data }).expect("JSON messages serialise")
+}
+
+/// Hashes --model (and --reference-model) once, before any event is read.
+fn model_evidence(
+    model: &str,
+    reference: Option<&str>,
+    no_cache: bool,
+    json: bool,
+) -> Result<ModelEvidence> {
+    let dirs = StoreDirs::from_env();
+    let cache = if no_cache {
+        None
+    } else {
+        Cache::default_dir().map(Cache::new)
+    };
+    let identify = |input: &str| -> Result<ModelIdentity> {
+        let resolved = resolve::resolve(input, &dirs)?;
+        if !json {
+            warn(&format!("hashing {input}"));
+        }
+        let identity = match &cache {
+            Some(cache) => cache.digest_file(&resolved.path)?,
+            None => Hasher::new().hash_file(&resolved.path)?,
+        };
+        if let Some(expected) = resolved.expected_sha256 {
+            if expected != identity.sha256 {
+                bail!(
+                    "{input}: the store names the file sha256 {expected}, but it hashes to {}",
+                    identity.sha256
+                );
+            }
+        }
+        Ok(identity)
+    };
+    let identity = identify(model).with_context(|| format!("--model {model}"))?;
+    let reference = match reference {
+        Some(name) => {
+            let reference = identify(name).with_context(|| format!("--reference-model {name}"))?;
+            let differing = reference
+                .compare(&identity)
+                .iter()
+                .map(|d| d.name().to_owned())
+                .collect();
+            Some((name.to_owned(), reference, differing))
+        }
+        None => None,
+    };
+    Ok(ModelEvidence {
+        input: model.to_owned(),
+        identity,
+        reference,
+    })
+}
+
+/// An npub or 64-hex public key.
+fn parse_key(entry: &str) -> Result<PublicKey, String> {
+    if entry.starts_with("npub1") {
+        return nip19::decode_npub(entry).map_err(|e| e.to_string());
+    }
+    PublicKey::from_hex(entry)
+        .ok()
+        .filter(|k| k.xonly().is_ok())
+        .ok_or_else(|| "not an npub or a 64-hex public key".to_owned())
+}
+
+/// Reads a trust list: one key per line (npub or 64 hex), optionally preceded by a name
+/// (`alice@example.com npub1...`); `#` starts a comment. Names are shown, never resolved.
+fn load_trust(path: &Path) -> Result<TrustList> {
+    let bytes = read_capped(&path.to_path_buf(), 1 << 20)?;
     let text =
         String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
-    let mut keys = Vec::new();
+    let mut list = TrustList {
+        keys: Vec::new(),
+        names: HashMap::new(),
+    };
     for (n, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let key = if entry.starts_with("npub1") {
-            nip19::decode_npub(entry)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?
-        } else {
-            PublicKey::from_hex(entry)
-                .ok()
-                .filter(|k| k.xonly().is_ok())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}:{}: not an npub or a 64-hex public key",
-                        path.display(),
-                        n + 1
-                    )
-                })?
+        let fields: Vec<&str> = entry.split_whitespace().collect();
+        let at = |e: String| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1);
+        let (name, key) = match fields.as_slice() {
+            [] => continue,
+            [key] => (None, *key),
+            [name, key] => (Some(*name), *key),
+            _ => return Err(at("expected \"[NAME] KEY\"".to_owned())),
         };
-        keys.push(key);
+        let key = parse_key(key).map_err(at)?;
+        if let Some(name) = name {
+            if name.chars().any(char::is_control) || name.len() > 253 {
+                return Err(at(format!("{name:?} is not a usable name")));
+            }
+            list.names.insert(key, name.to_owned());
+        }
+        list.keys.push(key);
     }
-    if keys.is_empty() {
+    if list.keys.is_empty() {
         bail!("trust list {} names no keys", path.display());
     }
-    Ok(keys)
+    Ok(list)
 }

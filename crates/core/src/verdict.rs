@@ -149,6 +149,16 @@ codes! {
     GenerationAsserted = "generation.settings.asserted" => Asserted,
     /// The record references attestation evidence that was not checked.
     AttestationUnchecked = "attestation.evidence.unchecked" => Unknown,
+    /// A labeller on the trusted-labellers list published a NIP-32 audit label about the
+    /// event (kind 1985, namespace `provenance.audit`). A third party says so; the verifier
+    /// did not check it.
+    LabelTrusted = "label.audit.trusted" => Asserted,
+    /// A labeller not on the trusted-labellers list (or no list was given) published an
+    /// audit label about the event. Informational only.
+    LabelUntrusted = "label.audit.untrusted" => Unknown,
+    /// A label event about this event was unusable (bad id or signature, wrong shape) and
+    /// was ignored. Says nothing about the event itself.
+    LabelInvalid = "label.event.invalid" => Unknown,
 }
 
 impl fmt::Display for Code {

@@ -20,6 +20,11 @@
 //!
 //! `expect.failed` is the exact set of failed claim codes after verification with the given
 //! evidence (empty for a valid event); `evidence` is optional.
+//!
+//! [`generate`] makes any number of signed events, deterministically, for batch tests and
+//! benchmarks (`cargo run -p provenance-testkit --bin gen-events -- N`).
+
+pub mod generate;
 
 use std::collections::BTreeMap;
 
