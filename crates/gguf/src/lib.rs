@@ -81,6 +81,7 @@ pub mod internal {
             &data[..len],
             "header re-encodes differently"
         );
+        // The property under test: a panic here is the finding the fuzzer reports.
         let identity = hasher()
             .hash_bytes(data)
             .expect("the hasher refused a file the parser accepted");

@@ -126,6 +126,7 @@ fn patched(offset: usize, patch: &[u8]) -> Vec<u8> {
 /// header field before the padding).
 fn b_at(relative_offset: u64) -> Vec<u8> {
     let file = minimal().build();
+    // `minimal` is a valid file by construction, which the fixtures test checks.
     let mut gguf = crate::Gguf::parse(&file).unwrap_or_else(|e| panic!("minimal fixture: {e}"));
     gguf.tensors[1].relative_offset = relative_offset;
     let mut out = super::encode_header(&gguf);
