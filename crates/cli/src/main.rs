@@ -10,6 +10,7 @@ mod keyfile;
 mod keygen;
 mod label;
 mod output;
+mod serve;
 mod sign;
 mod verify;
 
@@ -34,6 +35,7 @@ enum Command {
     /// Identify a GGUF model: SHA-256, BLAKE3 and per-tensor digests in one pass; compare two
     Hash(hash::HashArgs),
     Label(label::Args),
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Hash(args) => hash::run(args),
         Command::Label(args) => label::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

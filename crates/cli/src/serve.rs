@@ -1,0 +1,384 @@
+//! `provenance serve`: a signing reverse proxy in front of a model server.
+//!
+//! Glue only: the signing is `provenance_signer`'s layer; this file hashes the model once,
+//! asks the upstream what it is, forwards requests with hyper, and serves
+//! `GET /provenance/<request id>`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Either, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use provenance::nostr::nips::nip19::ToBech32;
+use provenance::record::{Model, Runtime};
+use provenance_gguf::Cache;
+use provenance_gguf::resolve::{StoreDirs, resolve};
+use provenance_signer::service::ProxyBody;
+use provenance_signer::{Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore};
+use serde_json::{Map, Value};
+use tower::Layer;
+
+use crate::keyfile;
+
+/// Run a signing reverse proxy in front of a model server (llama.cpp, Ollama, OpenAI-compatible)
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The model server, e.g. http://127.0.0.1:8080
+    #[arg(long, value_name = "URL")]
+    upstream: String,
+    /// The weights it serves: a GGUF path or ollama:NAME (hashed once at start-up)
+    #[arg(long, value_name = "PATH|ollama:NAME")]
+    model: String,
+    /// The name written to records [default: the file name without .gguf, or the Ollama name]
+    #[arg(long, value_name = "NAME")]
+    model_name: Option<String>,
+    /// Secret key file [default: ~/.config/provenance/key.nsec]
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Address to listen on (loopback by default)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Event database [default: ~/.local/share/provenance/events.sqlite]
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Also put the event in the response: a JSON field, or a last SSE / NDJSON message
+    #[arg(long)]
+    inline: bool,
+    /// Publish the output text in the record (off: the record carries hashes only)
+    #[arg(long)]
+    include_text: bool,
+    /// The engine binary, to record its SHA-256
+    #[arg(long, value_name = "FILE")]
+    engine_binary: Option<PathBuf>,
+    /// fsync every event (full, survives power loss) or rely on the OS (process, survives kill -9)
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = ["full", "process"])]
+    durability: String,
+    /// Largest request body accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    max_request_bytes: usize,
+}
+
+type HttpClient = Client<HttpConnector, ProxyBody<axum::body::Body>>;
+type UpstreamBody = Either<hyper::body::Incoming, Full<Bytes>>;
+
+pub(crate) fn run(args: Args) -> Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(args: Args) -> Result<()> {
+    let upstream: Uri = args
+        .upstream
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("--upstream {}: not a URL", args.upstream))?;
+    if upstream.scheme_str() != Some("http") {
+        bail!("--upstream must be an http:// URL (found {upstream})");
+    }
+    let key_path = match &args.key {
+        Some(path) => path.clone(),
+        None => keyfile::default_path()?,
+    };
+    let keys = keyfile::load(&key_path)?;
+    let model = identify(&args.model, args.model_name.as_deref())?;
+    let mut client_builder = Client::builder(TokioExecutor::new());
+    client_builder.pool_idle_timeout(Duration::from_secs(30));
+    let client: HttpClient = client_builder.build_http();
+    let (runtime, defaults) = probe(&client, &upstream, args.engine_binary.as_deref()).await?;
+    let store_path = match &args.store {
+        Some(path) => path.clone(),
+        None => default_store()?,
+    };
+    if let Some(dir) = store_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let durability = if args.durability == "process" {
+        Durability::Process
+    } else {
+        Durability::Full
+    };
+    let store = SqliteStore::open_with(&store_path, durability)
+        .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
+    let npub = keys.public_key().to_bech32().unwrap_or_default();
+    let signer = Signer::builder(keys, model.clone())
+        .runtime(runtime.clone())
+        .sampling_defaults(defaults)
+        .inline(args.inline)
+        .include_text(args.include_text)
+        .max_request_bytes(args.max_request_bytes)
+        .build(Arc::new(store));
+    let signer = Arc::new(signer);
+
+    let proxy = {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        tower::service_fn(move |request: Request<ProxyBody<axum::body::Body>>| {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            async move { Ok::<_, Infallible>(forward(&client, &upstream, request).await) }
+        })
+    };
+    let signing = SigningLayer::new(signer.clone()).layer(proxy);
+    let app = Router::new()
+        .route("/provenance/{id}", get(event))
+        .with_state(signer.clone())
+        .fallback_service(signing);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    crate::output::warn(&format!(
+        "serving on http://{local}, signing as {npub}, model {} ({}), upstream {upstream} ({} {}), events in {}",
+        model.name,
+        model
+            .sha256
+            .map_or_else(|| "digest unknown".to_owned(), |d| format!("sha256 {d}")),
+        runtime.engine,
+        runtime.version.as_deref().unwrap_or("version unknown"),
+        store_path.display(),
+    ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("server failed")
+}
+
+/// `GET /provenance/<id>`: 200 the event, 202 while the response is still going, 410 when no
+/// event will exist, 404 for an unknown id.
+async fn event(State(signer): State<Arc<Signer>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<RequestId>() else {
+        return json_error(StatusCode::NOT_FOUND, "not a request id");
+    };
+    let lookup = tokio::task::spawn_blocking(move || signer.lookup(id)).await;
+    match lookup {
+        Ok(Ok(Lookup::Done(json))) => {
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Ok(Ok(Lookup::InProgress)) => {
+            let mut response = json_error(
+                StatusCode::ACCEPTED,
+                "the response is still being sent; the event exists once it ends",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Ok(Ok(Lookup::Failed(reason))) => json_error(StatusCode::GONE, &reason),
+        Ok(Ok(Lookup::Unknown)) => json_error(StatusCode::NOT_FOUND, "no event for this id"),
+        Ok(Err(e)) => {
+            crate::output::warn(&format!("{e}"));
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "event store failed")
+        }
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "event store failed"),
+    }
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "message": message, "type": "provenance" } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Headers that belong to one connection, not to the message (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+];
+
+async fn forward(
+    client: &HttpClient,
+    upstream: &Uri,
+    request: Request<ProxyBody<axum::body::Body>>,
+) -> http::Response<UpstreamBody> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let uri = format!("{}{path}", base(upstream));
+    match uri.parse() {
+        Ok(uri) => parts.uri = uri,
+        Err(_) => return bad_gateway(&format!("cannot forward to {uri}")),
+    }
+    for name in HOP_BY_HOP {
+        parts.headers.remove(*name);
+    }
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(*name);
+            }
+            http::Response::from_parts(parts, Either::Left(body))
+        }
+        Err(e) => bad_gateway(&format!("upstream {upstream} unreachable: {}", chain(&e))),
+    }
+}
+
+/// The upstream URL without a trailing slash (`Uri` writes `http://host:port/`).
+fn base(upstream: &Uri) -> String {
+    upstream.to_string().trim_end_matches('/').to_owned()
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+fn bad_gateway(reason: &str) -> http::Response<UpstreamBody> {
+    let body = serde_json::json!({ "error": { "message": reason, "type": "provenance" } });
+    let mut response = http::Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Hashes the weights once (through the digest cache) into the record's model identity.
+fn identify(model: &str, name: Option<&str>) -> Result<Model> {
+    let resolved = resolve(model, &StoreDirs::from_env())?;
+    let cache = Cache::new(
+        Cache::default_dir().unwrap_or_else(|| std::env::temp_dir().join("provenance-gguf")),
+    );
+    let identity = cache
+        .digest_file(&resolved.path)
+        .with_context(|| format!("cannot hash {}", resolved.path.display()))?;
+    if let Some(expected) = resolved.expected_sha256 {
+        if expected != identity.sha256 {
+            bail!(
+                "{model}: the store names the file sha256 {expected} but it hashes to {}",
+                identity.sha256
+            );
+        }
+    }
+    let default_name = match model.strip_prefix("ollama:") {
+        Some(rest) => rest.to_owned(),
+        None => resolved
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_owned())
+            .unwrap_or_else(|| model.to_owned()),
+    };
+    let summary = &identity.summary;
+    Ok(Model {
+        name: name.map_or(default_name, str::to_owned),
+        sha256: Some(identity.sha256),
+        blake3: Some(identity.blake3),
+        tensor_root: Some(identity.tensor_root),
+        bytes: Some(identity.size),
+        architecture: summary.architecture.clone(),
+        quantization: summary.file_type_name.clone(),
+        parameters: Some(summary.parameter_count),
+        tokenizer_sha256: summary.vocabulary,
+        chat_template_sha256: summary.chat_template,
+    })
+}
+
+/// Asks the upstream what it is: llama.cpp answers `/props` (build and default generation
+/// settings), Ollama `/api/version`. An upstream that answers neither is an OpenAI-compatible
+/// server of unknown make.
+async fn probe(
+    client: &HttpClient,
+    upstream: &Uri,
+    binary: Option<&std::path::Path>,
+) -> Result<(Runtime, Map<String, Value>)> {
+    let mut runtime = Runtime {
+        engine: "openai-compatible".to_owned(),
+        ..Runtime::default()
+    };
+    let mut defaults = Map::new();
+    if let Some(props) = get_json(client, upstream, "/props").await {
+        runtime.engine = "llama.cpp".to_owned();
+        runtime.version = props
+            .get("build_info")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(settings) = props.get("default_generation_settings") {
+            // Newer builds nest the sampling settings under `params`.
+            let settings = settings.get("params").unwrap_or(settings);
+            if let Some(map) = settings.as_object() {
+                defaults = map.clone();
+            }
+            if let Some(ctx) = props["default_generation_settings"].get("n_ctx") {
+                runtime.params.insert("ctx".to_owned(), ctx.clone());
+            }
+        }
+        if let Some(slots) = props.get("total_slots") {
+            runtime.params.insert("slots".to_owned(), slots.clone());
+        }
+    } else if let Some(version) = get_json(client, upstream, "/api/version").await {
+        runtime.engine = "ollama".to_owned();
+        runtime.version = version
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    if let Some(binary) = binary {
+        let bytes = std::fs::read(binary)
+            .with_context(|| format!("cannot read --engine-binary {}", binary.display()))?;
+        runtime.binary_sha256 = Some(provenance::digest::sha256(&bytes));
+    }
+    Ok((runtime, defaults))
+}
+
+async fn get_json(client: &HttpClient, upstream: &Uri, path: &str) -> Option<Value> {
+    let uri: Uri = format!("{}{path}", base(upstream)).parse().ok()?;
+    let request = Request::get(uri)
+        .body(Either::Left(Full::new(Bytes::new())))
+        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
+fn default_store() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local").join("share"),
+            None => bail!("neither XDG_DATA_HOME nor HOME is set; pass --store FILE"),
+        },
+    };
+    Ok(base.join("provenance").join("events.sqlite"))
+}
