@@ -21,7 +21,7 @@
 //!
 //! What it does **not** do: serve HTTP (bring hyper, axum or your own server; the
 //! `provenance serve` command is one), authenticate callers (a layer in front may put a
-//! [`Caller`] in the request extensions, see NIP-98), or publish to relays (see
+//! [`Caller`] in the request extensions, see [`nip98`]), or publish to relays (see
 //! [`SignerBuilder::on_stored`]).
 //!
 //! # Example
@@ -49,6 +49,7 @@
 pub mod adapter;
 pub mod body;
 pub mod layer;
+pub mod nip98;
 mod record;
 pub mod service;
 pub mod store;
