@@ -20,8 +20,10 @@ const KEY: &str = "0000000000000000000000000000000000000000000000000000000000000
 const OUTPUT: &[u8] = b"The sky is blue.";
 const PROMPT: &[u8] = b"Why is the sky blue?";
 
-/// The folder holding `libprovenance_ffi.so` (or `.dylib`): cargo builds every crate type of
-/// the library before it runs this test, next to the test binary's `deps/` folder.
+/// The folder holding `libprovenance_ffi.so` (or `.dylib`) built for this test run: cargo
+/// builds every crate type of the library before it runs the test, into the `deps/` folder
+/// next to the test binary. (The copy one folder up is refreshed only by `cargo build`, so it
+/// may be stale: it is never used.)
 fn library_dir() -> PathBuf {
     let name = format!(
         "{}provenance_ffi{}",
@@ -30,12 +32,12 @@ fn library_dir() -> PathBuf {
     );
     let exe = std::env::current_exe().expect("path of the test binary");
     let deps = exe.parent().expect("the test binary is in a folder");
-    for dir in [deps.parent().unwrap_or(deps), deps] {
-        if dir.join(&name).is_file() {
-            return dir.to_path_buf();
-        }
-    }
-    panic!("{name} not found next to {}", deps.display());
+    assert!(
+        deps.join(&name).is_file(),
+        "{name} not found next to the test binary in {}",
+        deps.display()
+    );
+    deps.to_path_buf()
 }
 
 /// Compiles the C program; fails (never skips) when no C compiler runs.
