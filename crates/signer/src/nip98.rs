@@ -51,6 +51,9 @@
 //! constant-time (the payload digest is compared in constant time anyway, being a
 //! [`Sha256Digest`]). A header of another scheme (`Bearer ...`) may carry a secret, so its
 //! content is never repeated in an error.
+//!
+//! Authenticating a caller does not put their key in the record: `request.caller` is filled
+//! only when the operator enables it, where the record is built.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
