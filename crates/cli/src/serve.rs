@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -21,14 +24,20 @@ use http_body_util::{BodyExt, Either, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use provenance::clock::SystemClock;
 use provenance::nostr::nips::nip19::ToBech32;
 use provenance::record::{Model, Runtime};
 use provenance_gguf::Cache;
 use provenance_gguf::resolve::{StoreDirs, resolve};
+use provenance_signer::nip98::{self, Allow, Nip98Verifier};
+use provenance_signer::outbox::Outbox;
 use provenance_signer::service::ProxyBody;
-use provenance_signer::{Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore};
+use provenance_signer::{
+    Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore, Store, nip01,
+};
 use serde_json::{Map, Value};
-use tower::Layer;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
 
 use crate::keyfile;
 
@@ -68,6 +77,21 @@ pub(crate) struct Args {
     /// Largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     max_request_bytes: usize,
+    /// Also publish every event to this relay (repeatable), through a durable outbox
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// Require NIP-98 auth from the keys in FILE (npub or hex, one per line)
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_any")]
+    auth_allow: Option<PathBuf>,
+    /// Require NIP-98 auth from any key (callers are identified, not restricted)
+    #[arg(long)]
+    auth_any: bool,
+    /// Write the authenticated caller's public key into records (off: privacy)
+    #[arg(long)]
+    record_caller: bool,
+    /// The URL clients reach this server at, which NIP-98 events must name [default: http://LISTEN]
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 type HttpClient = Client<HttpConnector, ProxyBody<axum::body::Body>>;
@@ -111,16 +135,34 @@ async fn serve(args: Args) -> Result<()> {
         Durability::Full
     };
     let store = SqliteStore::open_with(&store_path, durability)
-        .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
+        .with_context(|| format!("cannot open the event store {}", store_path.display()))?
+        .publish_to(args.relays.clone());
+    let store = Arc::new(store);
     let npub = keys.public_key().to_bech32().unwrap_or_default();
-    let signer = Signer::builder(keys, model.clone())
+    let mut builder = Signer::builder(keys, model.clone())
         .runtime(runtime.clone())
         .sampling_defaults(defaults)
         .inline(args.inline)
         .include_text(args.include_text)
-        .max_request_bytes(args.max_request_bytes)
-        .build(Arc::new(store));
-    let signer = Arc::new(signer);
+        .record_caller(args.record_caller)
+        .max_request_bytes(args.max_request_bytes);
+    // The outbox runs even without --relay: rows queued by an earlier run with relays are
+    // still delivered.
+    let outbox = Outbox::new(store.clone(), Arc::new(SystemClock));
+    builder = builder.on_stored(outbox.waker());
+    tokio::spawn(outbox.run());
+    let signer = Arc::new(builder.build(store));
+    let auth = match (&args.auth_allow, args.auth_any) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --auth-allow {}", path.display()))?;
+            let allow = Allow::parse_list(&text)
+                .with_context(|| format!("--auth-allow {}", path.display()))?;
+            Some(allow)
+        }
+        (None, true) => Some(Allow::Any),
+        (None, false) => None,
+    };
 
     let proxy = {
         let client = client.clone();
@@ -131,15 +173,37 @@ async fn serve(args: Args) -> Result<()> {
         })
     };
     let signing = SigningLayer::new(signer.clone()).layer(proxy);
-    let app = Router::new()
-        .route("/provenance/{id}", get(event))
-        .with_state(signer.clone())
-        .fallback_service(signing);
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let signing = match auth {
+        Some(allow) => {
+            let auth = Arc::new(Auth {
+                verifier: Nip98Verifier::new(allow),
+                public_url: args
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{local}")),
+                max_bytes: args.max_request_bytes,
+            });
+            BoxCloneSyncService::new(
+                tower::ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+                    .service(signing.map_response(IntoResponse::into_response)),
+            )
+        }
+        None => BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response)),
+    };
+    let app = Router::new()
+        .route("/provenance/{id}", get(event))
+        .route("/", get(root))
+        .with_state(AppState {
+            signer: signer.clone(),
+            proxy: signing.clone(),
+        })
+        .fallback_service(signing);
+
     crate::output::warn(&format!(
         "serving on http://{local}, signing as {npub}, model {} ({}), upstream {upstream} ({} {}), events in {}",
         model.name,
@@ -158,9 +222,110 @@ async fn serve(args: Args) -> Result<()> {
         .context("server failed")
 }
 
+type Proxy = BoxCloneSyncService<Request<axum::body::Body>, Response, Infallible>;
+
+#[derive(Clone)]
+struct AppState {
+    signer: Arc<Signer>,
+    proxy: Proxy,
+}
+
+struct Auth {
+    verifier: Nip98Verifier,
+    public_url: String,
+    max_bytes: usize,
+}
+
+/// NIP-98: the `Authorization: Nostr ...` header must be an event by an allowed key for this
+/// method, URL and body; else 401 with the reason. The header is ours: it is not forwarded.
+async fn authenticate(
+    State(auth): State<Arc<Auth>>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, auth.max_bytes).await else {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large or unreadable",
+        );
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = nip98::request_url(&auth.public_url, path);
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let checked = auth.verifier.check(
+        header,
+        parts.method.as_str(),
+        &url,
+        Some(&bytes),
+        provenance::Timestamp::now(),
+    );
+    match checked {
+        Ok(key) => {
+            parts.headers.remove(header::AUTHORIZATION);
+            parts.extensions.insert(Caller(key));
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(reason) => {
+            let mut response = json_error(StatusCode::UNAUTHORIZED, &reason.to_string());
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Nostr"));
+            response
+        }
+    }
+}
+
+/// `/`: a websocket upgrade is a NIP-01 client of the box's own relay; anything else goes to
+/// the upstream like every other route.
+async fn root(State(state): State<AppState>, request: Request<axum::body::Body>) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if !upgrade {
+        return match state.proxy.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
+    let (mut parts, _) = request.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let store = state.signer.store().clone();
+    ws.max_message_size(nip01::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| relay(socket, store))
+}
+
+async fn relay(mut socket: WebSocket, store: Arc<dyn Store>) {
+    while let Some(Ok(message)) = socket.recv().await {
+        let text = match message {
+            Message::Text(text) => text.to_string(),
+            Message::Close(_) => return,
+            _ => continue,
+        };
+        let store = store.clone();
+        let answers = tokio::task::spawn_blocking(move || nip01::respond(store.as_ref(), &text))
+            .await
+            .unwrap_or_default();
+        for answer in answers {
+            if socket.send(Message::Text(answer.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// `GET /provenance/<id>`: 200 the event, 202 while the response is still going, 410 when no
 /// event will exist, 404 for an unknown id.
-async fn event(State(signer): State<Arc<Signer>>, Path(id): Path<String>) -> Response {
+async fn event(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let signer = state.signer;
     let Ok(id) = id.parse::<RequestId>() else {
         return json_error(StatusCode::NOT_FOUND, "not a request id");
     };

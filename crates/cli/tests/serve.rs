@@ -259,3 +259,120 @@ fn upstream_down_is_a_502_with_the_reason_and_nothing_signed() {
     assert!(body.contains("unreachable"), "{body}");
     assert!(headers.iter().all(|(k, _)| k != "provenance-request-id"));
 }
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn event_id(base: &str, headers: &[(String, String)]) -> provenance::EventId {
+    let (status, _, event) = curl(&[&format!(
+        "{base}{}",
+        header(headers, "provenance-event-url")
+    )]);
+    assert_eq!(status, 200);
+    let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+    event.id
+}
+
+#[test]
+fn the_box_answers_nip01_queries_for_its_events_and_publishes_through_the_outbox() {
+    use provenance::nostr::prelude::{Filter, Kind};
+    use provenance_relay::testing::MockRelay;
+    use provenance_relay::{Options, fetch};
+
+    let rt = runtime();
+    let relay = rt.block_on(MockRelay::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream();
+    let server = serve(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+        &["--relay", relay.url()],
+    );
+    let request = r#"{"messages":[{"role":"user","content":"Say hello"}]}"#;
+    let url = format!("{}/v1/chat/completions", server.base);
+    let (_, headers, _) = curl(&["-d", request, &url]);
+    let id = event_id(&server.base, &headers);
+
+    // The box itself, as a relay (the websocket on its own port).
+    let own = server.base.replace("http://", "ws://");
+    let filter = Filter::new().kind(Kind::Custom(provenance::event::KIND));
+    let found = rt.block_on(fetch(
+        std::slice::from_ref(&own),
+        &filter,
+        &Options::default(),
+    ));
+    assert!(
+        found.relays.iter().all(|r| r.outcome.is_ok()),
+        "{:?}",
+        found.relays
+    );
+    assert_eq!(found.events.len(), 1);
+    assert!(found.events[0].json.contains(&id.to_hex()));
+
+    // The external relay, through the outbox (it wakes on every stored event).
+    let by_id = Filter::new().id(id);
+    let mut delivered = false;
+    for _ in 0..50 {
+        let found = rt.block_on(fetch(
+            &[relay.url().to_owned()],
+            &by_id,
+            &Options::default(),
+        ));
+        if found.events.len() == 1 {
+            delivered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(delivered, "the outbox did not deliver the event");
+}
+
+#[test]
+fn nip98_auth_refuses_with_the_reason_and_records_the_caller_only_when_asked() {
+    use provenance::nostr::nips::nip98::{HttpData, HttpMethod, Sha256Hash};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream();
+    let server = serve(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+        &["--auth-any", "--record-caller"],
+    );
+    let url = format!("{}/v1/chat/completions", server.base);
+    let request = r#"{"messages":[{"role":"user","content":"Say hello"}]}"#;
+    let (status, _, body) = curl(&["-d", request, &url]);
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("message"));
+
+    let caller = Keys::generate();
+    let token = runtime()
+        .block_on(
+            HttpData::new(url.parse().unwrap(), HttpMethod::POST)
+                .payload(Sha256Hash::from_byte_array(
+                    *provenance::digest::sha256(request.as_bytes()).as_bytes(),
+                ))
+                .to_authorization(&caller),
+        )
+        .unwrap();
+    let authorization = format!("Authorization: {token}");
+    let (status, headers, _) = curl(&["-H", &authorization, "-d", request, &url]);
+    assert_eq!(status, 200);
+    let (_, _, event) = curl(&[&format!(
+        "{}{}",
+        server.base,
+        header(&headers, "provenance-event-url")
+    )]);
+    let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+    let record: provenance::Record = serde_json::from_str(&event.content).unwrap();
+    assert_eq!(
+        record.request.unwrap().caller,
+        Some(caller.public_key().to_hex())
+    );
+    // The same header again is a replay.
+    let (status, _, _) = curl(&["-H", &authorization, "-d", request, &url]);
+    assert_eq!(status, 401);
+}

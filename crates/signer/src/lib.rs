@@ -49,7 +49,9 @@
 pub mod adapter;
 pub mod body;
 pub mod layer;
+pub mod nip01;
 pub mod nip98;
+pub mod outbox;
 mod record;
 pub mod service;
 pub mod store;

@@ -111,6 +111,7 @@ pub enum Durability {
 /// A [`Store`] in one SQLite database file (WAL mode).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    relays: Vec<String>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -146,11 +147,83 @@ impl SqliteStore {
                 created_at INTEGER NOT NULL,
                 json TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS events_created_at ON events (created_at);",
+            CREATE INDEX IF NOT EXISTS events_created_at ON events (created_at);
+            CREATE TABLE IF NOT EXISTS outbox (
+                event_id TEXT NOT NULL,
+                relay TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_try_ms INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                PRIMARY KEY (event_id, relay)
+            );",
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            relays: Vec::new(),
         })
+    }
+
+    /// Relays every stored event is to be published to: [`Store::put`] queues one outbox
+    /// entry per relay in the same transaction as the event, so a queued publication is as
+    /// durable as the event. None by default. See [`crate::outbox`].
+    pub fn publish_to(mut self, relays: Vec<String>) -> Self {
+        self.relays = relays;
+        self
+    }
+
+    /// Outbox entries due at `now_ms`: (event JSON, relay, attempts so far), oldest first.
+    pub fn outbox_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, u32)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT e.json, o.relay, o.attempts FROM outbox o JOIN events e ON e.event_id = o.event_id
+             WHERE o.next_try_ms <= ?1 ORDER BY o.next_try_ms, e.created_at LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![i64::try_from(now_ms).unwrap_or(i64::MAX), limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a delivered outbox entry.
+    pub fn outbox_delivered(&self, event_id: &str, relay: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "DELETE FROM outbox WHERE event_id = ?1 AND relay = ?2",
+            params![event_id, relay],
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub fn outbox_failed(
+        &self,
+        event_id: &str,
+        relay: &str,
+        next_try_ms: u64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_try_ms = ?3, last_error = ?4
+             WHERE event_id = ?1 AND relay = ?2",
+            params![
+                event_id,
+                relay,
+                i64::try_from(next_try_ms).unwrap_or(i64::MAX),
+                error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Number of queued publications.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -162,16 +235,26 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError> {
-        self.lock().execute(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let event_id = event.id.to_hex();
+        tx.execute(
             "INSERT INTO events (request_id, event_id, created_at, json) VALUES (?1, ?2, ?3, ?4)",
             params![
                 id.to_string(),
-                event.id.to_hex(),
+                event_id,
                 // Nostr timestamps are seconds; they fit an i64 for the next 292 billion years.
                 i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
                 event.as_json()
             ],
         )?;
+        for relay in &self.relays {
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox (event_id, relay) VALUES (?1, ?2)",
+                params![event_id, relay],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

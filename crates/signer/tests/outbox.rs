@@ -1,0 +1,89 @@
+//! The outbox against a real in-process relay: events queued while the relay is down stay
+//! queued across a restart of the store, and are delivered once the relay is back.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+use std::sync::Arc;
+
+use provenance::clock::SystemClock;
+use provenance::nostr::prelude::{Filter, Kind};
+use provenance::{Keys, Model, Output, Record};
+use provenance_relay::testing::MockRelay;
+use provenance_relay::testing::nostr_relay_builder::RelayBuilder;
+use provenance_relay::{Options, fetch};
+use provenance_signer::outbox::Outbox;
+use provenance_signer::{Clock, RequestId, SqliteStore, Store};
+
+/// A clock far enough ahead that every backoff has passed.
+struct Later;
+
+impl Clock for Later {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms() + 3_600_000
+    }
+}
+
+#[tokio::test]
+async fn events_wait_while_the_relay_is_down_and_arrive_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let options = Options {
+        connect_timeout: std::time::Duration::from_secs(2),
+        eose_timeout: std::time::Duration::from_secs(2),
+        ..Options::default()
+    };
+    let keys = Keys::generate();
+    let mut ids = Vec::new();
+    {
+        let store = Arc::new(
+            SqliteStore::open(&path)
+                .unwrap()
+                .publish_to(vec![url.clone()]),
+        );
+        for text in ["one", "two", "three"] {
+            let record = Record::new(Output::from_text(text), Model::named("m"));
+            let event = provenance::event::sign(&record, &keys, &SystemClock).unwrap();
+            ids.push(event.id);
+            store.put(RequestId::random(), &event).unwrap();
+        }
+        let outbox = Outbox::new(store.clone(), Arc::new(SystemClock)).options(options.clone());
+        // Nothing listens: every attempt fails and the rows stay.
+        assert_eq!(outbox.round().await.unwrap(), 0);
+        assert_eq!(store.outbox_len().unwrap(), 3);
+        // Backing off: not due again at once.
+        assert_eq!(outbox.round().await.unwrap(), 0);
+    }
+    // The signer restarts; the relay comes back on the same address.
+    let relay = MockRelay::start_with(RelayBuilder::default().port(port))
+        .await
+        .unwrap();
+    assert_eq!(relay.url().trim_end_matches('/'), url);
+    let store = Arc::new(
+        SqliteStore::open(&path)
+            .unwrap()
+            .publish_to(vec![url.clone()]),
+    );
+    assert_eq!(store.outbox_len().unwrap(), 3);
+    let outbox = Outbox::new(store.clone(), Arc::new(Later)).options(options.clone());
+    assert_eq!(outbox.round().await.unwrap(), 3);
+    assert_eq!(store.outbox_len().unwrap(), 0);
+    let filter = Filter::new().kind(Kind::Custom(provenance::event::KIND));
+    let found = fetch(&[url], &filter, &options).await;
+    let mut got: Vec<_> = found
+        .events
+        .iter()
+        .map(|e| {
+            provenance::event::parse_event(&e.json, &Default::default())
+                .unwrap()
+                .id
+        })
+        .collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+}
