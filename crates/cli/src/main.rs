@@ -9,6 +9,7 @@ mod inspect;
 mod keyfile;
 mod keygen;
 mod label;
+mod lookup;
 mod output;
 mod serve;
 mod sign;
@@ -35,6 +36,7 @@ enum Command {
     /// Identify a GGUF model: SHA-256, BLAKE3 and per-tensor digests in one pass; compare two
     Hash(hash::HashArgs),
     Label(label::Args),
+    Lookup(lookup::Args),
     Serve(serve::Args),
 }
 
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Hash(args) => hash::run(args),
         Command::Label(args) => label::run(args),
+        Command::Lookup(args) => lookup::run(args),
         Command::Serve(args) => serve::run(args),
     };
     match result {

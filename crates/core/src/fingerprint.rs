@@ -12,7 +12,10 @@
 //! 2. Fold ASCII capitals `A`..`Z` to `a`..`z`. Nothing else is folded: full Unicode case
 //!    mapping changes between Unicode versions and between languages, and every implementation
 //!    (the browser extension among them) must agree bit for bit.
-//! 3. Split on U+0020 into tokens. The normalised text has no empty tokens.
+//! 3. Split on U+0020 into tokens; remove ASCII punctuation (`!` to `/`, `:` to `@`, `[` to
+//!    `` ` ``, `{` to `~`) from both ends of each token, and drop tokens left empty. A copy
+//!    that starts or ends inside a sentence ("long ones" out of "long ones, so") keeps its
+//!    tokens; punctuation inside a token ("don't", "3.5") and non-ASCII punctuation stay.
 //! 4. For each run of [`K`] consecutive tokens (a *k-gram*), join the tokens with one U+0020
 //!    and hash the UTF-8 bytes with SHA-256; the k-gram hash is the first 8 bytes of the digest
 //!    read as a big-endian unsigned 64-bit integer. A text of fewer than [`K`] tokens has no
@@ -174,9 +177,9 @@ impl Fingerprints {
 /// A token of the normalised text: its byte range there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token {
-    /// Byte offset of the first byte in the normalised text.
+    /// Byte offset of the first byte in the normalised text (after leading punctuation).
     pub start: usize,
-    /// Byte offset just past the last byte.
+    /// Byte offset just past the last byte (before trailing punctuation).
     pub end: usize,
 }
 
@@ -210,24 +213,30 @@ impl Analysis {
         let folded = normalized.to_ascii_lowercase();
         let mut tokens = Vec::new();
         let mut start = 0;
-        for (i, b) in folded.bytes().enumerate() {
-            if b == b' ' {
-                tokens.push(Token { start, end: i });
-                start = i + 1;
+        for piece in folded.split(' ') {
+            let trimmed = piece.trim_matches(|c: char| c.is_ascii_punctuation());
+            if !trimmed.is_empty() {
+                // `trimmed` is a sub-slice of `piece`: its offset within it is exact.
+                let offset = trimmed.as_ptr() as usize - piece.as_ptr() as usize;
+                tokens.push(Token {
+                    start: start + offset,
+                    end: start + offset + trimmed.len(),
+                });
             }
+            start += piece.len() + 1;
         }
-        if !folded.is_empty() {
-            tokens.push(Token {
-                start,
-                end: folded.len(),
-            });
-        }
+        let mut gram = String::new();
         let hashes: Vec<u64> = tokens
             .windows(K)
-            .map(|gram| {
-                // The k-gram's tokens are contiguous in the folded text, one space apart.
-                let bytes = &folded.as_bytes()[gram[0].start..gram[K - 1].end];
-                kgram_hash(bytes)
+            .map(|window| {
+                gram.clear();
+                for (i, t) in window.iter().enumerate() {
+                    if i > 0 {
+                        gram.push(' ');
+                    }
+                    gram.push_str(&folded[t.start..t.end]);
+                }
+                kgram_hash(gram.as_bytes())
             })
             .collect();
         let selected = winnow(&hashes)
@@ -253,25 +262,34 @@ impl Analysis {
         out
     }
 
-    /// Byte ranges of the normalised text covered by the k-grams whose hash satisfies
-    /// `matched`, merged where they overlap or touch.
+    /// The parts of the text covered by the k-grams whose hash satisfies `matched`, as token
+    /// ranges `(first, end)` (tokens `first..end`), merged where they overlap or touch.
+    /// [`Analysis::byte_range`] turns one into a byte range of the normalised text.
     pub fn covered_ranges(&self, matched: impl Fn(FingerprintHash) -> bool) -> Vec<(usize, usize)> {
         let mut ranges: Vec<(usize, usize)> = self
             .selected
             .iter()
             .filter(|s| matched(s.hash))
-            .map(|s| (self.tokens[s.token].start, self.tokens[s.token + K - 1].end))
+            .map(|s| (s.token, s.token + K))
             .collect();
         ranges.sort_unstable();
         let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-        for (start, end) in ranges {
+        for (first, end) in ranges {
             match merged.last_mut() {
-                // `+ 1`: ranges one space apart join into one highlighted run.
-                Some(last) if start <= last.1 + 1 => last.1 = last.1.max(end),
-                _ => merged.push((start, end)),
+                Some(last) if first <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((first, end)),
             }
         }
         merged
+    }
+
+    /// The byte range of the normalised text spanned by tokens `first..end`, or `None` when
+    /// the range is empty or out of bounds.
+    pub fn byte_range(&self, (first, end): (usize, usize)) -> Option<(usize, usize)> {
+        if first >= end || end > self.tokens.len() {
+            return None;
+        }
+        Some((self.tokens[first].start, self.tokens[end - 1].end))
     }
 }
 
@@ -393,15 +411,47 @@ mod tests {
     #[test]
     fn covered_ranges_point_into_the_normalised_text() {
         let a = Analysis::of("  One two three four FIVE ");
-        assert_eq!(a.covered_ranges(|_| true), vec![(0, a.normalized.len())]);
+        assert_eq!(a.covered_ranges(|_| true), vec![(0, 5)]);
+        assert_eq!(a.byte_range((0, 5)), Some((0, a.normalized.len())));
+        assert_eq!(a.byte_range((1, 2)), Some((4, 7)));
+        assert_eq!(a.byte_range((2, 2)), None);
+        assert_eq!(a.byte_range((0, 6)), None);
         assert!(a.covered_ranges(|_| false).is_empty());
         let b = Analysis::of("one two three four five six seven eight nine ten eleven twelve");
         let ranges = b.covered_ranges(|_| true);
         assert!(!ranges.is_empty());
-        for (start, end) in ranges {
-            assert!(start < end && end <= b.normalized.len());
-            assert!(start == 0 || &b.normalized[start - 1..start] == " ");
-        }
+        assert!(ranges.windows(2).all(|r| r[0].1 < r[1].0));
+        assert!(
+            ranges
+                .iter()
+                .all(|&(first, end)| first + K <= end && end <= 12)
+        );
+    }
+
+    #[test]
+    fn ascii_punctuation_at_token_ends_is_ignored() {
+        let a = Analysis::of("(Long) ones, so \"blue\"... don't -- 3.5 \u{201c}x\u{201d}");
+        let tokens: Vec<&str> = a
+            .tokens
+            .iter()
+            .map(|t| &a.normalized[t.start..t.end])
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                "Long",
+                "ones",
+                "so",
+                "blue",
+                "don't",
+                "3.5",
+                "\u{201c}x\u{201d}"
+            ]
+        );
+        assert_eq!(
+            fingerprints("long ones so blue don't"),
+            fingerprints("long ones, so \"blue\"! don't.")
+        );
     }
 
     #[test]

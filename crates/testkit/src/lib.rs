@@ -707,6 +707,116 @@ pub fn fingerprint_vectors() -> Fixture {
     }
 }
 
+/// A model answer of three paragraphs, for lookup tests: the second paragraph gets copied.
+pub const LOOKUP_ANSWER: &str = "Bread rises because yeast ferments the sugars in the flour. \
+The yeast releases carbon dioxide, and the gluten network formed by kneading traps the gas in \
+small pockets, so the dough swells.\n\n\
+During baking the heat makes the trapped gas expand quickly, the water turns to steam, and the \
+yeast dies once the dough passes about sixty degrees. The starch sets around the bubbles and \
+gives the crumb its open, springy structure.\n\n\
+A longer, cooler proof develops more flavour, because the yeast and bacteria have time to \
+produce organic acids and aromatic compounds before the loaf goes into the oven.";
+
+/// The second paragraph of [`LOOKUP_ANSWER`], as a reader would copy it.
+pub const LOOKUP_PARAGRAPH: &str = "During baking the heat makes the trapped gas expand quickly, \
+the water turns to steam, and the yeast dies once the dough passes about sixty degrees. The \
+starch sets around the bubbles and gives the crumb its open, springy structure.";
+
+/// [`LOOKUP_PARAGRAPH`] with three words changed.
+pub const LOOKUP_EDITED: &str = "During baking the heat makes the trapped gas expand rapidly, \
+the water turns to steam, and the yeast dies once the dough passes about sixty degrees. The \
+starch hardens around the bubbles and gives the crumb its light, springy structure.";
+
+/// A second answer, by another key.
+pub const LOOKUP_OTHER: &str = "Tides are caused mainly by the gravitational pull of the moon \
+on the oceans, with a smaller contribution from the sun; when both line up the spring tides are \
+highest.";
+
+/// A text that no indexed output contains.
+pub const LOOKUP_UNRELATED: &str = "The committee will meet on Thursday afternoon to review the \
+budget for the new library wing and to vote on the proposed opening hours.";
+
+/// The text of the forged event in [`lookup_forged_json`].
+pub const LOOKUP_FORGED: &str = "This text was never signed by the key that appears to have \
+signed it, because the content was replaced after signing.";
+
+/// The lookup demo events: [`LOOKUP_ANSWER`] by the golden key and [`LOOKUP_OTHER`] by the
+/// other key, both with fingerprints; fixed timestamps and auxiliary randomness.
+pub fn lookup_events() -> Vec<Event> {
+    [
+        (LOOKUP_ANSWER, golden_keys(), "gemma3:270m"),
+        (LOOKUP_OTHER, other_keys(), "llama3.2:1b"),
+    ]
+    .iter()
+    .map(|(text, keys, model)| {
+        let record = Record::new(
+            Output::from_text(text).with_fingerprints(text),
+            Model::named(model),
+        );
+        event::sign_with_aux_rand(&record, keys, Timestamp::from_secs(CREATED_AT), &AUX)
+            .expect("sign")
+    })
+    .collect()
+}
+
+/// A forged event as a relay might serve it: a record of [`LOOKUP_ANSWER`] signed by the golden
+/// key, whose content was then replaced by a record of [`LOOKUP_FORGED`] (the id and signature
+/// no longer match).
+pub fn lookup_forged_json() -> String {
+    let ev = &lookup_events()[0];
+    let record = Record::new(
+        Output::from_text(LOOKUP_FORGED).with_fingerprints(LOOKUP_FORGED),
+        Model::named("gemma3:270m"),
+    );
+    let content = provenance::canonical::to_canonical_json(&record).expect("canonical");
+    edit(ev, |v| v["content"] = json!(content)).to_string()
+}
+
+/// Deterministic synthetic model output number `i`: 40 to 119 words drawn from a vocabulary of
+/// 4,096 made-up words, in sentences. For index benchmarks.
+pub fn synthetic_output(i: u64) -> String {
+    const SYLLABLES: [&str; 16] = [
+        "ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "an", "el", "or", "pu", "qe", "di", "su",
+        "zo",
+    ];
+    // xorshift64*, seeded from i (never zero).
+    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let words = 40 + (next() % 80) as usize;
+    let mut out = String::new();
+    for w in 0..words {
+        let r = next();
+        let word: String = (0..3)
+            .map(|s| SYLLABLES[((r >> (s * 4)) & 15) as usize])
+            .collect();
+        if w > 0 {
+            out.push(' ');
+        }
+        out.push_str(&word);
+        if r >> 60 == 0 {
+            out.push('.');
+        }
+    }
+    out.push('.');
+    out
+}
+
+/// A signed provenance event (with fingerprints) for [`synthetic_output`] `i`, by `keys`.
+pub fn synthetic_event(keys: &Keys, i: u64) -> Event {
+    let text = synthetic_output(i);
+    let record = Record::new(
+        Output::from_text(&text).with_fingerprints(&text),
+        Model::named("synthetic"),
+    );
+    event::sign_with_aux_rand(&record, keys, Timestamp::from_secs(CREATED_AT + i), &AUX)
+        .expect("sign")
+}
+
 /// Everything the generator writes.
 pub fn all() -> Vec<Fixture> {
     let mut v = fixtures();
