@@ -5,13 +5,13 @@
 //! with the reason and nothing signed.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+mod serve_common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use provenance::Keys;
-use provenance::nostr::nips::nip19::ToBech32;
+use serve_common::{curl, event_id, header, runtime, serve, verify};
 
 const SSE: &[&str] = &[
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
@@ -20,6 +20,11 @@ const SSE: &[&str] = &[
     "data: [DONE]\n\n",
 ];
 const JSON: &str = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello world"},"finish_reason":"stop"}],"usage":{"completion_tokens":2,"prompt_tokens":4}}"#;
+
+const DYING: &[&str] = &[
+    "data: {\"content\":\"Hel\",\"stop\":false}\n\n",
+    "data: {\"content\":\"lo\",\"stop\":false}\n\n",
+];
 
 /// A canned upstream: one thread, one request per connection.
 fn upstream() -> u16 {
@@ -70,6 +75,33 @@ fn answer(mut stream: TcpStream) {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{JSON}",
             JSON.len()
         )
+    } else if head.starts_with("POST /v1/completions") {
+        // Slow: one message every 20 ms.
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        for n in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let chunk = format!("data: {{\"choices\":[{{\"index\":0,\"text\":\"{n} \"}}]}}\n\n");
+            if stream
+                .write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes())
+                .is_err()
+            {
+                return;
+            }
+        }
+        let last = "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        format!("{:x}\r\n{last}\r\n0\r\n\r\n", last.len())
+    } else if head.starts_with("POST /completion") {
+        // Dies mid-stream: two messages, then the connection closes without the last chunk.
+        let mut out = String::from(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        for chunk in DYING {
+            out.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+        }
+        out
     } else if head.starts_with("GET /v1/models") {
         let models = r#"{"object":"list","data":[{"id":"tiny"}]}"#;
         format!(
@@ -80,132 +112,6 @@ fn answer(mut stream: TcpStream) {
         "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
     };
     let _ = stream.write_all(response.as_bytes());
-}
-
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn key_file(dir: &Path) -> PathBuf {
-    let path = dir.join("key.nsec");
-    let nsec = Keys::generate().secret_key().to_bech32().unwrap();
-    std::fs::write(&path, nsec).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
-}
-
-fn model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gguf/valid/tiny-llama-f16.gguf")
-}
-
-fn serve(dir: &Path, upstream: &str, extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .args(["serve", "--upstream", upstream, "--listen", "127.0.0.1:0"])
-        .arg("--model")
-        .arg(model())
-        .arg("--key")
-        .arg(key_file(dir))
-        .arg("--store")
-        .arg(dir.join("events.sqlite"))
-        .args(extra)
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim_end_matches(',')
-        .to_owned();
-    Serve { child, base }
-}
-
-/// curl: (status, headers, body).
-fn curl(args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let headers = dir.path().join("headers");
-    let out = Command::new("curl")
-        .args(["-sS", "-N", "-D"])
-        .arg(&headers)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&headers).unwrap();
-    let mut lines = text.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, out.stdout)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    &headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no {name}"))
-        .1
-}
-
-fn verify(dir: &Path, base: &str, headers: &[(String, String)], text: &str, prompt: &str) {
-    let (status, _, event) = curl(&[&format!(
-        "{base}{}",
-        header(headers, "provenance-event-url")
-    )]);
-    assert_eq!(status, 200);
-    let event_file = dir.join("event.json");
-    std::fs::write(&event_file, &event).unwrap();
-    std::fs::write(dir.join("answer.txt"), text).unwrap();
-    std::fs::write(dir.join("prompt.txt"), prompt).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("verify")
-        .arg(&event_file)
-        .arg("--output")
-        .arg(dir.join("answer.txt"))
-        .arg("--prompt")
-        .arg(dir.join("prompt.txt"))
-        .args(["--salt", header(headers, "provenance-prompt-salt")])
-        .arg("--model")
-        .arg(model())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -258,23 +164,6 @@ fn upstream_down_is_a_502_with_the_reason_and_nothing_signed() {
     let body = String::from_utf8(body).unwrap();
     assert!(body.contains("unreachable"), "{body}");
     assert!(headers.iter().all(|(k, _)| k != "provenance-request-id"));
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn event_id(base: &str, headers: &[(String, String)]) -> provenance::EventId {
-    let (status, _, event) = curl(&[&format!(
-        "{base}{}",
-        header(headers, "provenance-event-url")
-    )]);
-    assert_eq!(status, 200);
-    let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
-    event.id
 }
 
 #[test]
@@ -375,4 +264,109 @@ fn nip98_auth_refuses_with_the_reason_and_records_the_caller_only_when_asked() {
     // The same header again is a replay.
     let (status, _, _) = curl(&["-H", &authorization, "-d", request, &url]);
     assert_eq!(status, 401);
+}
+
+#[test]
+fn upstream_dying_mid_stream_breaks_the_response_and_the_event_says_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream();
+    let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), &[]);
+    let url = format!("{}/completion", server.base);
+    let headers_file = dir.path().join("h");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-N", "-D"])
+        .arg(&headers_file)
+        .args(["-d", r#"{"prompt":"p","stream":true}"#, &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "curl must see the broken stream");
+    assert_eq!(
+        out.stdout,
+        DYING.concat().as_bytes(),
+        "the bytes before the break arrive"
+    );
+    let text = std::fs::read_to_string(&headers_file).unwrap();
+    let event_url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("provenance-event-url: "))
+        .unwrap()
+        .trim();
+    let (status, _, event) = curl(&[&format!("{}{event_url}", server.base)]);
+    assert_eq!(status, 200);
+    let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+    let verification = provenance::event::verify(&event);
+    let verified = verification.verified().unwrap();
+    assert!(verified.record().output.truncated);
+    assert_eq!(
+        verified.check_output(b"Hello").status,
+        provenance::verdict::Status::Proven
+    );
+    assert_eq!(
+        verified.record().response.as_ref().unwrap().sha256,
+        provenance::digest::sha256(DYING.concat().as_bytes())
+    );
+}
+
+#[test]
+fn kill_9_under_load_loses_no_event_a_client_saw_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream();
+    let upstream_url = format!("http://127.0.0.1:{port}");
+    let mut server = serve(dir.path(), &upstream_url, &["--durability", "process"]);
+    let url = format!("{}/v1/completions", server.base);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..24)
+        .map(|n| {
+            let (url, done) = (url.clone(), done.clone());
+            let headers = dir.path().join(format!("headers-{n}"));
+            std::thread::spawn(move || {
+                // Staggered starts, so that the kill finds answers at every stage.
+                std::thread::sleep(std::time::Duration::from_millis(40 * n));
+                let out = std::process::Command::new("curl")
+                    .args(["-sS", "-N", "-D"])
+                    .arg(&headers)
+                    .args(["-d", r#"{"prompt":"count","stream":true}"#, &url])
+                    .output()
+                    .unwrap();
+                let complete = out.status.success() && out.stdout.ends_with(b"data: [DONE]\n\n");
+                let text = std::fs::read_to_string(&headers).unwrap_or_default();
+                let event_url = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("provenance-event-url: "))
+                    .map(|u| u.trim().to_owned());
+                if complete {
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                (complete, event_url)
+            })
+        })
+        .collect();
+    // Kill as soon as a few answers have ended, while the others are mid-stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let seen_end: Vec<_> = results
+        .iter()
+        .filter(|(complete, _)| *complete)
+        .map(|(_, url)| url.clone().expect("a complete answer names its event"))
+        .collect();
+    let cut = results.iter().filter(|(complete, _)| !complete).count();
+    assert!(
+        !seen_end.is_empty() && cut > 0,
+        "{} complete, {cut} cut",
+        seen_end.len()
+    );
+
+    let restarted = serve(dir.path(), &upstream_url, &[]);
+    for event_url in &seen_end {
+        let (status, _, event) = curl(&[&format!("{}{event_url}", restarted.base)]);
+        assert_eq!(status, 200, "{event_url} lost");
+        let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+        assert!(provenance::event::verify(&event).holds());
+    }
 }

@@ -1,0 +1,171 @@
+//! Helpers of the `provenance serve` tests: the server as a child process, curl as the
+//! client, `provenance verify` as the judge.
+#![allow(dead_code, unreachable_pub)] // Each test file uses a part.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use provenance::Keys;
+use provenance::nostr::nips::nip19::ToBech32;
+
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn key_file(dir: &Path) -> PathBuf {
+    let path = dir.join("key.nsec");
+    let nsec = Keys::generate().secret_key().to_bech32().unwrap();
+    std::fs::write(&path, nsec).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+pub fn model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gguf/valid/tiny-llama-f16.gguf")
+}
+
+pub fn serve(dir: &Path, upstream: &str, extra: &[&str]) -> Serve {
+    serve_model(dir, upstream, &model(), extra)
+}
+
+/// `provenance serve` in front of `upstream` for the weights at `model`, on an ephemeral port.
+pub fn serve_model(dir: &Path, upstream: &str, model: &Path, extra: &[&str]) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .args(["serve", "--upstream", upstream, "--listen", "127.0.0.1:0"])
+        .arg("--model")
+        .arg(model)
+        .arg("--key")
+        .arg(key_file(dir))
+        .arg("--store")
+        .arg(dir.join("events.sqlite"))
+        .args(extra)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches(',')
+        .to_owned();
+    Serve { child, base }
+}
+
+/// curl: (status, headers, body).
+pub fn curl(args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    let out = Command::new("curl")
+        .args(["-sS", "-N", "-D"])
+        .arg(&headers)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&headers).unwrap();
+    let mut lines = text.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, out.stdout)
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    &headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+}
+
+pub fn verify(dir: &Path, base: &str, headers: &[(String, String)], text: &str, prompt: &str) {
+    verify_model(dir, base, headers, text, prompt, &model());
+}
+
+/// Fetches the event a response points to and runs `provenance verify` on it with the output
+/// text, the disclosed prompt and salt, and the weights.
+pub fn verify_model(
+    dir: &Path,
+    base: &str,
+    headers: &[(String, String)],
+    text: &str,
+    prompt: &str,
+    model: &Path,
+) {
+    let (status, _, event) = curl(&[&format!(
+        "{base}{}",
+        header(headers, "provenance-event-url")
+    )]);
+    assert_eq!(status, 200);
+    let event_file = dir.join("event.json");
+    std::fs::write(&event_file, &event).unwrap();
+    std::fs::write(dir.join("answer.txt"), text).unwrap();
+    std::fs::write(dir.join("prompt.txt"), prompt).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("verify")
+        .arg(&event_file)
+        .arg("--output")
+        .arg(dir.join("answer.txt"))
+        .arg("--prompt")
+        .arg(dir.join("prompt.txt"))
+        .args(["--salt", header(headers, "provenance-prompt-salt")])
+        .arg("--model")
+        .arg(model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn event_id(base: &str, headers: &[(String, String)]) -> provenance::EventId {
+    let (status, _, event) = curl(&[&format!(
+        "{base}{}",
+        header(headers, "provenance-event-url")
+    )]);
+    assert_eq!(status, 200);
+    let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+    event.id
+}

@@ -1,0 +1,217 @@
+//! `provenance serve` in front of a real `llama-server` (llama.cpp built by
+//! `.ci/llama-server.sh`), serving the tiny generated GGUF and the real Gemma 3 270M: every
+//! llama.cpp route, whole and streamed, and inline mode, each answer checked by
+//! `provenance verify` against the text curl received, the disclosed prompt and the weights.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+mod serve_common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serve_common::{curl, header, serve_model, verify_model};
+
+/// The llama-server binary: `PROVENANCE_LLAMA_SERVER`, else where `.ci/llama-server.sh`
+/// caches it.
+fn llama_server_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROVENANCE_LLAMA_SERVER") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    cache.join("provenance/tools/bin/llama-server")
+}
+
+fn gemma_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROVENANCE_GEMMA_GGUF") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    cache.join("provenance/models/gemma-3-270m-q4_k_m.gguf")
+}
+
+struct Llama {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Llama {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn llama(model: &Path) -> Llama {
+    let binary = llama_server_path();
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `bash .ci/llama-server.sh` (or set PROVENANCE_LLAMA_SERVER)",
+        binary.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&binary)
+        .arg("-m")
+        .arg(model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-t", "2", "-c", "1024", "--parallel", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = Llama { child, url };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let health = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("{}/health", server.url))
+            .output()
+            .unwrap();
+        if health.stdout == b"200" {
+            return server;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "llama-server did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The text a client reads from a whole or streamed body (choice 0 / `content`).
+fn client_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let documents: Vec<Value> = if text.starts_with("data:") || text.contains("\ndata:") {
+        text.split("\n\n")
+            .filter_map(|m| m.trim_start().strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    } else {
+        vec![serde_json::from_slice(body).unwrap()]
+    };
+    let mut out = String::new();
+    for d in documents {
+        for pointer in [
+            "/choices/0/delta/content",
+            "/choices/0/message/content",
+            "/choices/0/text",
+            "/content",
+        ] {
+            if let Some(s) = d.pointer(pointer).and_then(Value::as_str) {
+                out.push_str(s);
+            }
+        }
+    }
+    out
+}
+
+/// Every llama.cpp route, whole and streamed, through the proxy; returns the texts.
+fn every_route(dir: &Path, base: &str, model: &Path, n: u32) -> Vec<String> {
+    let question = "What colour is the sky?";
+    let messages = format!(r#"[{{"content":"{question}","role":"user"}}]"#);
+    let mut texts = Vec::new();
+    for stream in [false, true] {
+        let cases = [
+            (
+                "/v1/chat/completions",
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":"{question}"}}],"max_tokens":{n},"seed":7,"stream":{stream}}}"#
+                ),
+                messages.clone(),
+            ),
+            (
+                "/v1/completions",
+                format!(r#"{{"prompt":"{question}","max_tokens":{n},"seed":7,"stream":{stream}}}"#),
+                question.to_owned(),
+            ),
+            (
+                "/completion",
+                format!(r#"{{"prompt":"{question}","n_predict":{n},"seed":7,"stream":{stream}}}"#),
+                question.to_owned(),
+            ),
+        ];
+        for (path, request, prompt) in cases {
+            let url = format!("{base}{path}");
+            let (status, headers, body) =
+                curl(&["-H", "content-type: application/json", "-d", &request, &url]);
+            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+            let text = client_text(&body);
+            verify_model(dir, base, &headers, &text, &prompt, model);
+            let (_, _, event) = curl(&[&format!(
+                "{base}{}",
+                header(&headers, "provenance-event-url")
+            )]);
+            let event: Value = serde_json::from_slice(&event).unwrap();
+            let record: Value = serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
+            assert_eq!(record["runtime"]["engine"], "llama.cpp", "{path}");
+            assert_eq!(
+                record["response"]["streamed"].as_bool().unwrap_or(false),
+                stream
+            );
+            // llama.cpp's defaults are filled in (top_k is not in any request).
+            assert!(record["sampling"]["top_k"].is_u64(), "{path}: {record}");
+            texts.push(text);
+        }
+    }
+    texts
+}
+
+#[test]
+fn tiny_model_every_route_whole_streamed_and_inline() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/gguf/valid/tiny-llama-f16.gguf");
+    let llama = llama(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let binary = llama_server_path();
+    let engine = binary.to_str().unwrap();
+    {
+        let server = serve_model(dir.path(), &llama.url, &model, &["--engine-binary", engine]);
+        every_route(dir.path(), &server.base, &model, 8);
+    }
+    // Inline: the event travels in the response too.
+    let inline_dir = tempfile::tempdir().unwrap();
+    let server = serve_model(inline_dir.path(), &llama.url, &model, &["--inline"]);
+    let url = format!("{}/completion", server.base);
+    let (_, _, body) = curl(&["-d", r#"{"prompt":"hi","n_predict":4,"stream":true}"#, &url]);
+    let text = String::from_utf8(body).unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let data = last.strip_prefix("event: provenance\ndata: ").unwrap();
+    let inline: Value = serde_json::from_str(data).unwrap();
+    let event = serde_json::to_string(&inline["event"]).unwrap();
+    let event = provenance::event::parse_event(&event, &Default::default()).unwrap();
+    assert!(provenance::event::verify(&event).holds());
+}
+
+#[test]
+fn gemma_answers_in_english_and_every_answer_verifies() {
+    let model = gemma_path();
+    assert!(
+        model.is_file(),
+        "{} is missing: run `bash scripts/fetch-gemma.sh`",
+        model.display()
+    );
+    let llama = llama(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_model(dir.path(), &llama.url, &model, &[]);
+    let texts = every_route(dir.path(), &server.base, &model, 12);
+    // A real model writes words: at least one answer has a space-separated ASCII word.
+    assert!(
+        texts.iter().any(|t| t
+            .split_whitespace()
+            .any(|w| w.len() > 2 && w.chars().all(|c| c.is_ascii_alphabetic()))),
+        "{texts:?}"
+    );
+}
