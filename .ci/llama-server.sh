@@ -11,10 +11,13 @@
 # PROVENANCE_LLAMA_SERVER names another path. The script prints that path last.
 #
 # CPU-only, static, Release. The web UI is neither built nor downloaded (the default fetches a
-# prebuilt one from outside), no OpenSSL, no tests or examples. The sdist has no git metadata,
-# so the binary reports build 0, commit "unknown" (`--version`: "version: 0 (unknown)"); the
-# version installed here is recorded next to the binary in llama-server.version. About 6-10
-# minutes on 2 cores.
+# prebuilt one from outside), no OpenSSL, no tests or examples. GGML_NATIVE stays at its
+# default (on): the code is tuned to this CPU, so generated tokens can differ on another
+# machine. The sdist has no git metadata, so the binary reports build 0, commit "unknown"
+# (`--version`: "version: 0.6.0-dev (build 0, commit unknown)"; `/props` build_info and
+# `system_fingerprint`: "b0-unknown"); the package version installed here is recorded next to
+# the binary in llama-server.version. About 10 CPU-minutes: 6-10 minutes on 2 idle cores,
+# 17 on 2 busy ones.
 set -euo pipefail
 
 VERSION=11434.0.0
