@@ -195,12 +195,22 @@ async fn serve(args: Args) -> Result<()> {
         }
         None => BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response)),
     };
+    let public = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let own_relay = public
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let mut relay_hints = vec![own_relay.trim_end_matches('/').to_owned()];
+    relay_hints.extend(args.relays.iter().cloned());
     let app = Router::new()
         .route("/provenance/{id}", get(event))
         .route("/", get(root))
         .with_state(AppState {
             signer: signer.clone(),
             proxy: signing.clone(),
+            relay_hints: Arc::new(relay_hints),
         })
         .fallback_service(signing);
 
@@ -228,6 +238,8 @@ type Proxy = BoxCloneSyncService<Request<axum::body::Body>, Response, Infallible
 struct AppState {
     signer: Arc<Signer>,
     proxy: Proxy,
+    /// Relay hints of the `Provenance-Nevent` header: the box itself, then `--relay`s.
+    relay_hints: Arc<Vec<String>>,
 }
 
 struct Auth {
@@ -322,17 +334,25 @@ async fn relay(mut socket: WebSocket, store: Arc<dyn Store>) {
     }
 }
 
-/// `GET /provenance/<id>`: 200 the event, 202 while the response is still going, 410 when no
-/// event will exist, 404 for an unknown id.
+/// `GET /provenance/<id>`: 200 the event (and its `nevent` in a header), 202 while the
+/// response is still going, 410 when no event will exist, 404 for an unknown id.
 async fn event(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let signer = state.signer;
+    let hints = state.relay_hints;
     let Ok(id) = id.parse::<RequestId>() else {
         return json_error(StatusCode::NOT_FOUND, "not a request id");
     };
     let lookup = tokio::task::spawn_blocking(move || signer.lookup(id)).await;
     match lookup {
         Ok(Ok(Lookup::Done(json))) => {
-            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+            let mut response =
+                ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response();
+            if let Some(nevent) = nevent(&json, &hints) {
+                if let Ok(value) = HeaderValue::from_str(&nevent) {
+                    response.headers_mut().insert("provenance-nevent", value);
+                }
+            }
+            response
         }
         Ok(Ok(Lookup::InProgress)) => {
             let mut response = json_error(
@@ -352,6 +372,19 @@ async fn event(State(state): State<AppState>, Path(id): Path<String>) -> Respons
         }
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "event store failed"),
     }
+}
+
+/// The `nevent` of a stored event, with the relay hints.
+fn nevent(json: &str, hints: &[String]) -> Option<String> {
+    let event = provenance::Event::from_json(json).ok()?;
+    provenance::nip19::Nevent {
+        id: event.id,
+        relays: hints.to_vec(),
+        author: Some(event.pubkey),
+        kind: Some(u32::from(provenance::event::KIND)),
+    }
+    .encode()
+    .ok()
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {

@@ -202,6 +202,26 @@ fn the_box_answers_nip01_queries_for_its_events_and_publishes_through_the_outbox
     assert_eq!(found.events.len(), 1);
     assert!(found.events[0].json.contains(&id.to_hex()));
 
+    // The event's nevent names the box as a relay, and `provenance verify` fetches it there.
+    let (_, event_headers, _) = curl(&[&format!(
+        "{}{}",
+        server.base,
+        header(&headers, "provenance-event-url")
+    )]);
+    let nevent = header(&event_headers, "provenance-nevent");
+    let decoded = provenance::nip19::decode_nevent(nevent).unwrap();
+    assert_eq!(decoded.id, id);
+    assert_eq!(decoded.relays[0], own);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .args(["verify", nevent, "--relay", &own])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // The external relay, through the outbox (it wakes on every stored event).
     let by_id = Filter::new().id(id);
     let mut delivered = false;

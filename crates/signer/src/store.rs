@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 
 use provenance::nostr::filter::MatchEventOptions;
 use provenance::nostr::prelude::{Event, Filter};
@@ -78,6 +78,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("event store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The writer thread could not be started, or has stopped.
+    #[error("event store: {0}")]
+    Thread(String),
     /// A stored event no longer parses (the database was edited by hand or damaged).
     #[error("event store holds an unreadable event for request {request}")]
     Corrupt {
@@ -112,7 +115,21 @@ pub enum Durability {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     relays: Vec<String>,
+    writer: mpsc::Sender<Write>,
 }
+
+/// One event for the writer thread, and where to say how it went.
+struct Write {
+    request_id: String,
+    event_id: String,
+    created_at: i64,
+    json: String,
+    relays: Vec<String>,
+    done: mpsc::SyncSender<Result<(), rusqlite::Error>>,
+}
+
+/// Most events committed in one transaction.
+const MAX_GROUP: usize = 256;
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,14 +149,18 @@ impl SqliteStore {
 
     /// Opens the database at `path` with the given durability.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        let sync = match durability {
-            Durability::Full => "FULL",
-            Durability::Process => "NORMAL",
+        let connect = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            let sync = match durability {
+                Durability::Full => "FULL",
+                Durability::Process => "NORMAL",
+            };
+            conn.pragma_update(None, "synchronous", sync)?;
+            Ok(conn)
         };
-        conn.pragma_update(None, "synchronous", sync)?;
+        let conn = connect()?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS events (
                 request_id TEXT PRIMARY KEY,
@@ -157,9 +178,16 @@ impl SqliteStore {
                 PRIMARY KEY (event_id, relay)
             );",
         )?;
+        let (writer, jobs) = mpsc::channel();
+        let write_conn = connect()?;
+        std::thread::Builder::new()
+            .name("provenance-store".to_owned())
+            .spawn(move || group_commit(write_conn, &jobs))
+            .map_err(|e| StoreError::Thread(e.to_string()))?;
         Ok(Self {
             conn: Mutex::new(conn),
             relays: Vec::new(),
+            writer,
         })
     }
 
@@ -234,28 +262,23 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    /// Hands the event to the writer thread and waits until its transaction is committed
+    /// (with `synchronous=FULL`: fsynced). Events arriving together share one transaction
+    /// (group commit), so concurrent answers share one fsync.
     fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let event_id = event.id.to_hex();
-        tx.execute(
-            "INSERT INTO events (request_id, event_id, created_at, json) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                id.to_string(),
-                event_id,
-                // Nostr timestamps are seconds; they fit an i64 for the next 292 billion years.
-                i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
-                event.as_json()
-            ],
-        )?;
-        for relay in &self.relays {
-            tx.execute(
-                "INSERT OR IGNORE INTO outbox (event_id, relay) VALUES (?1, ?2)",
-                params![event_id, relay],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        let (done, outcome) = mpsc::sync_channel(1);
+        let write = Write {
+            request_id: id.to_string(),
+            event_id: event.id.to_hex(),
+            // Nostr timestamps are seconds; they fit an i64 for the next 292 billion years.
+            created_at: i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
+            json: event.as_json(),
+            relays: self.relays.clone(),
+            done,
+        };
+        let gone = || StoreError::Thread("the store's writer thread stopped".to_owned());
+        self.writer.send(write).map_err(|_| gone())?;
+        Ok(outcome.recv().map_err(|_| gone())??)
     }
 
     fn get(&self, id: RequestId) -> Result<Option<String>, StoreError> {
@@ -313,6 +336,68 @@ impl Store for SqliteStore {
             }
         }
         Ok(events)
+    }
+}
+
+/// The writer thread: takes every event waiting, writes each in its own savepoint (one
+/// failing insert does not undo the others), commits once, then answers each.
+fn group_commit(mut conn: Connection, jobs: &mpsc::Receiver<Write>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes: Vec<Result<(), rusqlite::Error>> = Vec::with_capacity(group.len());
+        let committed = (|| {
+            let mut tx = conn.transaction()?;
+            for job in &group {
+                let mut savepoint = tx.savepoint()?;
+                let written = write_one(&savepoint, job);
+                if written.is_ok() {
+                    savepoint.commit()?;
+                } else {
+                    savepoint.rollback()?;
+                }
+                outcomes.push(written);
+            }
+            tx.commit()
+        })();
+        for (n, job) in group.into_iter().enumerate() {
+            let outcome = match (&committed, outcomes.get_mut(n)) {
+                (Ok(()), Some(outcome)) => std::mem::replace(outcome, Ok(())),
+                (Err(e), _) => Err(clone_error(e)),
+                (Ok(()), None) => Err(rusqlite::Error::InvalidQuery),
+            };
+            // The caller may have given up; nothing to do then.
+            let _ = job.done.send(outcome);
+        }
+    }
+}
+
+fn write_one(conn: &Connection, job: &Write) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO events (request_id, event_id, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+        params![job.request_id, job.event_id, job.created_at, job.json],
+    )?;
+    for relay in &job.relays {
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (event_id, relay) VALUES (?1, ?2)",
+            params![job.event_id, relay],
+        )?;
+    }
+    Ok(())
+}
+
+/// `rusqlite::Error` is not `Clone`; a failed commit is reported to every event of the group.
+fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        _ => rusqlite::Error::ToSqlConversionFailure(error.to_string().into()),
     }
 }
 
@@ -431,6 +516,41 @@ mod tests {
             output,
         );
         assert_eq!(store.query(&by_x, 10).unwrap(), vec![ea]);
+    }
+
+    #[test]
+    fn concurrent_puts_share_transactions_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("e.sqlite")).unwrap());
+        let shared = RequestId::random();
+        let threads: Vec<_> = (0..16)
+            .map(|n| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    for k in 0..8 {
+                        let id = RequestId::random();
+                        store.put(id, &event(&format!("{n}-{k}"), 1_000)).unwrap();
+                        ids.push(id);
+                    }
+                    // One duplicate request id per thread: refused, without undoing others.
+                    let duplicate = store.put(shared, &event(&format!("dup-{n}"), 1_000));
+                    (ids, duplicate.is_ok())
+                })
+            })
+            .collect();
+        let mut accepted_duplicates = 0;
+        for thread in threads {
+            let (ids, duplicate_ok) = thread.join().unwrap();
+            accepted_duplicates += usize::from(duplicate_ok);
+            for id in ids {
+                assert!(store.get(id).unwrap().is_some());
+            }
+        }
+        assert_eq!(
+            accepted_duplicates, 1,
+            "exactly one put of the shared id wins"
+        );
     }
 
     #[test]
