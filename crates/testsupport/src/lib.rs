@@ -278,9 +278,7 @@ impl LlamaServer {
                         _dir: dir,
                     });
                 }
-                Err(error @ Error::Exited { .. }) if attempt < 3 => {
-                    let _ = error;
-                }
+                Err(Error::Exited { .. }) if attempt < 3 => {}
                 Err(error) => return Err(error),
             }
         }
