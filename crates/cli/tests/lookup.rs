@@ -3,33 +3,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use provenance_testkit as kit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provenance");
-
-/// Writes the demo corpus (two events, one forged) as the testkit's `lookup-corpus demo` does.
-fn demo_corpus(dir: &Path) -> PathBuf {
-    let mut lines = String::new();
-    for ev in kit::lookup_events() {
-        lines.push_str(&ev.as_json());
-        lines.push('\n');
-    }
-    lines.push_str(&kit::lookup_forged_json());
-    lines.push('\n');
-    let path = dir.join("events.jsonl");
-    std::fs::write(&path, lines).unwrap();
-    let texts = serde_json::json!({
-        "answer": kit::LOOKUP_ANSWER, "paragraph": kit::LOOKUP_PARAGRAPH,
-        "edited": kit::LOOKUP_EDITED, "other": kit::LOOKUP_OTHER,
-        "unrelated": kit::LOOKUP_UNRELATED, "forged": kit::LOOKUP_FORGED,
-        "trusted_npub": provenance::nip19::encode_npub(&kit::golden_keys().public_key()),
-    });
-    std::fs::write(dir.join("texts.json"), texts.to_string()).unwrap();
-    path
-}
 
 /// The server process, killed (by its own PID) when dropped.
 struct Server(Child);
@@ -59,7 +37,8 @@ fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
 #[test]
 fn ingest_counts_the_forged_event_and_serve_finds_a_copied_paragraph() {
     let dir = tempfile::tempdir().unwrap();
-    let events = demo_corpus(dir.path());
+    kit::write_lookup_demo(dir.path()).unwrap();
+    let events = dir.path().join("events.jsonl");
     let db = dir.path().join("lookup.sqlite");
     let out = Command::new(BIN)
         .args(["lookup", "ingest", "--db"])

@@ -772,6 +772,31 @@ pub fn lookup_forged_json() -> String {
     edit(ev, |v| v["content"] = json!(content)).to_string()
 }
 
+/// Writes the lookup demo corpus into `dir`: `events.jsonl` ([`lookup_events`] and the forged
+/// event, one per line) and `texts.json` (the texts the tests look up, and the golden key's
+/// npub for a trust list).
+pub fn write_lookup_demo(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut events = String::new();
+    for ev in lookup_events() {
+        events.push_str(&ev.as_json());
+        events.push('\n');
+    }
+    events.push_str(&lookup_forged_json());
+    events.push('\n');
+    std::fs::write(dir.join("events.jsonl"), events)?;
+    let texts = json!({
+        "answer": LOOKUP_ANSWER,
+        "paragraph": LOOKUP_PARAGRAPH,
+        "edited": LOOKUP_EDITED,
+        "other": LOOKUP_OTHER,
+        "unrelated": LOOKUP_UNRELATED,
+        "forged": LOOKUP_FORGED,
+        "trusted_npub": provenance::nip19::encode_npub(&golden_keys().public_key()),
+    });
+    std::fs::write(dir.join("texts.json"), format!("{texts:#}\n"))
+}
+
 /// Deterministic synthetic model output number `i`: 40 to 119 words drawn from a vocabulary of
 /// 4,096 made-up words, in sentences. For index benchmarks.
 pub fn synthetic_output(i: u64) -> String {

@@ -17,31 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["demo", dir] => {
-            let dir = PathBuf::from(dir);
-            std::fs::create_dir_all(&dir)?;
-            let mut events = String::new();
-            for ev in kit::lookup_events() {
-                events.push_str(&ev.as_json());
-                events.push('\n');
-            }
-            events.push_str(&kit::lookup_forged_json());
-            events.push('\n');
-            std::fs::write(dir.join("events.jsonl"), events)?;
-            let texts = serde_json::json!({
-                "answer": kit::LOOKUP_ANSWER,
-                "paragraph": kit::LOOKUP_PARAGRAPH,
-                "edited": kit::LOOKUP_EDITED,
-                "other": kit::LOOKUP_OTHER,
-                "unrelated": kit::LOOKUP_UNRELATED,
-                "forged": kit::LOOKUP_FORGED,
-                "trusted_npub": provenance::nip19::encode_npub(&kit::golden_keys().public_key()),
-            });
-            std::fs::write(
-                dir.join("texts.json"),
-                serde_json::to_string_pretty(&texts)?,
-            )?;
-        }
+        ["demo", dir] => kit::write_lookup_demo(&PathBuf::from(dir))?,
         ["synthetic", n, file] => {
             let n: u64 = n.parse()?;
             let keys = kit::golden_keys();

@@ -1,0 +1,48 @@
+//! The browser extension end to end: `extension/e2e/run.mjs` ingests the demo corpus with the
+//! real `provenance` binary, serves it on 127.0.0.1, and drives Debian's Chromium (new headless
+//! mode, the unpacked extension loaded) with playwright-core through the item cases: exact
+//! text, a whitespace variant, a copied paragraph, an edited copy, unrelated text, a forged
+//! event, and an event altered after the server (refused by the extension itself).
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use provenance_testkit as kit;
+
+const BIN: &str = env!("CARGO_BIN_EXE_provenance");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_extension_checks_text_in_headless_chromium() {
+    let ext = repo().join("extension");
+    assert!(
+        ext.join("node_modules/playwright-core").is_dir() && ext.join("vendor/nostr.js").is_file(),
+        "the extension's packages are missing: run `npm ci --prefix extension` (.ci/run does)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Chromium is missing: `apt-get install chromium` (.ci/run does), or set CHROMIUM"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    kit::write_lookup_demo(dir.path()).unwrap();
+    let out = Command::new("node")
+        .current_dir(&ext)
+        .args(["e2e/run.mjs", "--provenance", BIN, "--corpus"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("all passed") && !stdout.contains("FAIL"),
+        "{stdout}"
+    );
+}
