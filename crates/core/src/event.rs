@@ -722,28 +722,24 @@ fn finish_verification(
 
 /// Parses event content as a record and checks that it is canonical.
 fn parse_record(content: &str) -> Result<Record, Claim> {
-    // Peek at the version first, so that a future version gets a clear message rather than
-    // an "unknown field" error.
-    #[derive(Deserialize)]
-    struct Version {
-        v: Option<serde_json::Value>,
-    }
-    if let Ok(Version { v: Some(v) }) = serde_json::from_str::<Version>(content) {
-        if v != serde_json::json!(RECORD_VERSION) {
-            return Err(Claim::new(
-                Code::RecordInvalid,
-                format!("record version {v} is not supported (expected {RECORD_VERSION})"),
-            ));
+    let invalid = |detail: String| Claim::new(Code::RecordInvalid, detail);
+    // One parse; the record, the version check and the canonical form all come from it.
+    let value: serde_json::Value =
+        serde_json::from_str(content).map_err(|e| invalid(format!("content is not JSON: {e}")))?;
+    // Check the version first, so that a future version gets a clear message rather than an
+    // "unknown field" error.
+    if let Some(v) = value.get("v") {
+        if v.as_u64() != Some(u64::from(RECORD_VERSION)) {
+            return Err(invalid(format!(
+                "record version {v} is not supported (expected {RECORD_VERSION})"
+            )));
         }
     }
-    let record: Record = serde_json::from_str(content).map_err(|e| {
-        Claim::new(
-            Code::RecordInvalid,
-            format!("content is not a v1 record: {e}"),
-        )
-    })?;
-    let canonical = canonical::to_canonical_json(&record)
-        .map_err(|e| Claim::new(Code::RecordInvalid, e.to_string()))?;
+    let record = Record::deserialize(&value)
+        .map_err(|e| invalid(format!("content is not a v1 record: {e}")))?;
+    // The content must be the one serialisation of this record: canonical JSON, and nothing
+    // the record drops when written (explicit nulls, empty lists, `false` flags).
+    let canonical = canonical::to_canonical_json(&record).map_err(|e| invalid(e.to_string()))?;
     if canonical != content {
         let at = canonical
             .bytes()
