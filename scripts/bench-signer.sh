@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Added latency and throughput loss of `provenance serve` against the same upstream reached
+# directly, at 1, 16 and 64 concurrent clients, with both store durability modes.
+#
+#   scripts/bench-signer.sh [SECONDS]        (default 10 s per run)
+#
+# The upstream is nginx on loopback answering every POST at once with a canned
+# OpenAI-compatible chat completion (about 300 bytes), so the figures are the signer's own
+# cost, not a model's. The load generator is wrk (Debian `wrk`), one thread, keep-alive
+# connections, each run bounded by SECONDS. Everything binds 127.0.0.1; every process the
+# script starts is stopped by PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-10}"
+say() { printf 'bench-signer: %s\n' "$*" >&2; }
+for tool in nginx wrk curl; do
+    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
+done
+
+say "building the release binary"
+cargo build --release --quiet -p provenance-cli
+bin="${CARGO_TARGET_DIR:-target}/release/provenance"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    say "$1 did not answer"; exit 2
+}
+
+up="$(free_port)"
+json='{"id":"chatcmpl-1","object":"chat.completion","created":1793491198,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"The sky is blue because of Rayleigh scattering."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":10,"total_tokens":19}}'
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$up;
+        location / {
+            default_type application/json;
+            return 200 '$json';
+        }
+    }
+}
+EOF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>/dev/null &
+pids+=($!)
+wait_http "http://127.0.0.1:$up/"
+
+"$bin" keygen --out "$work/key.nsec" >/dev/null
+
+cat > "$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# Prints "requests/s p50_ms p99_ms" for one wrk run.
+run_wrk() {
+    local url="$1" conns="$2"
+    wrk -t1 -c"$conns" -d"${seconds}s" --latency -s "$work/post.lua" "$url" > "$work/wrk.out"
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+            if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        $1 == "Requests/sec:" { rps = $2 }
+        /Non-2xx/ { bad = $NF }
+        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad == "" ? 0 : bad) }
+    ' "$work/wrk.out"
+}
+
+printf '\n| durability | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for durability in full process; do
+    px="$(free_port)"
+    "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \
+        --model fixtures/gguf/valid/tiny-llama-f16.gguf --key "$work/key.nsec" \
+        --store "$work/events-$durability.sqlite" --durability "$durability" 2>"$work/serve.log" &
+    serve_pid=$!
+    pids+=("$serve_pid")
+    wait_http "http://127.0.0.1:$px/provenance/0"
+    for conns in 1 16 64; do
+        read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up/v1/chat/completions" "$conns")"
+        read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px/v1/chat/completions" "$conns")"
+        if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
+            say "non-2xx answers: direct $d_bad, signed $s_bad"; exit 1
+        fi
+        awk -v d="$durability" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" -v d50="$d_p50" -v d99="$d_p99" \
+            -v s50="$s_p50" -v s99="$s_p99" 'BEGIN {
+            printf "| %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
+                d, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+    done
+    signed="$(sqlite3 "$work/events-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
+    say "durability $durability: $signed events stored"
+    kill "$serve_pid"
+    wait "$serve_pid" 2>/dev/null || true
+done
+printf '\nload average: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
