@@ -7,11 +7,11 @@
 
 mod serve_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
 use provenance::Keys;
-use serve_common::{curl, event_id, header, runtime, serve, verify};
+use serve_common::{curl, event_id, header, read_request, runtime, serve, verify};
 
 const SSE: &[&str] = &[
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
@@ -41,23 +41,9 @@ fn upstream() -> u16 {
 
 fn answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    let Some((head, body)) = read_request(&mut reader) else {
+        return;
+    };
     let body = String::from_utf8(body).unwrap();
     let response = if head.starts_with("POST /v1/chat/completions")
         && body.contains("\"stream\":true")

@@ -7,13 +7,13 @@
 
 mod serve_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use serve_common::{curl, llama, serve_model, verify_model};
+use serve_common::{curl, llama, read_request, serve_model, verify_model};
 
 fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("PROVENANCE_CLIENTS_PYTHON") {
@@ -103,23 +103,7 @@ fn ollama_upstream() -> u16 {
 
 fn ollama_answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let (mut head, mut length) = (String::new(), 0);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            head.push_str(&line);
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
+    while let Some((head, body)) = read_request(&mut reader) {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let chat = head.starts_with("POST /api/chat");
         let piece = |text: &str, done: bool| {

@@ -247,3 +247,25 @@ pub fn llama(model: &Path) -> Llama {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Reads one HTTP/1.1 request (head and `content-length` body) for the canned upstreams;
+/// `None` when the client closed the connection.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let (mut head, mut length) = (String::new(), 0);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
