@@ -45,11 +45,15 @@ use crate::keyfile;
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// The model server, e.g. http://127.0.0.1:8080
-    #[arg(long, value_name = "URL")]
-    upstream: String,
+    #[arg(long, value_name = "URL", required_unless_present = "config")]
+    upstream: Option<String>,
     /// The weights it serves: a GGUF path or ollama:NAME (hashed once at start-up)
-    #[arg(long, value_name = "PATH|ollama:NAME")]
-    model: String,
+    #[arg(
+        long,
+        value_name = "PATH|ollama:NAME",
+        required_unless_present = "config"
+    )]
+    model: Option<String>,
     /// The name written to records [default: the file name without .gguf, or the Ollama name]
     #[arg(long, value_name = "NAME")]
     model_name: Option<String>,
@@ -92,23 +96,83 @@ pub(crate) struct Args {
     /// The URL clients reach this server at, which NIP-98 events must name [default: http://LISTEN]
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
+    /// options given on the command line win
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The options of a config file as arguments, leaving out those the command line sets.
+fn config_args(path: &std::path::Path, command_line: &[String]) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --config {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((name, value)) => (name.trim(), Some(value.trim().trim_matches('"'))),
+            None => (line, None),
+        };
+        if name.is_empty() || name == "config" || name.starts_with('-') {
+            bail!(
+                "--config {} line {}: expected `name = value`",
+                path.display(),
+                n + 1
+            );
+        }
+        let flag = format!("--{name}");
+        if command_line
+            .iter()
+            .any(|a| a == &flag || a.starts_with(&format!("{flag}=")))
+        {
+            continue;
+        }
+        out.push(flag);
+        out.extend(value.map(str::to_owned));
+    }
+    Ok(out)
+}
+
+/// `Args` again, with the config file's options before the command line's.
+fn with_config(args: Args) -> Result<Args> {
+    let Some(path) = &args.config else {
+        return Ok(args);
+    };
+    use clap::{Args as _, FromArgMatches};
+    let argv: Vec<String> = std::env::args().collect();
+    let after = argv
+        .iter()
+        .position(|a| a == "serve")
+        .map_or(&argv[..0], |i| &argv[i + 1..]);
+    let mut merged = vec!["serve".to_owned()];
+    merged.extend(config_args(path, after)?);
+    merged.extend(after.iter().cloned());
+    let command = Args::augment_args(clap::Command::new("serve"));
+    let matches = command.try_get_matches_from(merged)?;
+    Ok(Args::from_arg_matches(&matches)?)
 }
 
 type HttpClient = Client<HttpConnector, ProxyBody<axum::body::Body>>;
 type UpstreamBody = Either<hyper::body::Incoming, Full<Bytes>>;
 
 pub(crate) fn run(args: Args) -> Result<std::process::ExitCode> {
+    let args = with_config(args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(args))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn serve(args: Args) -> Result<()> {
-    let upstream: Uri = args
-        .upstream
+    let (Some(upstream), Some(model)) = (&args.upstream, &args.model) else {
+        bail!("--upstream and --model are needed (on the command line or in --config)");
+    };
+    let upstream: Uri = upstream
         .trim_end_matches('/')
         .parse()
-        .with_context(|| format!("--upstream {}: not a URL", args.upstream))?;
+        .with_context(|| format!("--upstream {upstream}: not a URL"))?;
     if upstream.scheme_str() != Some("http") {
         bail!("--upstream must be an http:// URL (found {upstream})");
     }
@@ -117,7 +181,7 @@ async fn serve(args: Args) -> Result<()> {
         None => keyfile::default_path()?,
     };
     let keys = keyfile::load(&key_path)?;
-    let model = identify(&args.model, args.model_name.as_deref())?;
+    let model = identify(model, args.model_name.as_deref())?;
     let mut client_builder = Client::builder(TokioExecutor::new());
     client_builder.pool_idle_timeout(Duration::from_secs(30));
     let client: HttpClient = client_builder.build_http();
@@ -579,4 +643,37 @@ fn default_store() -> Result<PathBuf> {
         },
     };
     Ok(base.join("provenance").join("events.sqlite"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files_become_arguments_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.conf");
+        std::fs::write(
+            &path,
+            "# the box\nupstream = http://127.0.0.1:8080\nmodel = \"m.gguf\"\nrelay = ws://a\nrelay = ws://b\ninline\nlisten = 0.0.0.0:1\n",
+        )
+        .unwrap();
+        let args = config_args(&path, &["--listen".into(), "127.0.0.1:9".into()]).unwrap();
+        assert_eq!(
+            args,
+            [
+                "--upstream",
+                "http://127.0.0.1:8080",
+                "--model",
+                "m.gguf",
+                "--relay",
+                "ws://a",
+                "--relay",
+                "ws://b",
+                "--inline"
+            ]
+        );
+        std::fs::write(&path, "--upstream x\n").unwrap();
+        assert!(config_args(&path, &[]).is_err());
+    }
 }

@@ -376,3 +376,46 @@ fn kill_9_under_load_loses_no_event_a_client_saw_end() {
         assert!(provenance::event::verify(&event).holds());
     }
 }
+
+#[test]
+fn a_config_file_sets_the_options_and_the_command_line_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream();
+    let config = dir.path().join("serve.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = http://127.0.0.1:{port}\nmodel = {}\nkey = {}\nstore = {}\nlisten = 127.0.0.1:1\n",
+            serve_common::model().display(),
+            serve_common::key_file(dir.path()).display(),
+            dir.path().join("events.sqlite").display(),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut BufReader::new(child.stderr.take().unwrap()), &mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .map(|w| w.trim_end_matches(',').to_owned());
+    let outcome = base.map(|base| {
+        curl(&[
+            "-d",
+            r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+            &format!("{base}/v1/chat/completions"),
+        ])
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, headers, _) = outcome.unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(k, _)| k == "provenance-request-id"));
+}
