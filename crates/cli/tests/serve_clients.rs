@@ -15,14 +15,9 @@ use std::process::Command;
 use serde_json::Value;
 use serve_common::{curl, llama, read_request, serve_model, verify_model};
 
+/// The interpreter of the venv `.ci/python-clients.sh` makes.
 fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("PROVENANCE_CLIENTS_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    cache.join("provenance/tools/venv/bin/python")
+    provenance_testsupport::clients_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn repo() -> PathBuf {
@@ -35,13 +30,7 @@ fn tiny() -> PathBuf {
 
 /// Runs a client script against `base`; returns its summary.
 fn client(script: &str, base: &str) -> Value {
-    let python = python();
-    assert!(
-        python.is_file(),
-        "{} is missing: run `bash .ci/python-clients.sh`",
-        python.display()
-    );
-    let out = Command::new(python)
+    let out = Command::new(python())
         .arg(repo().join("tests/clients").join(script))
         .arg(base)
         .args(["--header-prefix", "provenance-"])
@@ -74,7 +63,7 @@ fn check(dir: &Path, base: &str, result: &Value, prompt: &str, model: &Path) {
 fn openai_package_through_the_proxy_to_llama_server() {
     let llama = llama(&tiny());
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_model(dir.path(), &llama.url, &tiny(), &[]);
+    let server = serve_model(dir.path(), &llama.url(), &tiny(), &[]);
     let summary = client("openai_client.py", &server.base);
     let question = "Name three primary colours.";
     let messages = format!(r#"[{{"content":"{question}","role":"user"}}]"#);

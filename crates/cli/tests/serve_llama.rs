@@ -99,12 +99,17 @@ fn tiny_model_every_route_whole_streamed_and_inline() {
     let binary = llama_server_path();
     let engine = binary.to_str().unwrap();
     {
-        let server = serve_model(dir.path(), &llama.url, &model, &["--engine-binary", engine]);
+        let server = serve_model(
+            dir.path(),
+            &llama.url(),
+            &model,
+            &["--engine-binary", engine],
+        );
         every_route(dir.path(), &server.base, &model, 8);
     }
     // Inline: the event travels in the response too.
     let inline_dir = tempfile::tempdir().unwrap();
-    let server = serve_model(inline_dir.path(), &llama.url, &model, &["--inline"]);
+    let server = serve_model(inline_dir.path(), &llama.url(), &model, &["--inline"]);
     let url = format!("{}/completion", server.base);
     let (_, _, body) = curl(&["-d", r#"{"prompt":"hi","n_predict":4,"stream":true}"#, &url]);
     let text = String::from_utf8(body).unwrap();
@@ -126,7 +131,7 @@ fn gemma_answers_in_english_and_every_answer_verifies() {
     );
     let llama = llama(&model);
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_model(dir.path(), &llama.url, &model, &[]);
+    let server = serve_model(dir.path(), &llama.url(), &model, &[]);
     let texts = every_route(dir.path(), &server.base, &model, 12);
     // A real model writes words: at least one answer has a space-separated ASCII word.
     assert!(

@@ -3,10 +3,8 @@
 #![allow(dead_code, unreachable_pub)] // Each test file uses a part.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use provenance::Keys;
 use provenance::nostr::nips::nip19::ToBech32;
@@ -172,80 +170,20 @@ pub fn event_id(base: &str, headers: &[(String, String)]) -> provenance::EventId
     event.id
 }
 
-/// The llama-server binary: `PROVENANCE_LLAMA_SERVER`, else where `.ci/llama-server.sh`
-/// caches it.
+/// The llama-server binary (`.ci/llama-server.sh` builds it).
 pub fn llama_server_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("PROVENANCE_LLAMA_SERVER") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    cache.join("provenance/tools/bin/llama-server")
+    provenance_testsupport::llama_server_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The Gemma 3 270M GGUF (`scripts/fetch-gemma.sh` installs it).
 pub fn gemma_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("PROVENANCE_GEMMA_GGUF") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    cache.join("provenance/models/gemma-3-270m-q4_k_m.gguf")
+    provenance_testsupport::gemma_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub struct Llama {
-    pub child: Child,
-    pub url: String,
-}
-
-impl Drop for Llama {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn llama(model: &Path) -> Llama {
-    let binary = llama_server_path();
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `bash .ci/llama-server.sh` (or set PROVENANCE_LLAMA_SERVER)",
-        binary.display()
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&binary)
-        .arg("-m")
-        .arg(model)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["-t", "2", "-c", "1024", "--parallel", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let server = Llama { child, url };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let health = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-            .arg(format!("{}/health", server.url))
-            .output()
-            .unwrap();
-        if health.stdout == b"200" {
-            return server;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "llama-server did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// A llama-server on a loopback port serving `model`; stopped on drop.
+pub fn llama(model: &Path) -> provenance_testsupport::LlamaServer {
+    provenance_testsupport::LlamaServer::start(model, &["-c", "1024"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Reads one HTTP/1.1 request (head and `content-length` body) for the canned upstreams;
