@@ -83,7 +83,9 @@ impl Api {
 
 /// Prompt format: the messages array as RFC 8785 canonical JSON.
 pub const FORMAT_MESSAGES: &str = "messages";
-/// Prompt format: the prompt value (string array or token ids) as RFC 8785 canonical JSON.
+/// Prompt format: RFC 8785 canonical JSON of the prompt value (a string array, token ids), or
+/// of an object holding `prompt` and the other prompt fields the request set (`suffix`;
+/// Ollama's `system`, `template`, `images`, `context`, `raw`).
 pub const FORMAT_JSON: &str = "json";
 
 /// What a request says.
@@ -154,9 +156,8 @@ pub fn parse_request(api: Api, body: &[u8]) -> Result<RequestInfo, RequestError>
         .map(str::to_owned);
     let (prompt_format, prompt) = match api {
         Api::OpenAiChat | Api::OllamaChat => messages(&object)?,
-        Api::OpenAiCompletions | Api::LlamaCompletion | Api::OllamaGenerate => {
-            prompt_field(&object)?
-        }
+        Api::OpenAiCompletions | Api::LlamaCompletion => prompt_field(&object, &["suffix"])?,
+        Api::OllamaGenerate => prompt_field(&object, OLLAMA_PROMPT_PARTS)?,
     };
     let sampling = match api {
         Api::OpenAiChat | Api::OpenAiCompletions => openai::sampling(&object),
@@ -182,7 +183,36 @@ fn messages(object: &Map<String, Value>) -> Result<(&'static str, Vec<u8>), Requ
     Ok((FORMAT_MESSAGES, json.into_bytes()))
 }
 
-fn prompt_field(object: &Map<String, Value>) -> Result<(&'static str, Vec<u8>), RequestError> {
+/// The fields of an Ollama `/api/generate` request that shape what the model is given,
+/// besides `prompt`.
+const OLLAMA_PROMPT_PARTS: &[&str] = &["suffix", "system", "template", "images", "context", "raw"];
+
+/// The prompt: the `prompt` string alone (`text`) when no other field of `parts` is set;
+/// otherwise the object of `prompt` and the `parts` that are set, as RFC 8785 JSON (`json`),
+/// so that a system prompt, a suffix or images are committed to as well.
+fn prompt_field(
+    object: &Map<String, Value>,
+    parts: &[&str],
+) -> Result<(&'static str, Vec<u8>), RequestError> {
+    let set: Map<String, Value> = parts
+        .iter()
+        .filter_map(|k| {
+            object
+                .get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| ((*k).to_owned(), v.clone()))
+        })
+        .collect();
+    if !set.is_empty() {
+        let prompt = object
+            .get("prompt")
+            .filter(|p| !p.is_null())
+            .ok_or(RequestError::Prompt { field: "prompt" })?;
+        let mut whole = set;
+        whole.insert("prompt".to_owned(), prompt.clone());
+        let json = provenance::canonical::value_to_canonical(&Value::Object(whole))?;
+        return Ok((FORMAT_JSON, json.into_bytes()));
+    }
     match object.get("prompt") {
         Some(Value::String(text)) => Ok((
             provenance::commitment::FORMAT_TEXT,

@@ -65,6 +65,15 @@ fn requests_give_prompt_bytes_sampling_and_stream_flag() {
     assert!(info.stream, "Ollama streams unless told not to");
     assert_eq!(info.sampling.get("n_predict"), Some(&json!(3)));
 
+    // A system prompt is committed to with the prompt.
+    let info = parse_request(
+        Api::OllamaGenerate,
+        br#"{"prompt":"Why?","system":"Be brief.","stream":false}"#,
+    )
+    .unwrap();
+    assert_eq!(info.prompt_format, FORMAT_JSON);
+    assert_eq!(info.prompt, br#"{"prompt":"Why?","system":"Be brief."}"#);
+
     let info = parse_request(Api::OpenAiCompletions, br#"{"prompt":[1,2,3]}"#).unwrap();
     assert_eq!(
         (info.prompt_format, &info.prompt[..]),
