@@ -4,9 +4,10 @@
 #
 #   scripts/bench-signer.sh [SECONDS]        (default 10 s per run)
 #
-# The upstream is nginx on loopback answering every POST at once with a canned
-# OpenAI-compatible chat completion (about 300 bytes), so the figures are the signer's own
-# cost, not a model's. The load generator is wrk (Debian `wrk`), one thread, keep-alive
+# The upstream is nginx on loopback answering every POST at once with a canned answer, so the
+# figures are the signer's own cost, not a model's: an OpenAI-compatible chat completion
+# (about 300 bytes of JSON, `chat`) and a llama.cpp `/completion` stream (five SSE messages,
+# `stream`; nginx sends it in one piece, the signer parses and hashes it as a stream). The load generator is wrk (Debian `wrk`), one thread, keep-alive
 # connections, each run bounded by SECONDS. Everything binds 127.0.0.1; every process the
 # script starts is stopped by PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
 set -euo pipefail
@@ -42,6 +43,17 @@ wait_http() {
 
 up="$(free_port)"
 json='{"id":"chatcmpl-1","object":"chat.completion","created":1793491198,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"The sky is blue because of Rayleigh scattering."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":10,"total_tokens":19}}'
+sse='data: {"content":"The sky","stop":false}
+
+data: {"content":" is blue","stop":false}
+
+data: {"content":" because of","stop":false}
+
+data: {"content":" Rayleigh scattering.","stop":false}
+
+data: {"content":"","stop":true,"stop_type":"eos","tokens_predicted":4,"tokens_evaluated":6}
+
+'
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -59,6 +71,10 @@ http {
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$up;
+        location /completion {
+            default_type text/event-stream;
+            return 200 '$sse';
+        }
         location / {
             default_type application/json;
             return 200 '$json';
@@ -72,16 +88,21 @@ wait_http "http://127.0.0.1:$up/"
 
 "$bin" keygen --out "$work/key.nsec" >/dev/null
 
-cat > "$work/post.lua" <<'EOF'
+cat > "$work/chat.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+cat > "$work/stream.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"prompt":"Why is the sky blue?","n_predict":16,"stream":true}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 
 # Prints "requests/s p50_ms p99_ms" for one wrk run.
 run_wrk() {
-    local url="$1" conns="$2"
-    wrk -t1 -c"$conns" -d"${seconds}s" --latency -s "$work/post.lua" "$url" > "$work/wrk.out"
+    local url="$1" conns="$2" case="$3"
+    wrk -t1 -c"$conns" -d"${seconds}s" --latency -s "$work/$case.lua" "$url" > "$work/wrk.out"
     awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
@@ -97,8 +118,8 @@ run_wrk() {
     ' "$work/wrk.out"
 }
 
-printf '\n| durability | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '\n| durability | answer | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
 for durability in full process; do
     px="$(free_port)"
     "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \
@@ -107,16 +128,20 @@ for durability in full process; do
     serve_pid=$!
     pids+=("$serve_pid")
     wait_http "http://127.0.0.1:$px/provenance/0"
+    for case in chat stream; do
+    route=/v1/chat/completions
+    [ "$case" = stream ] && route=/completion
     for conns in 1 16 64; do
-        read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up/v1/chat/completions" "$conns")"
-        read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px/v1/chat/completions" "$conns")"
+        read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
+        read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
         if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
             say "non-2xx answers: direct $d_bad, signed $s_bad"; exit 1
         fi
-        awk -v d="$durability" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" -v d50="$d_p50" -v d99="$d_p99" \
+        awk -v d="$durability" -v k="$case" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" -v d50="$d_p50" -v d99="$d_p99" \
             -v s50="$s_p50" -v s99="$s_p99" 'BEGIN {
-            printf "| %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
-                d, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+            printf "| %s | %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
+                d, k, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+    done
     done
     signed="$(sqlite3 "$work/events-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
     say "durability $durability: $signed events stored"

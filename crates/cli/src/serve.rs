@@ -16,6 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::middleware::Next;
+use axum::serve::ListenerExt;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -184,7 +185,11 @@ async fn serve(args: Args) -> Result<()> {
     let model = identify(model, args.model_name.as_deref())?;
     let mut client_builder = Client::builder(TokioExecutor::new());
     client_builder.pool_idle_timeout(Duration::from_secs(30));
-    let client: HttpClient = client_builder.build_http();
+    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm and the
+    // peer's delayed ACK hold each one back by up to 40 ms.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = client_builder.build(connector);
     let (runtime, defaults) = probe(&client, &upstream, args.engine_binary.as_deref()).await?;
     let store_path = match &args.store {
         Some(path) => path.clone(),
@@ -288,6 +293,9 @@ async fn serve(args: Args) -> Result<()> {
         runtime.version.as_deref().unwrap_or("version unknown"),
         store_path.display(),
     ));
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -71,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     loop {
         let (stream, _) = listener.accept().await?;
+        // Streamed answers are small writes; do not let Nagle's algorithm hold them back.
+        stream.set_nodelay(true)?;
         let (signing, signer) = (signing.clone(), signer.clone());
         // GET /provenance/<id> answers from the store; everything else goes through the layer.
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
