@@ -31,6 +31,8 @@ use tower::{Layer, ServiceExt, service_fn};
 struct Frames {
     frames: VecDeque<Bytes>,
     fail_at_end: bool,
+    /// Say `is_end_stream` once the frames are out (hyper's bodies with a known length do).
+    says_end: bool,
 }
 
 impl Body for Frames {
@@ -41,6 +43,10 @@ impl Body for Frames {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        assert!(
+            !self.is_end_stream(),
+            "polled after saying the body has ended"
+        );
         Poll::Ready(match self.frames.pop_front() {
             Some(bytes) => Some(Ok(Frame::data(bytes))),
             None if self.fail_at_end => {
@@ -50,6 +56,10 @@ impl Body for Frames {
             None => None,
         })
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.says_end && self.frames.is_empty() && !self.fail_at_end
+    }
 }
 
 #[derive(Clone)]
@@ -57,6 +67,7 @@ struct Canned {
     content_type: &'static str,
     chunks: Vec<&'static str>,
     fail: bool,
+    says_end: bool,
     status: StatusCode,
 }
 
@@ -65,6 +76,7 @@ fn canned(content_type: &'static str, chunks: Vec<&'static str>) -> Canned {
         content_type,
         chunks,
         fail: false,
+        says_end: false,
         status: StatusCode::OK,
     }
 }
@@ -101,6 +113,7 @@ async fn exchange(setup: &Setup, path: &str, request: &str, answer: Canned) -> E
             let body = Frames {
                 frames: answer.chunks.iter().map(|c| Bytes::from(*c)).collect(),
                 fail_at_end: answer.fail,
+                says_end: answer.says_end,
             };
             Ok::<_, Infallible>(
                 Response::builder()
@@ -523,4 +536,20 @@ async fn oversized_requests_get_413() {
     )
     .await;
     assert_eq!(x.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_body_that_says_it_has_ended_is_signed_without_another_poll() {
+    let setup = setup(false);
+    let request = r#"{"prompt":"p","stream":true}"#;
+    let mut answer = canned(
+        "text/event-stream",
+        vec!["data: {\"content\":\"done\",\"stop\":true,\"stop_type\":\"eos\"}\n\n"],
+    );
+    answer.says_end = true;
+    let x = exchange(&setup, "/completion", request, answer).await;
+    assert!(!x.error);
+    let record = check_event(&setup, &x, request, b"p");
+    assert!(!record.output.truncated);
+    assert_eq!(record.output.finish_reason.as_deref(), Some("eos"));
 }
