@@ -4,6 +4,8 @@
 //! exact bytes the client received.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -153,39 +155,6 @@ async fn exchange(setup: &Setup, path: &str, request: &str, answer: Canned) -> E
     }
 }
 
-/// The text a client reads from a body, with code independent of the adapters.
-fn client_text(body: &[u8]) -> String {
-    let text = std::str::from_utf8(body).unwrap();
-    let documents: Vec<Value> = if text.contains("data:") {
-        text.split("\n\n")
-            .filter_map(|m| m.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect()
-    } else {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let mut out = String::new();
-    for d in documents {
-        for pointer in [
-            "/choices/0/delta/content",
-            "/choices/0/message/content",
-            "/choices/0/text",
-            "/content",
-            "/response",
-            "/message/content",
-        ] {
-            if let Some(s) = d.pointer(pointer).and_then(Value::as_str) {
-                out.push_str(s);
-            }
-        }
-    }
-    out
-}
-
 /// Checks the stored event against what the client received; returns the record.
 fn check_event(setup: &Setup, x: &Exchange, request: &str, prompt: &[u8]) -> Record {
     assert_eq!(x.status, StatusCode::OK);
@@ -210,7 +179,7 @@ fn check_event(setup: &Setup, x: &Exchange, request: &str, prompt: &[u8]) -> Rec
     let verification = verify(&event);
     assert!(verification.holds(), "{:?}", verification.claims());
     let verified = verification.verified().unwrap();
-    let text = client_text(&x.body);
+    let text = common::client_text(&x.body);
     assert_eq!(
         verified.check_output(text.as_bytes()).status,
         Status::Proven

@@ -5,6 +5,8 @@
 //! those bytes; every other route passes through byte for byte, unsigned.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+mod common;
+
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,41 +34,6 @@ fn request_body(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();
     let at = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     bytes[at + 4..].to_vec()
-}
-
-/// The text a client reads, with code independent of the adapters.
-fn client_text(body: &[u8], stream: bool) -> String {
-    let text = std::str::from_utf8(body).unwrap();
-    let documents: Vec<Value> = if !stream {
-        vec![serde_json::from_str(text).unwrap()]
-    } else if text.starts_with("data:") {
-        text.split("\n\n")
-            .filter_map(|m| m.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect()
-    } else {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let mut out = String::new();
-    for d in documents {
-        for pointer in [
-            "/choices/0/delta/content",
-            "/choices/0/message/content",
-            "/choices/0/text",
-            "/content",
-            "/response",
-            "/message/content",
-        ] {
-            if let Some(s) = d.pointer(pointer).and_then(Value::as_str) {
-                out.push_str(s);
-            }
-        }
-    }
-    out
 }
 
 async fn replay(set: &str) -> usize {
@@ -145,7 +112,7 @@ async fn replay(set: &str) -> usize {
         let verified = verification
             .verified()
             .unwrap_or_else(|| panic!("{set}/{name}: {:?}", verification.claims()));
-        let text = client_text(&body, stream);
+        let text = common::client_text(&body);
         assert_eq!(
             verified.check_output(text.as_bytes()).status,
             Status::Proven,
