@@ -33,8 +33,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener, TcpStream as St
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
@@ -163,7 +162,8 @@ pub fn nostr_rs_relay_path() -> PathBuf {
 pub struct NostrRsRelay {
     child: Child,
     url: String,
-    dir: PathBuf,
+    /// Removed when dropped, after `Drop::drop` has killed the process.
+    _dir: tempfile::TempDir,
 }
 
 impl NostrRsRelay {
@@ -174,18 +174,18 @@ impl NostrRsRelay {
         if !binary.is_file() {
             return Err(TestRelayError::BinaryMissing { path: binary });
         }
-        let dir = temp_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("provenance-nostr-rs-relay-")
+            .tempdir()
+            .map_err(io("creating a temporary directory"))?;
         // The port is picked by binding port 0 and releasing it; another process could take
         // it in between, so a start that fails is retried on a fresh port.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_in(&binary, &dir) {
-                Ok((child, url)) => return Ok(Self { child, url, dir }),
-                Err(error) if attempt >= 3 => {
-                    let _ = fs::remove_dir_all(&dir);
-                    return Err(error);
-                }
+            match Self::start_in(&binary, dir.path()) {
+                Ok((child, url)) => return Ok(Self { child, url, _dir: dir }),
+                Err(error) if attempt >= 3 => return Err(error),
                 Err(_) => {}
             }
         }
@@ -259,7 +259,6 @@ impl NostrRsRelay {
 impl Drop for NostrRsRelay {
     fn drop(&mut self) {
         kill(&mut self.child);
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -267,28 +266,6 @@ impl Drop for NostrRsRelay {
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// A fresh directory under the system temporary directory.
-fn temp_dir() -> Result<PathBuf, TestRelayError> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos())
-        .unwrap_or(0);
-    loop {
-        let name = format!(
-            "provenance-nostr-rs-relay-{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(name);
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(error) => return Err(io("creating a temporary directory")(error)),
-        }
-    }
 }
 
 /// The last 4 KiB of a log file, for error messages.

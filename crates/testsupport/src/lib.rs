@@ -22,8 +22,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use provenance_gguf::write::{TinyLlama, tiny_llama};
 
@@ -197,40 +196,21 @@ pub fn write_tiny_model(dir: &Path) -> Result<PathBuf, Error> {
 
 /// A directory under the system temporary directory, removed on drop.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     /// Creates a fresh directory whose name starts with `provenance-<prefix>-`.
     pub fn new(prefix: &str) -> Result<Self, Error> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.subsec_nanos())
-            .unwrap_or(0);
-        loop {
-            let name = format!(
-                "provenance-{prefix}-{}-{}-{nanos}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            let dir = std::env::temp_dir().join(name);
-            match fs::create_dir(&dir) {
-                Ok(()) => return Ok(Self(dir)),
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(io_err("creating a temporary directory")(error)),
-            }
-        }
+        tempfile::Builder::new()
+            .prefix(&format!("provenance-{prefix}-"))
+            .tempdir()
+            .map(Self)
+            .map_err(io_err("creating a temporary directory"))
     }
 
     /// Its path.
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
