@@ -184,7 +184,13 @@ impl NostrRsRelay {
         loop {
             attempt += 1;
             match Self::start_in(&binary, dir.path()) {
-                Ok((child, url)) => return Ok(Self { child, url, _dir: dir }),
+                Ok((child, url)) => {
+                    return Ok(Self {
+                        child,
+                        url,
+                        _dir: dir,
+                    });
+                }
                 Err(error) if attempt >= 3 => return Err(error),
                 Err(_) => {}
             }
