@@ -1,11 +1,16 @@
 //! Tests of the `provenance` binary itself: arguments in, stdout/stderr/exit status out.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+#[allow(dead_code)] // Each test file uses part of it.
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+use common::Tmp;
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_provenance"));
@@ -51,34 +56,6 @@ fn messages(o: &Output) -> Vec<Value> {
             v
         })
         .collect()
-}
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("provenance-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, content: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn s(p: &Path) -> &str {

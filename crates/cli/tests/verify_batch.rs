@@ -3,8 +3,11 @@
 //! order of the output, `--quiet`.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+#[allow(dead_code)] // Each test file uses part of it.
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use provenance::clock::SystemClock;
@@ -13,6 +16,8 @@ use provenance_gguf::Hasher;
 use provenance_gguf::write::{self, TinyLlama};
 use provenance_testkit::generate::EventGenerator;
 use serde_json::Value;
+
+use common::Tmp;
 
 fn verify(args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<Value>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
@@ -44,32 +49,6 @@ fn verify(args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<Value>, String) {
         vec![Value::String(text)]
     };
     (o.status.code(), msgs, String::from_utf8(o.stderr).unwrap())
-}
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "provenance-verify-batch-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn claim<'a>(verdict: &'a Value, prefix: &str) -> &'a Value {
@@ -105,9 +84,9 @@ fn model_evidence_proves_weights_and_names_differing_tensors() {
         ..TinyLlama::default()
     })
     .build();
-    let recorded_path = t.write("recorded.gguf", &recorded);
-    let other_path = t.write("other.gguf", &other);
-    let ev = t.write(
+    let recorded_path = t.write_str("recorded.gguf", &recorded);
+    let other_path = t.write_str("other.gguf", &other);
+    let ev = t.write_str(
         "event.json",
         signed_for_model(&recorded, &Keys::generate())
             .as_json()
@@ -196,7 +175,7 @@ fn model_evidence_proves_weights_and_names_differing_tensors() {
 fn trust_list_names_are_shown_and_pinned() {
     let t = Tmp::new("trust");
     let keys = Keys::generate();
-    let ev = t.write(
+    let ev = t.write_str(
         "event.json",
         event::sign(
             &Record::new(RecordOutput::from_text("hi"), Model::named("m")),
@@ -212,7 +191,7 @@ fn trust_list_names_are_shown_and_pinned() {
         nip19::encode_npub(&keys.public_key()),
         Keys::generate().public_key().to_hex()
     );
-    let trust = t.write("trust.txt", list.as_bytes());
+    let trust = t.write_str("trust.txt", list.as_bytes());
     let (code, msgs, err) = verify(&[&ev, "--json", "--trust", &trust], b"");
     assert_eq!(code, Some(0), "{err}");
     let c = claim(&msgs[0], "signer.trust");
@@ -222,7 +201,7 @@ fn trust_list_names_are_shown_and_pinned() {
         "{c}"
     );
 
-    let bad = t.write("bad.txt", b"alice@example.com npub1 extra\n");
+    let bad = t.write_str("bad.txt", b"alice@example.com npub1 extra\n");
     let (code, _, err) = verify(&[&ev, "--trust", &bad], b"");
     assert_eq!(code, Some(2));
     assert!(err.contains("bad.txt:1"), "{err}");
@@ -334,9 +313,9 @@ fn a_directory_batch_is_verified_in_file_and_line_order() {
     let generator = EventGenerator::new();
     for (name, range) in [("b.jsonl", 10..20u64), ("a.jsonl", 0..10)] {
         let lines: Vec<String> = range.map(|i| generator.event(i).as_json()).collect();
-        t.write(name, lines.join("\n").as_bytes());
+        t.write_str(name, lines.join("\n").as_bytes());
     }
-    let (code, msgs, err) = verify(&[t.0.to_str().unwrap(), "--json"], b"");
+    let (code, msgs, err) = verify(&[t.dir().to_str().unwrap(), "--json"], b"");
     assert_eq!(code, Some(0), "{err}");
     let created: Vec<u64> = msgs
         .iter()

@@ -3,8 +3,10 @@
 //! `provenance label` and collected by `verify`.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
+#[allow(dead_code)] // Each test file uses part of it.
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 
 use provenance::nostr::prelude::ToBech32;
@@ -12,6 +14,8 @@ use provenance::{Event, Keys, nip19};
 use provenance_relay::testing::{Behaviour, MockRelay, ScriptedRelay};
 use provenance_testkit::generate::{EventGenerator, SIGNERS};
 use serde_json::Value;
+
+use common::Tmp;
 
 fn provenance(args: Vec<String>) -> (Option<i32>, Vec<Value>, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_provenance"))
@@ -48,37 +52,11 @@ fn verdicts(msgs: &[Value]) -> Vec<&Value> {
     msgs.iter().filter(|m| m["type"] == "verdict").collect()
 }
 
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "provenance-verify-relays-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-
-    /// A key file holding `keys`, mode 0600.
-    fn key(&self, name: &str, keys: &Keys) -> String {
-        let path = self.write(name, keys.secret_key().to_bech32().unwrap().as_bytes());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A key file in `t` holding `keys`, mode 0600.
+fn key_file(t: &Tmp, name: &str, keys: &Keys) -> String {
+    let path = t.write_str(name, keys.secret_key().to_bech32().unwrap().as_bytes());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,11 +163,11 @@ async fn labels_are_published_and_reported_by_trust() {
     let relay = MockRelay::start().await.unwrap();
     let ev = EventGenerator::new().event(7);
     publish(relay.url(), &ev).await;
-    let event_file = t.write("event.json", ev.as_json().as_bytes());
+    let event_file = t.write_str("event.json", ev.as_json().as_bytes());
     let auditor = Keys::generate();
     let stranger = Keys::generate();
-    let auditor_key = t.key("auditor.nsec", &auditor);
-    let stranger_key = t.key("stranger.nsec", &stranger);
+    let auditor_key = key_file(&t, "auditor.nsec", &auditor);
+    let stranger_key = key_file(&t, "stranger.nsec", &stranger);
 
     let (code, msgs, err) = run(&[
         "label",
@@ -241,7 +219,7 @@ async fn labels_are_published_and_reported_by_trust() {
     .await;
     assert_eq!(code, Some(0), "{err}");
 
-    let trusted = t.write(
+    let trusted = t.write_str(
         "labellers.txt",
         format!(
             "auditor@example.org {}\n",
@@ -292,7 +270,7 @@ async fn labels_are_published_and_reported_by_trust() {
     // A tampered event file is refused as a label target.
     let mut forged: Value = serde_json::from_str(&ev.as_json()).unwrap();
     forged["content"] = Value::from("{}");
-    let forged_file = t.write("forged.json", forged.to_string().as_bytes());
+    let forged_file = t.write_str("forged.json", forged.to_string().as_bytes());
     let (code, _, err) = run(&[
         "label",
         &forged_file,
