@@ -511,3 +511,36 @@ fn help_documents_the_exit_status() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("EXIT STATUS") && stdout(&o).contains("errors win"));
 }
+
+#[test]
+fn include_text_publishes_the_output_and_refuses_non_utf8() {
+    let t = Tmp::new("include-text");
+    let key = keygen(&t);
+    let text = "caf\u{e9} \u{1f600}\nsecond line";
+    let (ev, _) = sign(&t, &key, text, &["--include-text"]);
+    let o = run(&["inspect", "--json", s(&ev)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(messages(&o)[0]["data"]["record"]["output"]["text"], text);
+    // Without the flag, only hashes are published.
+    let (ev, _) = sign(&t, &key, text, &[]);
+    let o = run(&["inspect", "--json", s(&ev)]);
+    assert!(
+        messages(&o)[0]["data"]["record"]["output"]
+            .get("text")
+            .is_none()
+    );
+
+    let binary = t.write("binary.bin", b"\xff\xfe not text");
+    let o = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--model-name",
+        "m",
+        "--output-file",
+        s(&binary),
+        "--include-text",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not UTF-8 text"), "{}", stderr(&o));
+}
