@@ -23,16 +23,8 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# $work, $pids (stopped on exit) and free_port.
+source scripts/lib-processes.sh
 wait_http() {
     for _ in $(seq 1 200); do
         curl -s -o /dev/null "$1" && return 0

@@ -41,16 +41,8 @@ if [ ! -f "$model" ]; then
 fi
 bash scripts/fetch-gemma.sh "$(dirname "$model")"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# $work, $pids (stopped on exit) and free_port.
+source scripts/lib-processes.sh
 wait_for() {
     local url="$1" what="$2"
     printf '%s' "waiting for $what " >&2

@@ -1,0 +1,16 @@
+# Shared by the scripts that start servers on loopback (sourced, not run).
+#
+# Creates a temporary directory in $work and an array $pids; on exit, every process whose PID
+# was added to $pids is stopped (only those: nothing else is touched) and $work is removed.
+# free_port prints a port on 127.0.0.1 that was free a moment ago.
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
