@@ -297,8 +297,9 @@ pub fn unsigned_event(
 /// auxiliary randomness, as BIP-340 recommends.
 pub fn sign(record: &Record, keys: &Keys, clock: &dyn Clock) -> Result<Event, SignError> {
     let unsigned = unsigned_event(record, keys.public_key(), clock.now())?;
-    let id = unsigned.compute_id();
-    Ok(unsigned.add_signature(keys.sign_schnorr(id.as_bytes()))?)
+    let id = unsigned_id(&unsigned);
+    let sig = keys.sign_schnorr(id.as_bytes());
+    Ok(assemble(unsigned, id, sig))
 }
 
 /// Signs like [`sign`] with given auxiliary randomness, so the event is reproducible byte for
@@ -311,10 +312,33 @@ pub fn sign_with_aux_rand(
     aux: &[u8; 32],
 ) -> Result<Event, SignError> {
     let unsigned = unsigned_event(record, keys.public_key(), created_at)?;
-    let id = unsigned.compute_id();
+    let id = unsigned_id(&unsigned);
     let secp = secp256k1::Secp256k1::signing_only();
     let sig = keys.sign_schnorr_with_aux_rand(&secp, id.as_bytes(), aux);
-    Ok(unsigned.add_signature(sig)?)
+    Ok(assemble(unsigned, id, sig))
+}
+
+/// The id [`unsigned_event`] computed (it always sets one).
+fn unsigned_id(unsigned: &UnsignedEvent) -> EventId {
+    unsigned.id.unwrap_or_else(|| unsigned.compute_id())
+}
+
+/// The signed event from its parts. The id was computed once by [`unsigned_event`] and the
+/// signature was just made over it with the event's own key, so neither is checked again
+/// here (the `nostr` crate's `add_signature` would recompute the id and verify the signature,
+/// which costs more than the signing itself); debug builds still check both.
+fn assemble(unsigned: UnsignedEvent, id: EventId, sig: nostr::event::Signature) -> Event {
+    let event = Event::new(
+        id,
+        unsigned.pubkey,
+        unsigned.created_at,
+        unsigned.kind,
+        unsigned.tags,
+        unsigned.content,
+        sig,
+    );
+    debug_assert!(event.verify().is_ok(), "a freshly signed event verifies");
+    event
 }
 
 /// What the caller asked for, to be checked against the event (from an `nevent`).
