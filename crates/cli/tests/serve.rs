@@ -11,7 +11,7 @@ use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
 use provenance::Keys;
-use serve_common::{curl, event_id, header, read_request, runtime, serve, verify};
+use serve_common::{curl, event_id, header, prompt_opens, read_request, runtime, serve, verify};
 
 const SSE: &[&str] = &[
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
@@ -106,7 +106,8 @@ fn curl_through_the_proxy_gets_signed_answers_that_verify() {
     let port = upstream();
     let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), &[]);
     let url = format!("{}/v1/chat/completions", server.base);
-    let messages = r#"[{"content":"Say hello","role":"user"}]"#;
+    // What a chat request commits to (`chat.v1`): its messages, as RFC 8785 JSON.
+    let messages = r#"{"messages":[{"content":"Say hello","role":"user"}]}"#;
 
     let request = r#"{"model":"tiny","messages":[{"role":"user","content":"Say hello"}]}"#;
     let (status, headers, body) =
@@ -122,6 +123,24 @@ fn curl_through_the_proxy_gets_signed_answers_that_verify() {
     assert_eq!(status, 200);
     assert_eq!(body, SSE.concat().as_bytes());
     verify(dir.path(), &server.base, &headers, "Hello world", messages);
+
+    // Tools, the tool choice and the output format are committed to with the messages: the
+    // disclosed prompt must hold them, and the messages alone do not open the commitment.
+    let request = r#"{"model":"tiny","messages":[{"role":"user","content":"Say hello"}],
+        "tools":[{"type":"function","function":{"name":"greet","parameters":{"type":"object"}}}],
+        "tool_choice":"auto","response_format":{"type":"json_object"},"temperature":0.5}"#;
+    let (status, headers, _) = curl(&["-H", "content-type: application/json", "-d", request, &url]);
+    assert_eq!(status, 200);
+    let committed = concat!(
+        r#"{"messages":[{"content":"Say hello","role":"user"}],"response_format":{"type":"json_object"},"#,
+        r#""tool_choice":"auto","tools":[{"function":{"name":"greet","parameters":{"type":"object"}},"type":"function"}]}"#
+    );
+    verify(dir.path(), &server.base, &headers, "Hello world", committed);
+    assert!(!prompt_opens(dir.path(), &server.base, &headers, messages));
+    let mut other = committed.replace("\"auto\"", "\"none\"");
+    assert!(!prompt_opens(dir.path(), &server.base, &headers, &other));
+    other = committed.replace("json_object", "text");
+    assert!(!prompt_opens(dir.path(), &server.base, &headers, &other));
 
     // Other routes pass through, unsigned.
     let (status, headers, body) = curl(&[&format!("{}/v1/models", server.base)]);

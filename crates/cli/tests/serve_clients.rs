@@ -66,7 +66,7 @@ fn openai_package_through_the_proxy_to_llama_server() {
     let server = serve_model(dir.path(), &llama.url(), &tiny(), &[]);
     let summary = client("openai_client.py", &server.base);
     let question = "Name three primary colours.";
-    let messages = format!(r#"[{{"content":"{question}","role":"user"}}]"#);
+    let messages = format!(r#"{{"messages":[{{"content":"{question}","role":"user"}}]}}"#);
     for (key, prompt) in [
         ("chat", messages.as_str()),
         ("chat_stream", messages.as_str()),
@@ -156,7 +156,7 @@ fn ollama_package_through_the_proxy_to_recorded_ollama_answers() {
     );
     let summary = client("ollama_client.py", &server.base);
     let question = "Why is the sky blue?";
-    let messages = format!(r#"[{{"content":"{question}","role":"user"}}]"#);
+    let messages = format!(r#"{{"messages":[{{"content":"{question}","role":"user"}}]}}"#);
     for (key, prompt) in [
         ("generate", question),
         ("generate_stream", question),

@@ -42,7 +42,7 @@ fn client_text(body: &[u8]) -> String {
 /// Every llama.cpp route, whole and streamed, through the proxy; returns the texts.
 fn every_route(dir: &Path, base: &str, model: &Path, n: u32) -> Vec<String> {
     let question = "What colour is the sky?";
-    let messages = format!(r#"[{{"content":"{question}","role":"user"}}]"#);
+    let messages = format!(r#"{{"messages":[{{"content":"{question}","role":"user"}}]}}"#);
     let mut texts = Vec::new();
     for stream in [false, true] {
         let cases = [

@@ -51,6 +51,7 @@ pub mod label;
 pub mod manual;
 pub mod nip19;
 pub mod normalize;
+pub mod prompt;
 pub mod record;
 pub mod schnorr;
 pub mod verdict;

@@ -196,7 +196,8 @@ fn check_event(setup: &Setup, x: &Exchange, request: &str, prompt: &[u8]) -> Rec
 
 const CHAT: &str =
     r#"{"model":"tiny","messages":[{"role":"user","content":"Say hi"}],"max_tokens":4}"#;
-const CHAT_MESSAGES: &[u8] = br#"[{"content":"Say hi","role":"user"}]"#;
+/// What a chat request commits to (`chat.v1`): the object of its messages, RFC 8785.
+const CHAT_MESSAGES: &[u8] = br#"{"messages":[{"content":"Say hi","role":"user"}]}"#;
 
 #[tokio::test]
 async fn openai_chat_whole_and_streamed() {
@@ -323,7 +324,7 @@ async fn ollama_generate_and_chat() {
         &setup,
         &x,
         request,
-        br#"[{"content":"why?","role":"user"}]"#,
+        br#"{"messages":[{"content":"why?","role":"user"}]}"#,
     );
 }
 

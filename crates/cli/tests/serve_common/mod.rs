@@ -124,13 +124,7 @@ pub fn verify_model(
     prompt: &str,
     model: &Path,
 ) {
-    let (status, _, event) = curl(&[&format!(
-        "{base}{}",
-        header(headers, "provenance-event-url")
-    )]);
-    assert_eq!(status, 200);
-    let event_file = dir.join("event.json");
-    std::fs::write(&event_file, &event).unwrap();
+    let event_file = event_file(dir, base, headers);
     std::fs::write(dir.join("answer.txt"), text).unwrap();
     std::fs::write(dir.join("prompt.txt"), prompt).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
@@ -151,6 +145,34 @@ pub fn verify_model(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Fetches the event a response points to into `dir/event.json`.
+fn event_file(dir: &Path, base: &str, headers: &[(String, String)]) -> PathBuf {
+    let (status, _, event) = curl(&[&format!(
+        "{base}{}",
+        header(headers, "provenance-event-url")
+    )]);
+    assert_eq!(status, 200);
+    let path = dir.join("event.json");
+    std::fs::write(&path, &event).unwrap();
+    path
+}
+
+/// Whether `prompt`, disclosed with the response's salt, opens the commitment of its event.
+pub fn prompt_opens(dir: &Path, base: &str, headers: &[(String, String)], prompt: &str) -> bool {
+    let event_file = event_file(dir, base, headers);
+    std::fs::write(dir.join("prompt.txt"), prompt).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("verify")
+        .arg(event_file)
+        .arg("--prompt")
+        .arg(dir.join("prompt.txt"))
+        .args(["--salt", header(headers, "provenance-prompt-salt")])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

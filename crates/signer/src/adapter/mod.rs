@@ -81,12 +81,12 @@ impl Api {
     }
 }
 
-/// Prompt format: the messages array as RFC 8785 canonical JSON.
-pub const FORMAT_MESSAGES: &str = "messages";
-/// Prompt format: RFC 8785 canonical JSON of the prompt value (a string array, token ids), or
-/// of an object holding `prompt` and the other prompt fields the request set (`suffix`;
-/// Ollama's `system`, `template`, `images`, `context`, `raw`).
-pub const FORMAT_JSON: &str = "json";
+/// The prompt formats (see [`provenance::prompt`]): chat requests commit to `chat.v1`, the
+/// object of `messages` and the fields of [`provenance::prompt::CHAT_FIELDS`] they set;
+/// completion requests to `text`, or to `json` (the prompt value, or the object of `prompt`
+/// and the other prompt fields the request set: `suffix`; Ollama's `system`, `template`,
+/// `images`, `context`, `raw`). `messages` is no longer written.
+pub use provenance::prompt::{FORMAT_CHAT, FORMAT_JSON, FORMAT_MESSAGES};
 
 /// What a request says.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +97,7 @@ pub struct RequestInfo {
     pub model: Option<String>,
     /// Whether the answer will be streamed.
     pub stream: bool,
-    /// How the committed prompt bytes were formed (`text`, `messages`, `json`).
+    /// How the committed prompt bytes were formed (`text`, `json`, `chat.v1`).
     pub prompt_format: &'static str,
     /// The committed prompt bytes.
     pub prompt: Vec<u8>,
@@ -174,13 +174,12 @@ pub fn parse_request(api: Api, body: &[u8]) -> Result<RequestInfo, RequestError>
     })
 }
 
+/// A chat request's prompt: its messages and the fields that shape what the model is asked
+/// (tools, output format, ...), as [`provenance::prompt::chat`] forms them.
 fn messages(object: &Map<String, Value>) -> Result<(&'static str, Vec<u8>), RequestError> {
-    let messages = object
-        .get("messages")
-        .filter(|m| m.is_array())
-        .ok_or(RequestError::Prompt { field: "messages" })?;
-    let json = provenance::canonical::value_to_canonical(messages)?;
-    Ok((FORMAT_MESSAGES, json.into_bytes()))
+    let json =
+        provenance::prompt::chat(object).ok_or(RequestError::Prompt { field: "messages" })??;
+    Ok((FORMAT_CHAT, json))
 }
 
 /// The fields of an Ollama `/api/generate` request that shape what the model is given,

@@ -39,8 +39,11 @@ fn routes() {
 fn requests_give_prompt_bytes_sampling_and_stream_flag() {
     let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"max_tokens":8,"stream":true}"#;
     let info = parse_request(Api::OpenAiChat, body).unwrap();
-    assert_eq!(info.prompt_format, FORMAT_MESSAGES);
-    assert_eq!(info.prompt, br#"[{"content":"hi","role":"user"}]"#);
+    assert_eq!(info.prompt_format, FORMAT_CHAT);
+    assert_eq!(
+        info.prompt,
+        br#"{"messages":[{"content":"hi","role":"user"}]}"#
+    );
     assert!(info.stream);
     assert_eq!(info.model.as_deref(), Some("m"));
     assert_eq!(info.sampling.get("n_predict"), Some(&json!(8)));
@@ -83,6 +86,73 @@ fn requests_give_prompt_bytes_sampling_and_stream_flag() {
     assert!(parse_request(Api::OpenAiChat, b"not json").is_err());
     assert!(parse_request(Api::OpenAiChat, b"[1]").is_err());
     assert!(parse_request(Api::OllamaChat, br#"{"prompt":"x"}"#).is_err());
+}
+
+/// What a chat request commits to covers the tools, functions, tool choice and output format
+/// it sets: changing any of them changes the commitment under the same salt.
+#[test]
+fn chat_commitment_covers_tools_and_output_formats() {
+    use provenance::commitment::{PromptCommitment, Salt};
+    let salt = Salt::from_bytes([3; 32]);
+    let commit = |api: Api, body: &serde_json::Value| {
+        let info = parse_request(api, body.to_string().as_bytes()).unwrap();
+        assert_eq!(info.prompt_format, FORMAT_CHAT);
+        PromptCommitment::commit(info.prompt_format, &info.prompt, &salt).commitment
+    };
+    let tool = json!([{"type": "function", "function": {"name": "weather", "parameters": {}}}]);
+    let other_tool =
+        json!([{"type": "function", "function": {"name": "stocks", "parameters": {}}}]);
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    // (field, a value, another value), per API.
+    type Cases<'a> = [(Api, &'a [(&'a str, serde_json::Value, serde_json::Value)]); 2];
+    let cases: Cases<'_> = [
+        (
+            Api::OpenAiChat,
+            &[
+                ("tools", tool.clone(), other_tool.clone()),
+                ("functions", json!([{"name": "f"}]), json!([{"name": "g"}])),
+                ("tool_choice", json!("auto"), json!("required")),
+                ("function_call", json!("auto"), json!("none")),
+                (
+                    "response_format",
+                    json!({"type": "json_object"}),
+                    json!({"type": "json_schema", "json_schema": {"schema": schema}}),
+                ),
+                ("json_schema", schema.clone(), json!({"type": "array"})),
+                ("grammar", json!("root ::= \"a\""), json!("root ::= \"b\"")),
+                (
+                    "chat_template_kwargs",
+                    json!({"enable_thinking": false}),
+                    json!({}),
+                ),
+            ],
+        ),
+        (
+            Api::OllamaChat,
+            &[
+                ("format", json!("json"), schema.clone()),
+                ("tools", tool, other_tool),
+                ("think", json!(true), json!(false)),
+            ],
+        ),
+    ];
+    for (api, fields) in cases {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let plain = commit(api, &base);
+        for (field, one, two) in fields {
+            let mut with = base.clone();
+            with[*field] = one.clone();
+            let first = commit(api, &with);
+            with[*field] = two.clone();
+            let second = commit(api, &with);
+            assert_ne!(first, plain, "{api:?} {field}");
+            assert_ne!(first, second, "{api:?} {field}");
+            // Sampling and delivery settings are recorded in clear, not committed to.
+            with["temperature"] = json!(0.1);
+            with["stream"] = json!(true);
+            assert_eq!(commit(api, &with), second, "{api:?} {field}");
+        }
+    }
 }
 
 #[test]

@@ -1,0 +1,190 @@
+//! The prompt bytes a commitment covers, by the record's `prompt.format`.
+//!
+//! A prompt commitment ([`crate::commitment`]) is `SHA-256(salt || prompt bytes)`; the
+//! format says how those bytes were formed from the request, so that whoever discloses a
+//! prompt can form the same bytes again:
+//!
+//! | format | committed bytes |
+//! |---|---|
+//! | `text` | the `prompt` string's UTF-8 bytes |
+//! | `json` | RFC 8785 JSON of a non-string `prompt`, or of the object of `prompt` and the other prompt fields a completion request set |
+//! | `chat.v1` | RFC 8785 JSON of the object of a chat request's `messages` and every field of [`CHAT_FIELDS`] it sets to something other than `null` |
+//! | `messages` | RFC 8785 JSON of a chat request's `messages` array alone (earlier signers; it does not cover tools or output formats) |
+//!
+//! A format's meaning never changes: a chat commitment that covers more fields gets a new
+//! name (`chat.v2`), and records with an older name stay verifiable by that name's rule.
+//!
+//! [`disclosed`] turns what a caller discloses into the committed bytes: for the JSON
+//! formats it accepts the value however it is written (and, for `chat.v1` and `messages`,
+//! the whole chat request body as it was sent), since only the canonical form is hashed.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::canonical::{CanonicalError, value_to_canonical};
+
+/// Format: RFC 8785 JSON of a chat request's `messages` and its [`CHAT_FIELDS`] (see the
+/// module documentation).
+pub const FORMAT_CHAT: &str = "chat.v1";
+
+/// Format: RFC 8785 JSON of a chat request's `messages` array alone. Written by earlier
+/// signers; still verifiable.
+pub const FORMAT_MESSAGES: &str = "messages";
+
+/// Format: RFC 8785 JSON of a non-string prompt, or of an object holding `prompt` and the
+/// other prompt fields of a completion request.
+pub const FORMAT_JSON: &str = "json";
+
+/// The fields of a chat request, besides `messages`, that `chat.v1` covers: what shapes what
+/// the model is asked to do (the tools it is offered, the output format or grammar it is held
+/// to, template switches), across the OpenAI API, llama.cpp's and vLLM's extensions of it, and
+/// Ollama's `/api/chat`. Sampling settings are not here: the record carries them in clear.
+pub const CHAT_FIELDS: &[&str] = &[
+    // OpenAI
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "response_format",
+    "reasoning_effort",
+    "prediction",
+    "modalities",
+    // llama.cpp server
+    "grammar",
+    "json_schema",
+    "chat_template",
+    "chat_template_kwargs",
+    "add_generation_prompt",
+    "continue_final_message",
+    // vLLM
+    "documents",
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
+    // Ollama /api/chat
+    "format",
+    "think",
+    "template",
+    "system",
+];
+
+/// The `chat.v1` committed bytes of a chat request object: RFC 8785 JSON of `{"messages":
+/// ..., <each field of CHAT_FIELDS set to non-null>}`. `None` when the request has no
+/// `messages` array.
+pub fn chat(request: &Map<String, Value>) -> Option<Result<Vec<u8>, CanonicalError>> {
+    let messages = request.get("messages").filter(|m| m.is_array())?;
+    let mut committed = Map::new();
+    committed.insert("messages".to_owned(), messages.clone());
+    for field in CHAT_FIELDS {
+        if let Some(value) = request.get(*field).filter(|v| !v.is_null()) {
+            committed.insert((*field).to_owned(), value.clone());
+        }
+    }
+    Some(value_to_canonical(&Value::Object(committed)).map(String::into_bytes))
+}
+
+/// The bytes to check against a commitment of `format`, from what a caller disclosed.
+///
+/// - `chat.v1`: a JSON object with a `messages` array (the committed object, or the whole
+///   request body as sent) gives its [`chat`] bytes;
+/// - `messages`: a JSON array gives its canonical form, an object its `messages` array's;
+/// - `json`: any JSON value gives its canonical form;
+///
+/// anything else (the `text` format, unknown formats, a file that is not such JSON) is
+/// checked as it is.
+pub fn disclosed<'a>(format: &str, file: &'a [u8]) -> Cow<'a, [u8]> {
+    let canonical = |value: &Value| value_to_canonical(value).ok().map(String::into_bytes);
+    let formed = match format {
+        FORMAT_CHAT | FORMAT_MESSAGES | FORMAT_JSON => {
+            match serde_json::from_slice::<Value>(file) {
+                Ok(value) => match (format, &value) {
+                    (FORMAT_CHAT, Value::Object(object)) => chat(object).and_then(Result::ok),
+                    (FORMAT_MESSAGES, Value::Array(_)) | (FORMAT_JSON, _) => canonical(&value),
+                    (FORMAT_MESSAGES, Value::Object(object)) => object
+                        .get("messages")
+                        .filter(|m| m.is_array())
+                        .and_then(canonical),
+                    _ => None,
+                },
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    formed.map_or(Cow::Borrowed(file), Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("a JSON object"),
+        }
+    }
+
+    #[test]
+    fn chat_covers_messages_and_the_listed_fields_only() {
+        let request = object(json!({
+            "model": "m", "temperature": 0.2, "stream": true, "tool_choice": null,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "response_format": {"type": "json_object"},
+        }));
+        let bytes = chat(&request).unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"messages":[{"content":"hi","role":"user"}],"response_format":{"type":"json_object"},"tools":[{"function":{"name":"f"},"type":"function"}]}"#
+        );
+        assert!(chat(&object(json!({"prompt": "x"}))).is_none());
+    }
+
+    #[test]
+    fn every_listed_field_changes_the_bytes() {
+        let base = object(json!({"messages": [{"role": "user", "content": "hi"}]}));
+        let plain = chat(&base).unwrap().unwrap();
+        for field in CHAT_FIELDS {
+            let mut with = base.clone();
+            with.insert((*field).to_owned(), json!("x"));
+            assert_ne!(chat(&with).unwrap().unwrap(), plain, "{field}");
+        }
+    }
+
+    #[test]
+    fn disclosed_accepts_the_request_body_however_written() {
+        let committed = chat(&object(json!({
+            "messages": [{"role": "user", "content": "hi"}], "format": {"type": "object"}
+        })))
+        .unwrap()
+        .unwrap();
+        let body = b"{ \"format\" : {\"type\":\"object\"}, \"stream\": false,\n \"messages\":[{\"content\":\"hi\",\"role\":\"user\"}] }";
+        assert_eq!(disclosed(FORMAT_CHAT, body).as_ref(), committed.as_slice());
+        assert_eq!(
+            disclosed(FORMAT_CHAT, &committed).as_ref(),
+            committed.as_slice()
+        );
+        // The older format: the array, or a body holding it.
+        let messages = br#"[{"content":"hi","role":"user"}]"#;
+        assert_eq!(
+            disclosed(
+                FORMAT_MESSAGES,
+                b"[ {\"role\":\"user\",\"content\":\"hi\"} ]"
+            )
+            .as_ref(),
+            messages
+        );
+        assert_eq!(disclosed(FORMAT_MESSAGES, body).as_ref(), messages);
+        assert_eq!(disclosed(FORMAT_JSON, b"[1, 2]").as_ref(), b"[1,2]");
+        // Text, unknown formats and non-JSON are checked as they are.
+        assert_eq!(disclosed("text", b" {} ").as_ref(), b" {} ");
+        assert_eq!(disclosed(FORMAT_CHAT, b"not json").as_ref(), b"not json");
+        assert_eq!(disclosed(FORMAT_CHAT, b"[1]").as_ref(), b"[1]");
+    }
+}
