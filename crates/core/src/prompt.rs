@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `text` | the `prompt` string's UTF-8 bytes |
 //! | `json` | RFC 8785 JSON of a non-string `prompt`, or of the object of `prompt` and the other prompt fields a completion request set |
-//! | `chat.v1` | RFC 8785 JSON of the object of a chat request's `messages` and every field of [`CHAT_FIELDS`] it sets to something other than `null` |
+//! | `chat.v1` | RFC 8785 JSON of the object of a chat request's `messages` and every field of [`CHAT_FIELDS`] it sets to something other than `null`, `""`, `[]` or `{}` |
 //! | `messages` | RFC 8785 JSON of a chat request's `messages` array alone (earlier signers; it does not cover tools or output formats) |
 //!
 //! A format's meaning never changes: a chat commitment that covers more fields gets a new
@@ -72,18 +72,30 @@ pub const CHAT_FIELDS: &[&str] = &[
 ];
 
 /// The `chat.v1` committed bytes of a chat request object: RFC 8785 JSON of `{"messages":
-/// ..., <each field of CHAT_FIELDS set to non-null>}`. `None` when the request has no
-/// `messages` array.
+/// ..., <each field of CHAT_FIELDS the request sets>}`, where a field set to `null`, `""`,
+/// `[]` or `{}` counts as not set. `None` when the request has no `messages` array.
 pub fn chat(request: &Map<String, Value>) -> Option<Result<Vec<u8>, CanonicalError>> {
     let messages = request.get("messages").filter(|m| m.is_array())?;
     let mut committed = Map::new();
     committed.insert("messages".to_owned(), messages.clone());
     for field in CHAT_FIELDS {
-        if let Some(value) = request.get(*field).filter(|v| !v.is_null()) {
+        if let Some(value) = request.get(*field).filter(|v| !is_empty(v)) {
             committed.insert((*field).to_owned(), value.clone());
         }
     }
     Some(value_to_canonical(&Value::Object(committed)).map(String::into_bytes))
+}
+
+/// `null`, `""`, `[]` and `{}`: what clients send for a field they do not use (the `ollama`
+/// package sends `"tools": []`), and what the servers read as not set.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// The bytes to check against a commitment of `format`, from what a caller disclosed.
@@ -134,6 +146,7 @@ mod tests {
     fn chat_covers_messages_and_the_listed_fields_only() {
         let request = object(json!({
             "model": "m", "temperature": 0.2, "stream": true, "tool_choice": null,
+            "functions": [], "format": "", "chat_template_kwargs": {}, "think": false,
             "messages": [{"role": "user", "content": "hi"}],
             "tools": [{"type": "function", "function": {"name": "f"}}],
             "response_format": {"type": "json_object"},
@@ -141,7 +154,7 @@ mod tests {
         let bytes = chat(&request).unwrap().unwrap();
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
-            r#"{"messages":[{"content":"hi","role":"user"}],"response_format":{"type":"json_object"},"tools":[{"function":{"name":"f"},"type":"function"}]}"#
+            r#"{"messages":[{"content":"hi","role":"user"}],"response_format":{"type":"json_object"},"think":false,"tools":[{"function":{"name":"f"},"type":"function"}]}"#
         );
         assert!(chat(&object(json!({"prompt": "x"}))).is_none());
     }
