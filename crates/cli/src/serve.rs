@@ -34,7 +34,7 @@ use provenance_signer::nip98::{self, Allow, Nip98Verifier};
 use provenance_signer::outbox::Outbox;
 use provenance_signer::service::ProxyBody;
 use provenance_signer::{
-    Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore, Store, nip01,
+    Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore, nip01,
 };
 use serde_json::{Map, Value};
 use tower::util::BoxCloneSyncService;
@@ -218,7 +218,13 @@ async fn serve(args: Args) -> Result<()> {
     // The outbox runs even without --relay: rows queued by an earlier run with relays are
     // still delivered.
     let outbox = Outbox::new(store.clone(), Arc::new(SystemClock));
-    builder = builder.on_stored(outbox.waker());
+    // Every stored event wakes the outbox and goes to the live subscriptions of the relay.
+    let hub = nip01::Hub::default();
+    let (wake, publish) = (outbox.waker(), hub.hook());
+    builder = builder.on_stored(Arc::new(move |event| {
+        wake(event);
+        publish(event);
+    }));
     tokio::spawn(outbox.run());
     let signer = Arc::new(builder.build(store));
     let auth = match (&args.auth_allow, args.auth_any) {
@@ -279,6 +285,7 @@ async fn serve(args: Args) -> Result<()> {
         .with_state(AppState {
             signer: signer.clone(),
             proxy: signing.clone(),
+            hub,
             relay_hints: Arc::new(relay_hints),
         })
         .fallback_service(signing);
@@ -310,6 +317,8 @@ type Proxy = BoxCloneSyncService<Request<axum::body::Body>, Response, Infallible
 struct AppState {
     signer: Arc<Signer>,
     proxy: Proxy,
+    /// New events for the live subscriptions of the relay at `/`.
+    hub: nip01::Hub,
     /// Relay hints of the `Provenance-Nevent` header: the box itself, then `--relay`s.
     relay_hints: Arc<Vec<String>>,
 }
@@ -384,25 +393,28 @@ async fn root(State(state): State<AppState>, request: Request<axum::body::Body>)
     };
     let store = state.signer.store().clone();
     ws.max_message_size(nip01::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| relay(socket, store))
+        .on_upgrade(move |socket| {
+            nip01::run(Socket(socket), store, state.hub, nip01::Limits::default())
+        })
 }
 
-async fn relay(mut socket: WebSocket, store: Arc<dyn Store>) {
-    while let Some(Ok(message)) = socket.recv().await {
-        let text = match message {
-            Message::Text(text) => text.to_string(),
-            Message::Close(_) => return,
-            _ => continue,
-        };
-        let store = store.clone();
-        let answers = tokio::task::spawn_blocking(move || nip01::respond(store.as_ref(), &text))
-            .await
-            .unwrap_or_default();
-        for answer in answers {
-            if socket.send(Message::Text(answer.into())).await.is_err() {
-                return;
+/// The websocket as the relay's [`nip01::Transport`].
+struct Socket(WebSocket);
+
+impl nip01::Transport for Socket {
+    async fn recv(&mut self) -> Option<String> {
+        loop {
+            match self.0.recv().await? {
+                Ok(Message::Text(text)) => return Some(text.to_string()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                // Pings are answered by the websocket layer; binary is not NIP-01.
+                Ok(_) => {}
             }
         }
+    }
+
+    async fn send(&mut self, text: String) -> bool {
+        self.0.send(Message::Text(text.into())).await.is_ok()
     }
 }
 

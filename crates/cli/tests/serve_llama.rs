@@ -1,7 +1,8 @@
 //! `provenance serve` in front of a real `llama-server` (llama.cpp built by
 //! `.ci/llama-server.sh`), serving the tiny generated GGUF and the real Gemma 3 270M: every
 //! llama.cpp route, whole and streamed, and inline mode, each answer checked by
-//! `provenance verify` against the text curl received, the disclosed prompt and the weights.
+//! `provenance verify` against the text curl received, the disclosed prompt and the weights;
+//! and the box's relay pushing events signed after a subscription opened.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 mod serve_common;
@@ -9,7 +10,10 @@ mod serve_common;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use serve_common::{curl, gemma_path, header, llama, llama_server_path, serve_model, verify_model};
+use serve_common::{
+    Nip01Client, curl, event_id, gemma_path, header, llama, llama_server_path, serve_model,
+    verify_model,
+};
 
 /// The text a client reads from a whole or streamed body (choice 0 / `content`).
 fn client_text(body: &[u8]) -> String {
@@ -119,6 +123,44 @@ fn tiny_model_every_route_whole_streamed_and_inline() {
     let event = serde_json::to_string(&inline["event"]).unwrap();
     let event = provenance::event::parse_event(&event, &Default::default()).unwrap();
     assert!(provenance::event::verify(&event).holds());
+}
+
+/// The box's relay keeps subscriptions open: one opened before a generation receives the
+/// event signed for it (whole and streamed), after `EOSE`; after `CLOSE`, nothing more.
+#[test]
+fn relay_subscription_opened_before_a_generation_receives_its_event() {
+    let model = serve_common::model();
+    let llama = llama(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_model(dir.path(), &llama.url(), &model, &[]);
+    let mut client = Nip01Client::connect(&server.base.replacen("http://", "ws://", 1));
+    client.send(r#"["REQ","live",{"kinds":[1988]}]"#);
+    assert_eq!(client.next(), r#"["EOSE","live"]"#, "nothing stored yet");
+    client.send(r#"["REQ","notes",{"kinds":[1]}]"#);
+    assert_eq!(client.next(), r#"["EOSE","notes"]"#);
+    let url = format!("{}/completion", server.base);
+    for stream in [false, true] {
+        let request = format!(r#"{{"prompt":"hi","n_predict":8,"stream":{stream}}}"#);
+        let (status, headers, _) = curl(&["-d", &request, &url]);
+        assert_eq!(status, 200);
+        let id = event_id(&server.base, &headers);
+        let message: Value = serde_json::from_str(&client.next()).unwrap();
+        assert_eq!(message[0], "EVENT");
+        assert_eq!(message[1], "live", "only the matching subscription");
+        let event =
+            provenance::event::parse_event(&message[2].to_string(), &Default::default()).unwrap();
+        assert_eq!(event.id, id);
+        assert!(provenance::event::verify(&event).holds());
+    }
+    // CLOSE has no answer; a barrier shows that nothing more comes for "live": the next
+    // event is handed to the connection before the relay reads the COUNT after it.
+    client.send(r#"["CLOSE","live"]"#);
+    client.send(r#"["COUNT","closed",{"kinds":[1988]}]"#);
+    assert_eq!(client.next(), r#"["COUNT","closed",{"count":2}]"#);
+    let (status, _, _) = curl(&["-d", r#"{"prompt":"hi","n_predict":4}"#, &url]);
+    assert_eq!(status, 200);
+    client.send(r#"["COUNT","after",{"kinds":[1988]}]"#);
+    assert_eq!(client.next(), r#"["COUNT","after",{"count":3}]"#);
 }
 
 #[test]

@@ -293,6 +293,9 @@ impl Store for SqliteStore {
     }
 
     fn query(&self, filter: &Filter, limit: usize) -> Result<Vec<Event>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let conn = self.lock();
         let mut rows: Vec<(String, String)> = Vec::new();
         match &filter.ids {
@@ -506,6 +509,7 @@ mod tests {
             vec![eb.clone(), ea.clone()]
         );
         assert_eq!(store.query(&kind, 1).unwrap(), vec![eb.clone()]);
+        assert_eq!(store.query(&kind, 0).unwrap(), vec![]);
         let by_id = Filter::new().id(ea.id);
         assert_eq!(store.query(&by_id, 10).unwrap(), vec![ea.clone()]);
         let since = kind.clone().since(Timestamp::from_secs(1_500));

@@ -229,3 +229,70 @@ pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
     reader.read_exact(&mut body).ok()?;
     Some((head, body))
 }
+
+/// A NIP-01 client in a separate process (`nip01_client.mjs` on Node's built-in WebSocket):
+/// [`Nip01Client::send`] writes a message, [`Nip01Client::next`] reads the relay's next one.
+pub struct Nip01Client {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Nip01Client {
+    /// Connects to the relay at `url` (`ws://...`).
+    pub fn connect(url: &str) -> Self {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/serve_common/nip01_client.mjs");
+        // Node 20 has the WebSocket global behind a flag, Node 22 and later without.
+        let probe = Command::new("node")
+            .args([
+                "-e",
+                "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)",
+            ])
+            .status()
+            .unwrap_or_else(|e| panic!("node (Node.js 20.10 or later) is needed: {e}"));
+        let mut command = Command::new("node");
+        if !probe.success() {
+            command.arg("--experimental-websocket");
+        }
+        let mut child = command
+            .arg(script)
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut client = Self { child, lines };
+        assert_eq!(client.next(), r#"["OPEN"]"#);
+        client
+    }
+
+    pub fn send(&mut self, message: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The relay's next message (waits up to 30 s).
+    pub fn next(&mut self) -> String {
+        self.lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a message from the relay in time")
+    }
+}
+
+impl Drop for Nip01Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
