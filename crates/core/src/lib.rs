@@ -54,6 +54,7 @@ pub mod normalize;
 pub mod prompt;
 pub mod record;
 pub mod schnorr;
+pub mod schnorr_batch;
 pub mod verdict;
 
 pub use nostr;

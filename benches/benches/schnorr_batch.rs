@@ -1,0 +1,85 @@
+//! BIP-340 batch verification ([`BatchVerifier::verify_all`]) against libsecp256k1 single
+//! verification with keys already parsed (the raw rate of `verify-rate`), per signature, for
+//! batches of 1 to 1024 signatures by one signer and by all-distinct signers. A fresh
+//! verifier per batch would also lift every key again; the reused one below has them cached,
+//! as a verifier of a stream of events does.
+//!
+//! `cargo bench -p provenance-benches --bench schnorr_batch`; figures in
+//! `docs/benchmarks.md` ("BIP-340 batch verification").
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use provenance::schnorr_batch::{BatchVerifier, Item};
+use secp256k1::{Keypair, Secp256k1, SecretKey, XOnlyPublicKey, schnorr};
+use sha2::{Digest, Sha256};
+
+const SIZES: [usize; 5] = [1, 8, 64, 256, 1024];
+
+/// `count` signed 32-byte messages, by one key or by `count` distinct keys.
+fn signed(count: usize, one_signer: bool) -> Vec<([u8; 32], [u8; 32], [u8; 64])> {
+    let secp = Secp256k1::signing_only();
+    (0..count)
+        .map(|i| {
+            let signer = if one_signer { 0 } else { i };
+            let secret: [u8; 32] = Sha256::digest(format!("key {signer}")).into();
+            let key = SecretKey::from_byte_array(&secret).expect("a hash is a valid key");
+            let keypair = Keypair::from_secret_key(&secp, &key);
+            let msg: [u8; 32] = Sha256::digest(format!("message {i}")).into();
+            let sig = secp.sign_schnorr_no_aux_rand(&msg, &keypair);
+            (
+                keypair.x_only_public_key().0.serialize(),
+                msg,
+                sig.to_byte_array(),
+            )
+        })
+        .collect()
+}
+
+fn batch(c: &mut Criterion) {
+    let secp = Secp256k1::verification_only();
+    for (one_signer, name) in [(true, "one signer"), (false, "distinct signers")] {
+        let mut group = c.benchmark_group(format!("schnorr_batch/{name}"));
+        for size in SIZES {
+            let data = signed(size, one_signer);
+            group.throughput(Throughput::Elements(size as u64));
+            let parsed: Vec<(XOnlyPublicKey, schnorr::Signature)> = data
+                .iter()
+                .map(|(pk, _, sig)| {
+                    let key = XOnlyPublicKey::from_byte_array(pk).expect("valid key");
+                    (key, schnorr::Signature::from_byte_array(*sig))
+                })
+                .collect();
+            group.bench_with_input(
+                BenchmarkId::new("libsecp256k1 single", size),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        for ((key, sig), (_, msg, _)) in parsed.iter().zip(&data) {
+                            assert!(secp.verify_schnorr(sig, msg, key).is_ok());
+                        }
+                    })
+                },
+            );
+            let items: Vec<Item<'_>> = data
+                .iter()
+                .map(|(pubkey, msg, sig)| Item { pubkey, msg, sig })
+                .collect();
+            group.bench_with_input(BenchmarkId::new("verify_all", size), &size, |b, _| {
+                let mut verifier = BatchVerifier::new();
+                b.iter(|| assert!(verifier.verify_all(&items)))
+            });
+            group.bench_with_input(
+                BenchmarkId::new("verify_all, batch path forced", size),
+                &size,
+                |b, _| {
+                    let mut verifier = BatchVerifier::new();
+                    verifier.single_below(0);
+                    b.iter(|| assert!(verifier.verify_all(&items)))
+                },
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, batch);
+criterion_main!(benches);
