@@ -21,6 +21,7 @@
 //! Parsing ([`parse_event`]) takes untrusted bytes and enforces [`Limits`] before building
 //! anything.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use nostr::prelude::{
@@ -122,16 +123,20 @@ pub enum ParseError {
     },
 }
 
-/// The wire shape of an event, parsed strictly (duplicate fields are an error).
+/// The wire shape of an event, parsed strictly (duplicate fields are an error). The hex
+/// fields are borrowed from the input unless they hold escapes.
 #[derive(Deserialize)]
-struct WireEvent {
-    id: String,
-    pubkey: String,
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    pubkey: Cow<'a, str>,
     created_at: u64,
     kind: u16,
     tags: Vec<Vec<String>>,
     content: String,
-    sig: String,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
 }
 
 /// Parses untrusted event JSON bytes, enforcing `limits`. Nothing is verified here.
@@ -195,6 +200,28 @@ pub fn parse_event(json: &str, limits: &Limits) -> Result<Event, ParseError> {
 }
 
 fn lower_hex<const N: usize>(s: &str, field: &'static str) -> Result<[u8; N], ParseError> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    if s.len() == 2 * N {
+        let pairs = s.as_bytes().chunks_exact(2);
+        if out.iter_mut().zip(pairs).all(|(byte, pair)| {
+            digit(pair[0])
+                .zip(digit(pair[1]))
+                .map(|(hi, lo)| *byte = hi << 4 | lo)
+                .is_some()
+        }) {
+            return Ok(out);
+        }
+    }
+    lower_hex_slowly(s, field)
+}
+
+/// [`lower_hex`] the slow way, which names what is wrong.
+fn lower_hex_slowly<const N: usize>(s: &str, field: &'static str) -> Result<[u8; N], ParseError> {
     let err = |problem: String| ParseError::Hex {
         field,
         expected: 2 * N,
@@ -354,6 +381,8 @@ pub struct Expect {
 #[derive(Clone, Debug)]
 pub struct Verification {
     claims: Vec<Claim>,
+    /// The record as parsed, while it is not verified (a verified one lives in `verified`, so
+    /// that it is held once).
     record: Option<Record>,
     verified: Option<VerifiedRecord>,
 }
@@ -378,7 +407,17 @@ impl Verification {
     /// The record as parsed, even when verification failed (for display only: nothing in it
     /// is vouched for unless [`Verification::verified`] is `Some`).
     pub fn record(&self) -> Option<&Record> {
-        self.record.as_ref()
+        match &self.verified {
+            Some(verified) => Some(&verified.record),
+            None => self.record.as_ref(),
+        }
+    }
+
+    /// Takes back the verified record (a claim failed); the record stays for display.
+    fn unverify(&mut self) {
+        if let Some(verified) = self.verified.take() {
+            self.record = Some(verified.record);
+        }
     }
 
     /// Adds an evidence claim (from a [`VerifiedRecord`] check). It replaces any asserted or
@@ -391,7 +430,7 @@ impl Verification {
             subject(c.code) != topic || !matches!(c.status, Status::Asserted | Status::Unknown)
         });
         if claim.status == Status::Failed {
-            self.verified = None;
+            self.unverify();
         }
         self.claims.push(claim);
     }
@@ -403,7 +442,7 @@ impl Verification {
     /// [`Verification::add_evidence`].
     pub fn add_claim(&mut self, claim: Claim) {
         if claim.status == Status::Failed {
-            self.verified = None;
+            self.unverify();
         }
         self.claims.push(claim);
     }
@@ -628,7 +667,14 @@ impl Verifier {
         .expect("NIP-01 serialisation of event fields");
         let computed = EventId::from_byte_array(*sha256(&self.buf).as_bytes());
         let id_claim = if computed == event.id {
-            Claim::new(Code::EventIdMatch, format!("id {computed} recomputed"))
+            Claim::new(
+                Code::EventIdMatch,
+                join(&[
+                    "id ",
+                    Hex64::of(computed.as_bytes()).as_str(),
+                    " recomputed",
+                ]),
+            )
         } else {
             Claim::new(
                 Code::EventIdMismatch,
@@ -645,20 +691,21 @@ impl Verifier {
         let valid = key.is_some_and(|key| {
             schnorr::verify_parsed(&key, event.id.as_bytes(), event.sig.as_bytes())
         });
-        let sig_claim = if valid {
-            Claim::new(
-                Code::EventSigValid,
-                format!("BIP-340 signature by {} over id {}", event.pubkey, event.id),
-            )
+        let (code, end) = if valid {
+            (Code::EventSigValid, "")
         } else {
-            Claim::new(
-                Code::EventSigInvalid,
-                format!(
-                    "BIP-340 signature by {} over id {} does not verify",
-                    event.pubkey, event.id
-                ),
-            )
+            (Code::EventSigInvalid, " does not verify")
         };
+        let sig_claim = Claim::new(
+            code,
+            join(&[
+                "BIP-340 signature by ",
+                Hex64::of(event.pubkey.as_bytes()).as_str(),
+                " over id ",
+                Hex64::of(event.id.as_bytes()).as_str(),
+                end,
+            ]),
+        );
         (computed, id_claim, sig_claim)
     }
 }
@@ -709,7 +756,7 @@ fn finish_verification(
     }
     claims.push(Claim::new(
         Code::EventKindProvenance,
-        format!("kind {KIND}"),
+        join(&["kind ", itoa::Buffer::new().format(KIND)]),
     ));
 
     let record = match parse_record(&event.content) {
@@ -725,33 +772,54 @@ fn finish_verification(
     };
     claims.push(Claim::new(
         Code::RecordValid,
-        format!("canonical record, version {}", record.v),
+        join(&[
+            "canonical record, version ",
+            itoa::Buffer::new().format(record.v),
+        ]),
     ));
     claims.push(check_tags(&event.tags, &record));
     assertions(&record, &mut claims);
 
-    let holds = claims.iter().all(|c| c.status != Status::Failed);
-    let verified = holds.then(|| VerifiedRecord {
-        id: event.id,
-        author: event.pubkey,
-        created_at: event.created_at,
-        record: record.clone(),
-    });
+    if claims.iter().any(|c| c.status == Status::Failed) {
+        return Verification {
+            claims,
+            record: Some(record),
+            verified: None,
+        };
+    }
     Verification {
         claims,
-        record: Some(record),
-        verified,
+        record: None,
+        verified: Some(VerifiedRecord {
+            id: event.id,
+            author: event.pubkey,
+            created_at: event.created_at,
+            record,
+        }),
     }
 }
 
 /// Parses event content as a record and checks that it is canonical.
 fn parse_record(content: &str) -> Result<Record, Claim> {
+    // The usual case, a canonical v1 record, in one pass over the text. Anything else is
+    // parsed again below, by way of a JSON value, for the exact error message; both ways read
+    // JSON with the same parser, so they arrive at the same record.
+    if let Ok(record) = serde_json::from_str::<Record>(content) {
+        if record.v == RECORD_VERSION
+            && canonical::to_canonical_json(&record).is_ok_and(|c| c == content)
+        {
+            return Ok(record);
+        }
+    }
+    parse_record_slowly(content)
+}
+
+/// [`parse_record`] by way of a JSON value: the version is checked before the shape, so that
+/// a future version gets a clear message rather than an "unknown field" error.
+fn parse_record_slowly(content: &str) -> Result<Record, Claim> {
     let invalid = |detail: String| Claim::new(Code::RecordInvalid, detail);
-    // One parse; the record, the version check and the canonical form all come from it.
     let value: serde_json::Value =
         serde_json::from_str(content).map_err(|e| invalid(format!("content is not JSON: {e}")))?;
-    // Check the version first, so that a future version gets a clear message rather than an
-    // "unknown field" error.
     if let Some(v) = value.get("v") {
         if v.as_u64() != Some(u64::from(RECORD_VERSION)) {
             return Err(invalid(format!(
@@ -780,6 +848,72 @@ fn parse_record(content: &str) -> Result<Record, Claim> {
 
 /// Checks that the indexing tags say what the record says.
 fn check_tags(tags: &Tags, record: &Record) -> Claim {
+    if tags_match(tags, record) {
+        return Claim::new(
+            Code::EventTagsConsistent,
+            "x, m and model tags match the record",
+        );
+    }
+    describe_tag_problems(tags, record)
+}
+
+/// Whether the `x`, `m` and `model` tags are exactly those [`tags_for`] writes, each once, in
+/// any order: the test [`describe_tag_problems`] makes, without building the expected tags.
+fn tags_match(tags: &Tags, record: &Record) -> bool {
+    let hex = |d: &Sha256Digest| Hex64::of(d.as_bytes()).0;
+    let out = &record.output;
+    let exact = hex(&out.sha256);
+    let normalized = out
+        .normalized
+        .as_ref()
+        .filter(|n| n.sha256 != out.sha256)
+        .map(|n| hex(&n.sha256));
+    let mut model_digest = [0u8; 71];
+    let model_digest = record.model.sha256.map(|d| {
+        model_digest[..7].copy_from_slice(b"sha256:");
+        model_digest[7..].copy_from_slice(&hex(&d));
+        model_digest
+    });
+    fn text(ascii: &[u8]) -> &str {
+        // Hex digits and the ASCII prefix.
+        std::str::from_utf8(ascii).expect("ASCII")
+    }
+    let mut x_want: [Option<&str>; 2] = [Some(text(&exact)), normalized.as_ref().map(|n| text(n))];
+    let model_want = [
+        Some(record.model.name.as_str()),
+        model_digest.as_ref().map(|d| text(d)),
+    ];
+    let x_count = x_want.iter().flatten().count();
+    let mut x_found = 0;
+    let (mut m_found, mut model_found) = (0, 0);
+    for tag in tags.iter() {
+        match tag.as_slice() {
+            [kind, value] if kind == "x" => {
+                // Each expected value may be found once.
+                match x_want.iter_mut().find(|w| **w == Some(value.as_str())) {
+                    Some(slot) => *slot = None,
+                    None => return false,
+                }
+                x_found += 1;
+            }
+            [kind, value] if kind == "m" && *value == out.mime => m_found += 1,
+            [kind, rest @ ..] if kind == "model" => {
+                let want = model_want.iter().flatten();
+                if rest.len() != want.clone().count() || !rest.iter().zip(want).all(|(a, b)| a == b)
+                {
+                    return false;
+                }
+                model_found += 1;
+            }
+            [kind, ..] if kind == "x" || kind == "m" => return false,
+            _ => {}
+        }
+    }
+    x_found == x_count && m_found == 1 && model_found == 1
+}
+
+/// [`check_tags`] when the tags do not match: what each kind of tag should have been.
+fn describe_tag_problems(tags: &Tags, record: &Record) -> Claim {
     let expected = tags_for(record);
     let values = |tags: &mut dyn Iterator<Item = &Tag>, kind: &str| -> BTreeSet<Vec<String>> {
         tags.filter(|t| t.kind() == kind)
@@ -824,10 +958,15 @@ fn assertions(record: &Record, claims: &mut Vec<Claim>) {
     let out = &record.output;
     claims.push(Claim::new(
         Code::OutputAsserted,
-        format!(
-            "output sha256 {} ({} bytes, {})",
-            out.sha256, out.bytes, out.mime
-        ),
+        join(&[
+            "output sha256 ",
+            Hex64::of(out.sha256.as_bytes()).as_str(),
+            " (",
+            itoa::Buffer::new().format(out.bytes),
+            " bytes, ",
+            &out.mime,
+            ")",
+        ]),
     ));
     if out.truncated {
         claims.push(Claim::new(
@@ -838,7 +977,14 @@ fn assertions(record: &Record, claims: &mut Vec<Claim>) {
     claims.push(match &record.prompt {
         Some(p) => Claim::new(
             Code::PromptCommitted,
-            format!("{} commitment {} ({})", p.scheme, p.commitment, p.format),
+            join(&[
+                &p.scheme,
+                " commitment ",
+                Hex64::of(p.commitment.as_bytes()).as_str(),
+                " (",
+                &p.format,
+                ")",
+            ]),
         ),
         None => Claim::new(Code::PromptAbsent, "no prompt commitment"),
     });
@@ -881,6 +1027,33 @@ fn assertions(record: &Record, claims: &mut Vec<Claim>) {
     ));
 }
 
+/// A claim detail from its parts. Details are written for every claim of every event, so
+/// they are put together without the formatting machinery where that is easy.
+fn join(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        s.push_str(part);
+    }
+    s
+}
+
+/// 32 bytes as 64 lowercase hex digits, as ids, keys and digests are displayed.
+struct Hex64([u8; 64]);
+
+impl Hex64 {
+    fn of(bytes: &[u8; 32]) -> Self {
+        let mut buf = [0u8; 64];
+        // The buffer is exactly twice the input length.
+        hex::encode_to_slice(bytes, &mut buf).expect("64 hex digits");
+        Self(buf)
+    }
+
+    fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).expect("hex is ASCII")
+    }
+}
+
 /// Checks a hex id string (64 lowercase or uppercase hex characters) into an event id.
 pub fn parse_event_id(s: &str) -> Result<EventId, crate::digest::HexError> {
     parse_hex32(s).map(EventId::from_byte_array)
@@ -918,5 +1091,193 @@ pub mod fuzzing {
             "round trip changed the verdict"
         );
         assert_eq!(first.verified().is_some(), first.holds());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Model, Output, PromptCommitment};
+
+    fn record() -> Record {
+        let mut r = Record::new(
+            Output::from_text("  Caf\u{e9}  au lait \n"),
+            Model {
+                sha256: Some(sha256(b"weights")),
+                ..Model::named("tiny \"llama\"")
+            },
+        );
+        r.prompt = Some(PromptCommitment {
+            scheme: "sha256-salted-v1".into(),
+            format: "text".into(),
+            commitment: sha256(b"prompt"),
+            tokens: None,
+        });
+        r.sampling = Some(crate::record::Sampling {
+            temperature: Some(0.7),
+            top_p: Some(0.95),
+            extra: [(
+                "z".to_owned(),
+                serde_json::json!({"b": [1.5, null], "a": -3}),
+            )]
+            .into(),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn hex_fields_decode_as_before() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            lower_hex::<32>(&id, "id").unwrap().to_vec(),
+            hex::decode(&id).unwrap()
+        );
+        let mut bad = vec![id.to_uppercase(), id[1..].to_owned(), format!("{id}0")];
+        bad.push(id.replacen('0', "\u{e9}", 1)[..64].to_owned());
+        bad.push(id.replacen('f', "g", 1));
+        bad.push(String::new());
+        for s in bad {
+            assert_eq!(
+                lower_hex::<32>(&s, "id").unwrap_err().to_string(),
+                lower_hex_slowly::<32>(&s, "id").unwrap_err().to_string(),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_is_accepted_or_refused_alike_in_one_pass_and_by_way_of_a_value() {
+        let canonical = canonical::to_canonical_json(&record()).unwrap();
+        // Edits of the canonical text: (what, into what), first occurrence.
+        let edits = [
+            (":", ": "),
+            (r#""v":1"#, r#""v":2"#),
+            (r#""v":1"#, r#""v":1.0"#),
+            (r#""v":1"#, r#""v":"1""#),
+            (r#""v":1"#, r#""v":1,"w":0"#),
+            (r#""v":1"#, r#""v":1,"v":1"#),
+            (r#""v":1"#, r#""time":null,"v":1"#),
+            (r#""a":-3"#, r#""a":-3,"a":-3"#),
+            (r#""a":-3"#, r#""a":-3.0"#),
+            ("0.7", "0.70"),
+            ("0.7", "7e-1"),
+            (r#"{"model""#, r#"{"attestations":[],"model""#),
+            (r#""bytes""#, r#""truncated":false,"bytes""#),
+            (r#""top_p":0.95"#, r#""top_p":0.95,"seed":9007199254740992"#),
+            ("Caf", "Ca\\u0066"),
+        ];
+        let mut contents = vec![canonical.clone()];
+        contents.extend(edits.iter().map(|(a, b)| canonical.replacen(a, b, 1)));
+        contents.extend([
+            canonical[1..].to_owned(),
+            format!("{canonical} "),
+            "[]".to_owned(),
+            r#"{"v":7}"#.to_owned(),
+        ]);
+        // Members out of order.
+        let (model, rest) = canonical[1..].split_once(",\"output\"").unwrap();
+        contents.push(format!("{{\"output\"{},{model}}}", &rest[..rest.len() - 1]));
+        for content in &contents {
+            assert_eq!(
+                parse_record(content),
+                parse_record_slowly(content),
+                "{content}"
+            );
+        }
+        assert!(parse_record(&contents[0]).is_ok());
+    }
+
+    #[test]
+    fn the_tag_test_agrees_with_the_described_tag_check() {
+        let mut normalized_same = record();
+        normalized_same.output = Output::from_text("same");
+        let mut unnamed = record();
+        unnamed.model.sha256 = None;
+        for r in [record(), normalized_same, unnamed] {
+            let good = tags_for(&r);
+            let x = tag(["x", &"ab".repeat(32)]);
+            let mut cases: Vec<Vec<Tag>> = vec![good.clone(), good.iter().rev().cloned().collect()];
+            for i in 0..good.len() {
+                let mut dropped = good.clone();
+                dropped.remove(i);
+                cases.push(dropped);
+                let mut doubled = good.clone();
+                doubled.push(good[i].clone());
+                cases.push(doubled);
+                let mut longer = good.clone();
+                longer[i] =
+                    Tag::parse(good[i].as_slice().iter().chain(["more".into()].iter())).unwrap();
+                cases.push(longer);
+                let mut bare = good.clone();
+                bare[i] = tag([good[i].kind()]);
+                cases.push(bare);
+            }
+            for extra in [
+                x.clone(),
+                tag(["m", "text/html"]),
+                tag(["model", &r.model.name]),
+                tag(["model", "other", "sha256:00"]),
+                tag(["e", "anything"]),
+            ] {
+                let mut more = good.clone();
+                more.push(extra);
+                cases.push(more);
+            }
+            let mut swapped = good.clone();
+            swapped[0] = x;
+            cases.push(swapped);
+            for tags in cases {
+                let tags = Tags::from_list(tags);
+                let described = describe_tag_problems(&tags, &r);
+                assert_eq!(
+                    tags_match(&tags, &r),
+                    described.code == Code::EventTagsConsistent,
+                    "{tags:?}: {described:?}"
+                );
+                assert_eq!(check_tags(&tags, &r), described);
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_evidence_claim_takes_back_the_verified_record_but_keeps_it_for_display() {
+        let keys = Keys::generate();
+        let event =
+            sign_with_aux_rand(&record(), &keys, Timestamp::from_secs(1), &[7; 32]).unwrap();
+        let mut verification = verify(&event);
+        assert!(verification.verified().is_some());
+        assert_eq!(verification.record(), Some(&record()));
+        // Claim details read as before.
+        let details: Vec<&str> = verification
+            .claims()
+            .iter()
+            .map(|c| c.detail.as_str())
+            .collect();
+        assert_eq!(details[0], format!("id {} recomputed", event.id));
+        assert_eq!(
+            details[1],
+            format!("BIP-340 signature by {} over id {}", event.pubkey, event.id)
+        );
+        assert_eq!(details[2], format!("kind {KIND}"));
+        assert_eq!(details[3], "canonical record, version 1");
+        let out = &record().output;
+        let p = record().prompt.unwrap();
+        assert!(
+            details.contains(
+                &format!(
+                    "output sha256 {} ({} bytes, {})",
+                    out.sha256, out.bytes, out.mime
+                )
+                .as_str()
+            )
+        );
+        assert!(details.contains(
+            &format!("{} commitment {} ({})", p.scheme, p.commitment, p.format).as_str()
+        ));
+        let mismatch = verification.verified().unwrap().check_output(b"other");
+        verification.add_evidence(mismatch);
+        assert!(verification.verified().is_none());
+        assert_eq!(verification.record(), Some(&record()));
     }
 }
