@@ -220,6 +220,9 @@ struct Sink {
     out: Out,
     exit: Exit,
     summary: Summary,
+    /// How often each code was reported, by its place in [`Code::ALL`] (put in
+    /// `summary.codes` at the end: a map by name is slow to count into).
+    code_counts: Vec<u64>,
     progress: Option<indicatif::ProgressBar>,
     show_progress: bool,
 }
@@ -279,6 +282,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         out: Out::new(args.json),
         exit: Exit::default(),
         summary: Summary::default(),
+        code_counts: vec![0; Code::ALL.len()],
         progress: None,
         show_progress: !args.json && io::stderr().is_terminal(),
     };
@@ -405,14 +409,28 @@ impl Checker {
         &self,
         items: Vec<(String, Result<String, String>, Expect)>,
     ) -> Vec<Outcome> {
+        if !self.labels {
+            // Nothing to fetch between verifying and rendering: one parallel pass.
+            return items
+                .into_par_iter()
+                .map_init(
+                    || self.lend_verifier(),
+                    |verifier, (origin, text, expect)| match self.parse(text) {
+                        Ok(ev) => {
+                            let verification =
+                                self.verify_with_evidence(&mut verifier.0, &ev, &expect);
+                            self.render(&origin, &ev, &verification)
+                        }
+                        Err(message) => self.error(&origin, &message),
+                    },
+                )
+                .collect();
+        }
         let checked: Vec<Checked> = items
             .into_par_iter()
             .map_init(
                 || self.lend_verifier(),
-                |verifier, (origin, text, expect)| match text
-                    .map_err(|m| m.to_string())
-                    .and_then(|t| event::parse_event(&t, &self.limits).map_err(|e| e.to_string()))
-                {
+                |verifier, (origin, text, expect)| match self.parse(text) {
                     Ok(ev) => {
                         let verification = self.verify_with_evidence(&mut verifier.0, &ev, &expect);
                         Checked::Event {
@@ -452,6 +470,12 @@ impl Checker {
             .collect()
     }
 
+    /// An item's text as an event, or the message saying why it is not one.
+    fn parse(&self, text: Result<String, String>) -> Result<Event, String> {
+        let text = text?;
+        event::parse_event(&text, &self.limits).map_err(|e| e.to_string())
+    }
+
     /// A verifier for one thread of a parallel step, returned to the pool when dropped, so
     /// that the parsed-key caches live for the whole run.
     fn lend_verifier(&self) -> Lent<'_> {
@@ -472,26 +496,33 @@ impl Checker {
         expect: &Expect,
     ) -> Verification {
         let mut verification = verifier.verify_expected(ev, expect);
-        if let Some(verified) = verification.verified().cloned() {
-            if let Some(output) = &self.evidence.output {
-                verification.add_evidence(verified.check_output(output));
+        let Some(verified) = verification.verified() else {
+            return verification;
+        };
+        let mut claims = Vec::new();
+        if let Some(output) = &self.evidence.output {
+            claims.push(verified.check_output(output));
+        }
+        if let Some((prompt, salt)) = &self.evidence.prompt {
+            claims.push(verified.check_prompt(prompt, salt));
+        }
+        if let Some(model) = &self.evidence.model {
+            claims.push(model.check(verified));
+        }
+        if let Some(trusted) = &self.evidence.trusted {
+            let mut claim = verified.check_signer(&trusted.keys);
+            if let Some(name) = trusted.names.get(&verified.author()) {
+                claim.detail = format!(
+                    "{claim} as {name} (name pinned in the trust list, not resolved over NIP-05)",
+                    claim = claim.detail
+                );
             }
-            if let Some((prompt, salt)) = &self.evidence.prompt {
-                verification.add_evidence(verified.check_prompt(prompt, salt));
-            }
-            if let Some(model) = &self.evidence.model {
-                verification.add_evidence(model.check(&verified));
-            }
-            if let Some(trusted) = &self.evidence.trusted {
-                let mut claim = verified.check_signer(&trusted.keys);
-                if let Some(name) = trusted.names.get(&verified.author()) {
-                    claim.detail = format!(
-                        "{claim} as {name} (name pinned in the trust list, not resolved over NIP-05)",
-                        claim = claim.detail
-                    );
-                }
-                verification.add_evidence(claim);
-            }
+            claims.push(claim);
+        }
+        // Every check ran on the record as verified by the structural checks alone, as
+        // before any evidence claim was added.
+        for claim in claims {
+            verification.add_evidence(claim);
         }
         verification
     }
@@ -924,7 +955,10 @@ impl Sink {
                 }
             }
             for code in o.codes {
-                *self.summary.codes.entry(code.as_str()).or_default() += 1;
+                // Every code is in `Code::ALL`.
+                if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
+                    self.code_counts[i] += 1;
+                }
             }
             for (buf, text) in [(&mut stdout, o.stdout), (&mut stderr, o.stderr)] {
                 if !text.is_empty() {
@@ -964,6 +998,11 @@ impl Sink {
     fn finish(mut self) -> Result<ExitCode> {
         if let Some(bar) = self.progress.take() {
             bar.finish_and_clear();
+        }
+        for (code, &n) in Code::ALL.iter().zip(&self.code_counts) {
+            if n > 0 {
+                self.summary.codes.insert(code.as_str(), n);
+            }
         }
         self.out.message("summary", &self.summary)?;
         let s = &self.summary;
