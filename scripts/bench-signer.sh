@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Added latency and throughput loss of `provenance serve` against the same upstream reached
-# directly, at 1, 16 and 64 concurrent clients, with both store durability modes.
+# directly, at 1, 16 and 64 concurrent clients, whole and streamed answers, for two upstreams:
+#
+# - nginx on loopback answering every POST at once with a canned answer, so the figures are
+#   the signer's own cost, not a model's: an OpenAI-compatible chat completion (about 300
+#   bytes of JSON, `chat`) and a llama.cpp `/completion` stream (five SSE messages, `stream`;
+#   nginx sends it in one piece, the signer parses and hashes it as a stream); both store
+#   durability modes;
+# - llama-server (the binary `.ci/llama-server.sh` caches) serving the tiny generated GGUF of
+#   the tests (or LLAMA_MODEL), generating 8 tokens: `/v1/chat/completions` whole (`chat`) and
+#   `/completion` streamed (`stream`); durability `full` (the default). Skipped with a
+#   message when the binary is not there.
 #
 #   scripts/bench-signer.sh [SECONDS]        (default 10 s per run)
 #
-# The upstream is nginx on loopback answering every POST at once with a canned answer, so the
-# figures are the signer's own cost, not a model's: an OpenAI-compatible chat completion
-# (about 300 bytes of JSON, `chat`) and a llama.cpp `/completion` stream (five SSE messages,
-# `stream`; nginx sends it in one piece, the signer parses and hashes it as a stream). The load generator is wrk (Debian `wrk`), one thread, keep-alive
-# connections, each run bounded by SECONDS. Everything binds 127.0.0.1; every process the
-# script starts is stopped by PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
+# The load generator is wrk (Debian `wrk`), one thread, keep-alive connections, each run
+# bounded by SECONDS. Everything binds 127.0.0.1; every process the script starts is stopped by
+# PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,12 +89,12 @@ wait_http "http://127.0.0.1:$up/"
 
 cat > "$work/chat.lua" <<'EOF'
 wrk.method = "POST"
-wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16}'
+wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":8}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 cat > "$work/stream.lua" <<'EOF'
 wrk.method = "POST"
-wrk.body = '{"prompt":"Why is the sky blue?","n_predict":16,"stream":true}'
+wrk.body = '{"prompt":"Why is the sky blue?","n_predict":8,"stream":true}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 
@@ -110,34 +117,58 @@ run_wrk() {
     ' "$work/wrk.out"
 }
 
-printf '\n| durability | answer | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
-for durability in full process; do
-    px="$(free_port)"
-    "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \
-        --model fixtures/gguf/valid/tiny-llama-f16.gguf --key "$work/key.nsec" \
-        --store "$work/events-$durability.sqlite" --durability "$durability" 2>"$work/serve.log" &
-    serve_pid=$!
-    pids+=("$serve_pid")
-    wait_http "http://127.0.0.1:$px/provenance/0"
-    for case in chat stream; do
-    route=/v1/chat/completions
-    [ "$case" = stream ] && route=/completion
-    for conns in 1 16 64; do
-        read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
-        read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
-        if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
-            say "non-2xx answers: direct $d_bad, signed $s_bad"; exit 1
-        fi
-        awk -v d="$durability" -v k="$case" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" -v d50="$d_p50" -v d99="$d_p99" \
-            -v s50="$s_p50" -v s99="$s_p99" 'BEGIN {
-            printf "| %s | %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
-                d, k, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+# One table row per (durability, answer, clients) against the upstream on port $2, named $1.
+matrix() {
+    local name="$1" up="$2" durabilities="$3"
+    for durability in $durabilities; do
+        px="$(free_port)"
+        "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \
+            --model fixtures/gguf/valid/tiny-llama-f16.gguf --key "$work/key.nsec" \
+            --store "$work/events-$name-$durability.sqlite" --durability "$durability" 2>"$work/serve.log" &
+        serve_pid=$!
+        pids+=("$serve_pid")
+        wait_http "http://127.0.0.1:$px/provenance/0"
+        for case in chat stream; do
+            route=/v1/chat/completions
+            [ "$case" = stream ] && route=/completion
+            for conns in 1 16 64; do
+                read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
+                read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
+                # Non-2xx answers are counted in the row, not hidden: the rates include them.
+                if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
+                    say "$name $durability $case $conns: non-2xx answers: direct $d_bad, signed $s_bad (see $work/serve.log)"
+                fi
+                awk -v u="$name" -v d="$durability" -v k="$case" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" \
+                    -v d50="$d_p50" -v d99="$d_p99" -v s50="$s_p50" -v s99="$s_p99" 'BEGIN {
+                    printf "| %s | %s | %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
+                        u, d, k, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+            done
+        done
+        signed="$(sqlite3 "$work/events-$name-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
+        say "$name, durability $durability: $signed events stored"
+        kill "$serve_pid"
+        wait "$serve_pid" 2>/dev/null || true
     done
+}
+
+printf '\nload average at the start: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
+printf '\n| upstream | durability | answer | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+matrix nginx "$up" "full process"
+
+llama_bin="${PROVENANCE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/tools}/bin/llama-server"
+llama_model="${LLAMA_MODEL:-fixtures/gguf/valid/tiny-llama-f16.gguf}"
+if [ -x "$llama_bin" ]; then
+    lp="$(free_port)"
+    "$llama_bin" --model "$llama_model" --host 127.0.0.1 --port "$lp" -c 1024 >"$work/llama.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        curl -sf -o /dev/null "http://127.0.0.1:$lp/health" && break
+        sleep 0.1
     done
-    signed="$(sqlite3 "$work/events-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
-    say "durability $durability: $signed events stored"
-    kill "$serve_pid"
-    wait "$serve_pid" 2>/dev/null || true
-done
-printf '\nload average: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
+    curl -sf -o /dev/null "http://127.0.0.1:$lp/health" || { say "llama-server did not start (see $work/llama.log)"; exit 2; }
+    matrix llama-server "$lp" "full"
+else
+    say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it): llama-server rows skipped"
+fi
+printf '\nload average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

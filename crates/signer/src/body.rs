@@ -26,7 +26,6 @@ use provenance::Timestamp;
 use provenance::clock::FixedClock;
 use provenance::commitment::Salt;
 use provenance::digest::{Sha256Digest, Sha256Hasher};
-use tokio::task::JoinHandle;
 
 use crate::Signer;
 use crate::adapter::stream::{Framing, Item, Kind};
@@ -63,7 +62,7 @@ enum Phase {
     Streaming,
     /// Signing and storing; then send `tail` (trailers, or the upstream error).
     Signing {
-        task: JoinHandle<Result<Option<String>, String>>,
+        task: Finishing,
         tail: Option<Result<Frame<Bytes>, BoxError>>,
     },
     /// The inline message, then the tail.
@@ -172,15 +171,14 @@ where
                     let tail = tail.take();
                     let mut frames = Vec::new();
                     match outcome {
-                        Ok(Ok(inline)) => {
+                        Ok(inline) => {
                             if let Some(inline) = inline {
                                 frames.push(Ok(Frame::data(self.inline_message(&inline))));
                             }
                             frames.extend(tail);
                         }
                         // Not stored: the end of the response is never released.
-                        Ok(Err(reason)) => frames.push(Err(reason.into())),
-                        Err(join) => frames.push(Err(Box::new(join) as BoxError)),
+                        Err(reason) => frames.push(Err(reason.into())),
                     }
                     frames.reverse();
                     self.phase = Phase::Tail(frames);
@@ -217,10 +215,9 @@ where
             .hasher
             .take()
             .map_or_else(|| Sha256Hasher::new().finalize(), Sha256Hasher::finalize);
-        let (pending, bytes) = (self.pending.clone(), self.bytes);
-        let task = tokio::task::spawn_blocking(move || {
-            pending.finish(&generation, digest, bytes, truncated)
-        });
+        let task = self
+            .pending
+            .finish(&generation, digest, self.bytes, truncated);
         self.phase = Phase::Signing { task, tail };
     }
 
@@ -255,32 +252,71 @@ pub(crate) struct Pending {
     pub(crate) streamed: bool,
 }
 
+/// The signing and storing of one event: resolves to the inline message (in inline mode)
+/// once the event is stored, or to why no event exists.
+pub(crate) type Finishing = Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send>>;
+
 impl Pending {
-    /// Builds, signs and stores the event (blocking: SQLite commits and fsyncs). Returns the
-    /// inline message in inline mode. On failure the id is marked failed.
+    /// Builds and signs the event here (no thread hand-off: it is a few tens of microseconds
+    /// of work), and hands it to the store. The returned future resolves once the event is
+    /// stored. The id is marked done or failed, and the `on_stored` hook called, by the
+    /// store's completion, so this happens even if the future is dropped (the client went
+    /// away while the event was being committed).
     pub(crate) fn finish(
         &self,
         generation: &Generation,
         response_sha256: Sha256Digest,
         response_bytes: u64,
         truncated: bool,
-    ) -> Result<Option<String>, String> {
-        let signer = &self.signer;
-        let result = self.sign_and_store(generation, response_sha256, response_bytes, truncated);
-        match &result {
-            Ok(_) => signer.registry.done(self.id),
-            Err(reason) => signer.registry.fail(self.id, reason.clone()),
-        }
-        result
+    ) -> Finishing {
+        let signer = self.signer.clone();
+        let signed = self.sign(generation, response_sha256, response_bytes, truncated);
+        let (event, inline) = match signed {
+            Ok(signed) => signed,
+            Err(reason) => {
+                signer.registry.fail(self.id, reason.clone());
+                return Box::pin(std::future::ready(Err(reason)));
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = self.id;
+        let store = signer.store.clone();
+        store.submit(
+            id,
+            event,
+            Box::new(move |event, outcome| {
+                let outcome = match outcome {
+                    Ok(()) => {
+                        signer.registry.done(id);
+                        if let Some(hook) = &signer.on_stored {
+                            hook(event);
+                        }
+                        Ok(inline)
+                    }
+                    Err(e) => {
+                        let reason = format!("the event could not be stored: {e}");
+                        signer.registry.fail(id, reason.clone());
+                        Err(reason)
+                    }
+                };
+                // The response may have been dropped; the event is stored all the same.
+                let _ = tx.send(outcome);
+            }),
+        );
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the event store stopped".to_owned()))
+        })
     }
 
-    fn sign_and_store(
+    /// The signed event, and the inline message in inline mode.
+    fn sign(
         &self,
         generation: &Generation,
         response_sha256: Sha256Digest,
         response_bytes: u64,
         truncated: bool,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<(provenance::Event, Option<String>), String> {
         let signer = &self.signer;
         if generation.unreadable > 0 {
             return Err(format!(
@@ -315,22 +351,91 @@ impl Pending {
         let created_at = FixedClock(Timestamp::from_secs(exchange.end_ms / 1000));
         let event = provenance::event::sign(&record, &signer.keys, &created_at)
             .map_err(|e| format!("signing failed: {e}"))?;
-        signer
-            .store
-            .put(self.id, &event)
-            .map_err(|e| format!("the event could not be stored: {e}"))?;
-        if let Some(outbox) = &signer.on_stored {
-            outbox(&event);
-        }
         if !signer.inline {
-            return Ok(None);
+            return Ok((event, None));
         }
-        let inline = serde_json::json!({
-            "request_id": self.id.to_string(),
-            "prompt_salt": self.salt.to_string(),
-            "event": serde_json::from_str::<serde_json::Value>(&event.as_json())
-                .map_err(|e| format!("event JSON: {e}"))?,
-        });
-        Ok(Some(inline.to_string()))
+        let inline = format!(
+            r#"{{"request_id":"{}","prompt_salt":"{}","event":{}}}"#,
+            self.id,
+            self.salt,
+            event.as_json()
+        );
+        Ok((event, Some(inline)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use provenance::nostr::prelude::{Event, Filter};
+    use provenance::{Keys, Model};
+
+    use super::*;
+    use crate::adapter::{Api, parse_request};
+    use crate::store::{Done, Lookup, Store, StoreError};
+
+    /// A store that completes writes only when told to.
+    #[derive(Default)]
+    struct Deferred(Mutex<Vec<(Event, Done)>>);
+
+    impl Store for Deferred {
+        fn put(&self, _: RequestId, _: &Event) -> Result<(), StoreError> {
+            unreachable!("the signer submits")
+        }
+        fn submit(&self, _: RequestId, event: Event, done: Done) {
+            self.0.lock().unwrap().push((event, done));
+        }
+        fn get(&self, _: RequestId) -> Result<Option<String>, StoreError> {
+            Ok(None)
+        }
+        fn query(&self, _: &Filter, _: usize) -> Result<Vec<Event>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// The client going away while its event is being committed does not leave the request
+    /// "in progress": the store's completion marks it and calls the hook.
+    #[test]
+    fn an_event_committed_after_its_response_was_dropped_is_still_accounted_for() {
+        let store = Arc::new(Deferred::default());
+        let stored = Arc::new(AtomicUsize::new(0));
+        let counter = stored.clone();
+        let signer = Arc::new(
+            Signer::builder(Keys::generate(), Model::named("m"))
+                .on_stored(Arc::new(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }))
+                .build(store.clone()),
+        );
+        let id = RequestId::random();
+        signer.registry.start(id);
+        let pending = Pending {
+            signer: signer.clone(),
+            id,
+            info: parse_request(Api::LlamaCompletion, br#"{"prompt":"p"}"#).unwrap(),
+            request_sha256: provenance::digest::sha256(b"{}"),
+            salt: Salt::random(),
+            caller: None,
+            start_ms: 0,
+            streamed: true,
+        };
+        let generation = Generation {
+            text: "x".into(),
+            complete: true,
+            ..Generation::default()
+        };
+        let finishing = pending.finish(&generation, Sha256Hasher::new().finalize(), 0, false);
+        assert_eq!(signer.lookup(id).unwrap(), Lookup::InProgress);
+        drop(finishing);
+        let (event, done) = store.0.lock().unwrap().pop().unwrap();
+        done(&event, Ok(()));
+        assert_eq!(stored.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            signer.lookup(id).unwrap(),
+            Lookup::Unknown,
+            "no longer in progress"
+        );
     }
 }

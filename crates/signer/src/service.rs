@@ -213,23 +213,12 @@ where
     };
     let mut generation = Generation::default();
     generation.apply_body(pending.info.api, &bytes);
-    let (served, hashed_len) = (bytes.clone(), bytes.len() as u64);
-    let finished = tokio::task::spawn_blocking(move || {
-        pending.finish(&generation, sha256(&served), hashed_len, false)
-    })
-    .await;
+    let finished = pending
+        .finish(&generation, sha256(&bytes), bytes.len() as u64, false)
+        .await;
     let event = match finished {
-        Ok(Ok(event)) => event,
-        Ok(Err(reason)) => return Err(Reply::Local(StatusCode::INTERNAL_SERVER_ERROR, reason)),
-        Err(e) => {
-            signer
-                .registry
-                .fail(id, format!("signing task failed: {e}"));
-            return Err(Reply::Local(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "signing failed".to_owned(),
-            ));
-        }
+        Ok(event) => event,
+        Err(reason) => return Err(Reply::Local(StatusCode::INTERNAL_SERVER_ERROR, reason)),
     };
     let body = match (signer.inline, event) {
         (true, Some(inline)) => splice_inline(&bytes, &inline),

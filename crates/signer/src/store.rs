@@ -94,11 +94,23 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Stores `event`, signed for the request `id`.
     fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError>;
+    /// Stores `event` as [`Store::put`] does, without waiting: `done` is called with the
+    /// event and the outcome once it is durable (or has failed), on whatever thread finished
+    /// the write, so it must be quick. The default calls [`Store::put`] and then `done`, on
+    /// the caller's thread; [`SqliteStore`] hands the event to its writer thread and returns
+    /// at once, so an async caller does not hold a thread while the commit runs.
+    fn submit(&self, id: RequestId, event: Event, done: Done) {
+        let outcome = self.put(id, &event);
+        done(&event, outcome);
+    }
     /// The event signed for request `id`, as JSON.
     fn get(&self, id: RequestId) -> Result<Option<String>, StoreError>;
     /// Events matching `filter`, newest first, at most `limit`.
     fn query(&self, filter: &Filter, limit: usize) -> Result<Vec<Event>, StoreError>;
 }
+
+/// What [`Store::submit`] calls once an event is stored or has failed to be.
+pub type Done = Box<dyn FnOnce(&Event, Result<(), StoreError>) + Send>;
 
 /// How hard [`SqliteStore`] works to keep a committed event; see the module docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,7 +126,7 @@ pub enum Durability {
 /// A [`Store`] in one SQLite database file (WAL mode).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    relays: Vec<String>,
+    relays: std::sync::Arc<[String]>,
     writer: mpsc::Sender<Write>,
 }
 
@@ -124,8 +136,9 @@ struct Write {
     event_id: String,
     created_at: i64,
     json: String,
-    relays: Vec<String>,
-    done: mpsc::SyncSender<Result<(), rusqlite::Error>>,
+    relays: std::sync::Arc<[String]>,
+    event: Event,
+    done: Done,
 }
 
 /// Most events committed in one transaction.
@@ -186,7 +199,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Thread(e.to_string()))?;
         Ok(Self {
             conn: Mutex::new(conn),
-            relays: Vec::new(),
+            relays: std::sync::Arc::from([]),
             writer,
         })
     }
@@ -195,7 +208,7 @@ impl SqliteStore {
     /// entry per relay in the same transaction as the event, so a queued publication is as
     /// durable as the event. None by default. See [`crate::outbox`].
     pub fn publish_to(mut self, relays: Vec<String>) -> Self {
-        self.relays = relays;
+        self.relays = relays.into();
         self
     }
 
@@ -267,6 +280,19 @@ impl Store for SqliteStore {
     /// (group commit), so concurrent answers share one fsync.
     fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError> {
         let (done, outcome) = mpsc::sync_channel(1);
+        self.submit(
+            id,
+            event.clone(),
+            Box::new(move |_, result| {
+                // The caller may have given up; nothing to do then.
+                let _ = done.send(result);
+            }),
+        );
+        outcome.recv().map_err(|_| gone())?
+    }
+
+    /// Hands the event to the writer thread; `done` runs there after the commit.
+    fn submit(&self, id: RequestId, event: Event, done: Done) {
         let write = Write {
             request_id: id.to_string(),
             event_id: event.id.to_hex(),
@@ -274,11 +300,12 @@ impl Store for SqliteStore {
             created_at: i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
             json: event.as_json(),
             relays: self.relays.clone(),
+            event,
             done,
         };
-        let gone = || StoreError::Thread("the store's writer thread stopped".to_owned());
-        self.writer.send(write).map_err(|_| gone())?;
-        Ok(outcome.recv().map_err(|_| gone())??)
+        if let Err(mpsc::SendError(write)) = self.writer.send(write) {
+            (write.done)(&write.event, Err(gone()));
+        }
     }
 
     fn get(&self, id: RequestId) -> Result<Option<String>, StoreError> {
@@ -374,8 +401,7 @@ fn group_commit(mut conn: Connection, jobs: &mpsc::Receiver<Write>) {
                 (Err(e), _) => Err(clone_error(e)),
                 (Ok(()), None) => Err(rusqlite::Error::InvalidQuery),
             };
-            // The caller may have given up; nothing to do then.
-            let _ = job.done.send(outcome);
+            (job.done)(&job.event, outcome.map_err(StoreError::from));
         }
     }
 }
@@ -385,13 +411,17 @@ fn write_one(conn: &Connection, job: &Write) -> Result<(), rusqlite::Error> {
         "INSERT INTO events (request_id, event_id, created_at, json) VALUES (?1, ?2, ?3, ?4)",
         params![job.request_id, job.event_id, job.created_at, job.json],
     )?;
-    for relay in &job.relays {
+    for relay in job.relays.iter() {
         conn.execute(
             "INSERT OR IGNORE INTO outbox (event_id, relay) VALUES (?1, ?2)",
             params![job.event_id, relay],
         )?;
     }
     Ok(())
+}
+
+fn gone() -> StoreError {
+    StoreError::Thread("the store's writer thread stopped".to_owned())
 }
 
 /// `rusqlite::Error` is not `Clone`; a failed commit is reported to every event of the group.
