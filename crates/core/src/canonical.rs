@@ -53,7 +53,12 @@ pub fn to_canonical_json(record: &Record) -> Result<String, CanonicalError> {
 /// `value` in canonical JSON written by [`Direct`], or `None` where it declines.
 fn direct<T: Serialize + ?Sized>(value: &T) -> Option<String> {
     let mut out = Vec::with_capacity(512);
-    value.serialize(&mut Direct { out: &mut out }).ok()?;
+    let mut writer = Direct {
+        out: &mut out,
+        scratch: Vec::new(),
+        lists: Vec::new(),
+    };
+    value.serialize(&mut writer).ok()?;
     // Only whole UTF-8 strings and ASCII punctuation were written.
     Some(String::from_utf8(out).expect("canonical JSON is UTF-8"))
 }
@@ -176,7 +181,15 @@ fn render_path(path: &[Step<'_>]) -> String {
 /// member names. The caller then takes the [`Value`] way.
 struct Direct<'a> {
     out: &'a mut Vec<u8>,
+    /// Where an object's member values are moved while its members are put in order.
+    scratch: Vec<u8>,
+    /// Member lists of finished objects, for reuse by the next ones.
+    lists: Vec<Vec<Member>>,
 }
+
+/// A member of an object being written: its name, and where its value's text lies in the
+/// output.
+type Member = (Cow<'static, str>, std::ops::Range<usize>);
 
 /// The [`Direct`] writer declined a value; see there.
 #[derive(Debug)]
@@ -349,10 +362,14 @@ impl<'b, 'a> ser::Serializer for &'b mut Direct<'a> {
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Object<'b, 'a>, Declined> {
+        let members = self
+            .lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(len.unwrap_or(8)));
         Ok(Object {
             start: self.out.len(),
             w: self,
-            members: Vec::with_capacity(len.unwrap_or(8)),
+            members,
             key: None,
         })
     }
@@ -444,8 +461,7 @@ array_impls!(
 struct Object<'b, 'a> {
     w: &'b mut Direct<'a>,
     start: usize,
-    /// Name, and where the value's text lies in the output.
-    members: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
+    members: Vec<Member>,
     /// The name given by `serialize_key`, waiting for its value.
     key: Option<String>,
 }
@@ -474,8 +490,11 @@ impl Object<'_, '_> {
             self.members
                 .sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
         }
-        let values = self.w.out.split_off(self.start);
+        let mut values = std::mem::take(&mut self.w.scratch);
+        values.clear();
+        values.extend_from_slice(&self.w.out[self.start..]);
         let out = &mut *self.w.out;
+        out.truncate(self.start);
         out.reserve(values.len() + 8 * self.members.len() + 2);
         out.push(b'{');
         for (i, (name, range)) in self.members.iter().enumerate() {
@@ -487,6 +506,9 @@ impl Object<'_, '_> {
             out.extend_from_slice(&values[range.start - self.start..range.end - self.start]);
         }
         out.push(b'}');
+        self.w.scratch = values;
+        self.members.clear();
+        self.w.lists.push(self.members);
         Ok(())
     }
 }
