@@ -379,28 +379,66 @@ impl Checker {
                     }
                 }
             });
-            for message in rx {
-                match message {
-                    Message::Items(items, bytes) => {
-                        if items.len() >= CHUNK_EVENTS && sink.show_progress {
-                            sink.start_progress(total);
+            let as_items = |items: Vec<Item>| -> Vec<_> {
+                items
+                    .into_iter()
+                    .map(|item| (item.origin, item.text, Expect::default()))
+                    .collect()
+            };
+            if self.labels {
+                for message in rx {
+                    match message {
+                        Message::Items(items, bytes) => {
+                            if items.len() >= CHUNK_EVENTS && sink.show_progress {
+                                sink.start_progress(total);
+                            }
+                            let outcomes = runtime.block_on(self.check_chunk(as_items(items)));
+                            sink.emit_all(outcomes, bytes)?;
                         }
-                        let outcomes = runtime.block_on(
-                            self.check_chunk(
-                                items
-                                    .into_iter()
-                                    .map(|item| (item.origin, item.text, Expect::default()))
-                                    .collect(),
-                            ),
-                        );
-                        sink.emit_all(outcomes, bytes)?;
-                    }
-                    Message::InputError(origin, message) => {
-                        sink.emit(self.error(&origin, &message))?
+                        Message::InputError(origin, message) => {
+                            sink.emit(self.error(&origin, &message))?
+                        }
                     }
                 }
+                return Ok(());
             }
-            Ok(())
+            // Without labels, a chunk is verified on the pool while this thread writes out the
+            // one before it, so the pool does not wait for the writing.
+            rayon::in_place_scope(|pool| -> Result<()> {
+                let mut writing: Option<(mpsc::Receiver<Vec<Outcome>>, u64)> = None;
+                let write = |sink: &mut Sink, writing: Option<(mpsc::Receiver<_>, u64)>| {
+                    match writing {
+                        // The job always sends, unless it panicked (then the panic is raised
+                        // again when the scope ends).
+                        Some((outcomes, bytes)) => match outcomes.recv() {
+                            Ok(outcomes) => sink.emit_all(outcomes, bytes),
+                            Err(_) => Ok(()),
+                        },
+                        None => Ok(()),
+                    }
+                };
+                for message in rx {
+                    match message {
+                        Message::Items(items, bytes) => {
+                            if items.len() >= CHUNK_EVENTS && sink.show_progress {
+                                sink.start_progress(total);
+                            }
+                            let (done, outcomes) = mpsc::sync_channel(1);
+                            let items = as_items(items);
+                            pool.spawn(move |_| {
+                                let _ = done.send(self.check_now(items));
+                            });
+                            write(sink, writing.replace((outcomes, bytes)))?;
+                        }
+                        Message::InputError(origin, message) => {
+                            write(sink, writing.take())?;
+                            sink.emit(self.error(&origin, &message))?
+                        }
+                    }
+                }
+                write(sink, writing.take())?;
+                Ok(())
+            })
         })
     }
 
@@ -410,44 +448,17 @@ impl Checker {
         items: Vec<(String, Result<String, String>, Expect)>,
     ) -> Vec<Outcome> {
         if !self.labels {
-            // Nothing to fetch between verifying and rendering: one parallel pass.
-            return items
-                .into_par_iter()
-                .map_init(
-                    || self.lend_verifier(),
-                    |verifier, (origin, text, expect)| match self.parse(text) {
-                        Ok(ev) => {
-                            let verification =
-                                self.verify_with_evidence(&mut verifier.0, &ev, &expect);
-                            self.render(&origin, &ev, &verification)
-                        }
-                        Err(message) => self.error(&origin, &message),
-                    },
-                )
-                .collect();
+            return self.check_now(items);
         }
-        let checked: Vec<Checked> = items
-            .into_par_iter()
-            .map_init(
-                || self.lend_verifier(),
-                |verifier, (origin, text, expect)| match self.parse(text) {
-                    Ok(ev) => {
-                        let verification = self.verify_with_evidence(&mut verifier.0, &ev, &expect);
-                        Checked::Event {
-                            origin,
-                            event: Box::new(ev),
-                            verification: Box::new(verification),
-                        }
-                    }
-                    Err(message) => Checked::Error { origin, message },
-                },
-            )
-            .collect();
-        let labels = if self.labels {
-            self.fetch_labels(&checked).await
-        } else {
-            HashMap::new()
-        };
+        let checked: Vec<Checked> = self.verify_items(items, |origin, checked| match checked {
+            Ok((event, verification)) => Checked::Event {
+                origin,
+                event: Box::new(event),
+                verification: Box::new(verification),
+            },
+            Err(message) => Checked::Error { origin, message },
+        });
+        let labels = self.fetch_labels(&checked).await;
         checked
             .into_par_iter()
             .map_init(
@@ -458,13 +469,43 @@ impl Checker {
                         event,
                         mut verification,
                     } => {
-                        if self.labels {
-                            let found = labels.get(&event.id).map_or(&[][..], Vec::as_slice);
-                            self.add_labels(&mut verifier.0, &event, found, &mut verification);
-                        }
+                        let found = labels.get(&event.id).map_or(&[][..], Vec::as_slice);
+                        self.add_labels(&mut verifier.0, &event, found, &mut verification);
                         self.render(&origin, &event, &verification)
                     }
                     Checked::Error { origin, message } => self.error(&origin, &message),
+                },
+            )
+            .collect()
+    }
+
+    /// [`Checker::check_chunk`] without labels: nothing to fetch between verifying and
+    /// rendering, so one parallel pass.
+    fn check_now(&self, items: Vec<(String, Result<String, String>, Expect)>) -> Vec<Outcome> {
+        self.verify_items(items, |origin, checked| match checked {
+            Ok((event, verification)) => self.render(&origin, &event, &verification),
+            Err(message) => self.error(&origin, &message),
+        })
+    }
+
+    /// Parses and verifies items on all cores (with the evidence), handing each result, in
+    /// input order, to `then`.
+    fn verify_items<T: Send>(
+        &self,
+        items: Vec<(String, Result<String, String>, Expect)>,
+        then: impl Fn(String, Result<(Event, Verification), String>) -> T + Sync,
+    ) -> Vec<T> {
+        items
+            .into_par_iter()
+            .map_init(
+                || self.lend_verifier(),
+                |verifier, (origin, text, expect)| {
+                    let checked = self.parse(text).map(|event| {
+                        let verification =
+                            self.verify_with_evidence(&mut verifier.0, &event, &expect);
+                        (event, verification)
+                    });
+                    then(origin, checked)
                 },
             )
             .collect()
