@@ -55,8 +55,8 @@ fn direct<T: Serialize + ?Sized>(value: &T) -> Option<String> {
     let mut out = Vec::with_capacity(512);
     let mut writer = Direct {
         out: &mut out,
-        scratch: Vec::new(),
-        lists: Vec::new(),
+        scratch: Vec::with_capacity(512),
+        lists: Vec::with_capacity(4),
     };
     value.serialize(&mut writer).ok()?;
     // Only whole UTF-8 strings and ASCII punctuation were written.
