@@ -37,6 +37,10 @@ const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
 /// Most events verified together (one parallel step).
 const CHUNK_EVENTS: usize = 4096;
 
+/// Events whose signatures are checked together by one thread (BIP-340 batch verification;
+/// the size is the one `docs/benchmarks.md` recommends for it).
+const VERIFY_BATCH: usize = 64;
+
 /// Most bytes of event text held in one chunk.
 const CHUNK_BYTES: usize = 16 << 20;
 
@@ -489,7 +493,8 @@ impl Checker {
     }
 
     /// Parses and verifies items on all cores (with the evidence), handing each result, in
-    /// input order, to `then`.
+    /// input order, to `then`. Items go to the threads in batches of [`VERIFY_BATCH`], whose
+    /// signatures are checked together ([`Verifier::verify_many`]).
     fn verify_items<T: Send>(
         &self,
         items: Vec<(String, Result<String, String>, Expect)>,
@@ -497,17 +502,32 @@ impl Checker {
     ) -> Vec<T> {
         items
             .into_par_iter()
-            .map_init(
-                || self.lend_verifier(),
-                |verifier, (origin, text, expect)| {
-                    let checked = self.parse(text).map(|event| {
-                        let verification =
-                            self.verify_with_evidence(&mut verifier.0, &event, &expect);
-                        (event, verification)
-                    });
-                    then(origin, checked)
-                },
-            )
+            .chunks(VERIFY_BATCH)
+            .flat_map_iter(|batch| {
+                let parsed: Vec<(String, Result<Event, String>, Expect)> = batch
+                    .into_iter()
+                    .map(|(origin, text, expect)| (origin, self.parse(text), expect))
+                    .collect();
+                let events: Vec<(&Event, &Expect)> = parsed
+                    .iter()
+                    .filter_map(|(_, event, expect)| Some((event.as_ref().ok()?, expect)))
+                    .collect();
+                let mut verifications = self.lend_verifier().0.verify_many(&events).into_iter();
+                parsed
+                    .into_iter()
+                    .map(|(origin, event, _)| {
+                        let checked = event.and_then(|event| {
+                            // One verification per parsed event, in order.
+                            let mut verification = verifications
+                                .next()
+                                .ok_or("internal error: an event was not verified")?;
+                            self.add_evidence(&mut verification);
+                            Ok((event, verification))
+                        });
+                        then(origin, checked)
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -537,8 +557,14 @@ impl Checker {
         expect: &Expect,
     ) -> Verification {
         let mut verification = verifier.verify_expected(ev, expect);
+        self.add_evidence(&mut verification);
+        verification
+    }
+
+    /// Checks the evidence (output, prompt, weights, trust list) against a verified record.
+    fn add_evidence(&self, verification: &mut Verification) {
         let Some(verified) = verification.verified() else {
-            return verification;
+            return;
         };
         let mut claims = Vec::new();
         if let Some(output) = &self.evidence.output {
@@ -565,7 +591,6 @@ impl Checker {
         for claim in claims {
             verification.add_evidence(claim);
         }
-        verification
     }
 
     /// Fetches audit labels about the chunk's events from the relays: one query per
