@@ -45,8 +45,12 @@ struct ServeArgs {
     /// Only index events by this author, npub or hex (repeatable; default: all authors)
     #[arg(long = "author", value_name = "NPUB", requires = "relays")]
     authors: Vec<String>,
-    /// Seconds between relay queries
-    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "relays")]
+    /// Follow this `provenance serve` event store (its SQLite file, read-only): index its
+    /// new events every --poll seconds
+    #[arg(long, value_name = "FILE")]
+    signer_db: Option<PathBuf>,
+    /// Seconds between relay or signer store queries
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     poll: u64,
     /// Trusted signers: npub or hex, one per line, optionally preceded by a name; # comments
     #[arg(long, value_name = "FILE")]
@@ -66,14 +70,23 @@ struct ServeArgs {
     rate_per_second: f64,
 }
 
-/// Verify and index events from JSON Lines files (one event per line; - for stdin)
+/// Verify and index events from JSON Lines files (one event per line; - for stdin) or from
+/// the event store of `provenance serve`
 #[derive(Parser, Debug)]
 struct IngestArgs {
     /// The index database (SQLite; created if missing)
     #[arg(long, value_name = "FILE")]
     db: PathBuf,
+    /// The event store of `provenance serve` (its SQLite file, opened read-only): index the
+    /// events not read by an earlier run
+    #[arg(long, value_name = "FILE", required_unless_present = "files")]
+    signer_db: Option<PathBuf>,
+    /// Memory in MiB for index keys written sorted at the end (and whenever it is full);
+    /// more means fewer, larger writes on a big ingest
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    memory: usize,
     /// JSON Lines files of events
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
@@ -90,7 +103,18 @@ fn open(db: &Path) -> Result<Index> {
 
 fn ingest_files(args: IngestArgs) -> Result<std::process::ExitCode> {
     let mut index = open(&args.db)?;
+    // About 16 bytes a key in memory.
+    index.set_pending_limit(args.memory.max(1) << 16);
     let mut status = Status::default();
+    if let Some(store) = &args.signer_db {
+        let started = std::time::Instant::now();
+        let report = ingest::ingest_signer_db(&mut index, store)
+            .with_context(|| format!("ingesting {}", store.display()))?;
+        print_report(&store.display().to_string(), &report, started.elapsed());
+        if report.rejected > 0 {
+            status.failed();
+        }
+    }
     for file in &args.files {
         let started = std::time::Instant::now();
         let report = if file.as_os_str() == "-" {
@@ -173,6 +197,9 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
                 args.poll,
             ));
         }
+        if let Some(store) = args.signer_db.clone() {
+            tokio::spawn(follow_store(index.clone(), store, args.poll));
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -184,6 +211,29 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             .context("server failed")?;
         Ok(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// Reads the signer's event store every `poll` seconds for events not read yet.
+async fn follow_store(index: Arc<Mutex<Index>>, store: PathBuf, poll: u64) {
+    loop {
+        let started = std::time::Instant::now();
+        let (index, path) = (index.clone(), store.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+            ingest::ingest_signer_db(&mut index, &path)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(report)) => {
+                if report.indexed + report.rejected > 0 {
+                    print_report(&store.display().to_string(), &report, started.elapsed());
+                }
+            }
+            Ok(Err(e)) => output::warn(&format!("{}: {e}", store.display())),
+            Err(e) => output::warn(&format!("{}: {e}", store.display())),
+        }
+        tokio::time::sleep(Duration::from_secs(poll.max(1))).await;
+    }
 }
 
 /// Queries the relays every `poll` seconds for events newer than the newest indexed.

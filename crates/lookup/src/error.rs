@@ -29,6 +29,12 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A source of events (a signer's store) cannot be read.
+    #[error("{detail}")]
+    Source {
+        /// What is wrong, naming the source.
+        detail: String,
+    },
     /// A trust list line is not a key.
     #[error("trust list line {line}: {detail}")]
     TrustList {

@@ -2,15 +2,16 @@
 //! and its HTTP API.
 //!
 //! A reader finds a paragraph online. This crate keeps an index of provenance events (kind
-//! 1988, see the `provenance` crate), fed by JSON Lines files and relay subscriptions, keyed by
-//! the exact output hash, the normalised-text hash (rule `nfc-ws-v1`) and the text
-//! fingerprints (rule `wk-v1`, `provenance::fingerprint`), so that a paragraph copied out of a
-//! longer answer, or an edited copy, is still found. Answers carry the verifier's claims, the
+//! 1988, see the `provenance` crate), fed by JSON Lines files, a signer's event store and relay
+//! subscriptions, keyed by the exact output hash, the normalised-text hash (rule `nfc-ws-v1`)
+//! and the text fingerprints (rule `wk-v1`, `provenance::fingerprint`), so that a paragraph
+//! copied out of a longer answer, or an edited copy, is still found. Answers carry the verifier's claims, the
 //! signer's standing in a trust list and how much of the text the event covers; never a bare
 //! "AI-generated".
 //!
-//! - [`Index`]: the SQLite index (migrations, verified ingest, counters);
-//! - [`ingest`]: bulk ingest from JSON Lines and from relays;
+//! - [`Index`]: the SQLite index (migrations, verified ingest, compact storage, counters);
+//! - [`ingest`]: bulk ingest, verified on every core, from JSON Lines, a signer's store and
+//!   relays;
 //! - [`lookup()`]: the three-step lookup and its [`Answer`];
 //! - [`http::router`]: the HTTP API (`POST /v1/lookup`, `GET /v1/events/{id}`, `GET /healthz`)
 //!   with CORS for extensions, a body limit and per-client rate limits.
@@ -42,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod codec;
 mod error;
 pub mod http;
 mod index;
@@ -50,7 +52,7 @@ mod lookup;
 mod trust;
 
 pub use crate::error::Error;
-pub use crate::index::{Counters, Index, Ingested, Stored};
+pub use crate::index::{Counters, DEFAULT_PENDING_FINGERPRINTS, Index, Ingested, Prepared, Stored};
 pub use crate::lookup::{
     Answer, Coverage, Match, MatchKind, ModelSummary, NOTE, Options, Query, QuerySummary, Signer,
     lookup,

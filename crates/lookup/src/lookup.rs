@@ -260,8 +260,26 @@ pub fn lookup(
             _ => index.by_normalized(hash.as_bytes(), opts.limit)?,
         };
         for stored in found {
-            if matches.len() < opts.limit && seen.insert(stored.seq) {
-                matches.extend(answer_for(&stored, kind, whole.clone(), trust, query));
+            if matches.len() >= opts.limit || seen.contains(&stored.seq) {
+                continue;
+            }
+            let Some(m) = answer_for(&stored, kind, whole.clone(), trust, query) else {
+                continue;
+            };
+            // The index keys are hash prefixes: only the full hash in the verified record
+            // makes a match.
+            let output = &m.record.output;
+            let full = match kind {
+                MatchKind::Exact => Some(output.sha256),
+                _ => output
+                    .normalized
+                    .as_ref()
+                    .filter(|n| n.rule == provenance::normalize::RULE)
+                    .map(|n| n.sha256),
+            };
+            if full == Some(hash) {
+                seen.insert(stored.seq);
+                matches.push(m);
             }
         }
     }

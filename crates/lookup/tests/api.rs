@@ -453,5 +453,5 @@ async fn health_reports_counters() {
     let (status, _, v) = call(&app, "GET", "/healthz", "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["counters"]["indexed"], 2);
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use provenance_lookup::ingest::{ingest_from_relays, ingest_jsonl, provenance_filter};
-use provenance_lookup::{Error, Index, Ingested, Options, Query, TrustList, lookup};
+use provenance_lookup::{Error, Index, Ingested, Options, Prepared, Query, TrustList, lookup};
 use provenance_relay::testing::{Behaviour, Frame, MockRelay, ScriptedRelay};
 use provenance_testkit as kit;
 
@@ -66,22 +66,22 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
     let path = dir.path().join("lookup.sqlite");
     {
         let mut index = Index::open(&path).unwrap();
-        assert_eq!(index.schema_version().unwrap(), 1);
+        assert_eq!(index.schema_version().unwrap(), 2);
         index
             .ingest_json(&kit::lookup_events()[0].as_json())
             .unwrap();
     }
     let index = Index::open(&path).unwrap();
-    assert_eq!(index.schema_version().unwrap(), 1);
+    assert_eq!(index.schema_version().unwrap(), 2);
     assert_eq!(found(&index, kit::LOOKUP_PARAGRAPH), 1);
     drop(index);
     // A migration this version does not know, as a newer version would have recorded it.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("INSERT INTO migrations VALUES (2, 0)", [])
+    conn.execute("INSERT INTO migrations VALUES (3, 0)", [])
         .unwrap();
     drop(conn);
     match Index::open(&path) {
-        Err(Error::SchemaTooNew { found: 2, known: 1 }) => {}
+        Err(Error::SchemaTooNew { found: 3, known: 2 }) => {}
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -147,4 +147,197 @@ async fn events_published_to_a_relay_are_ingested_by_author() {
             .unwrap(),
         Ingested::Duplicate
     );
+}
+
+/// The fields of a parsed event, to compare a stored event with the one signed.
+fn fields(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_object_mut().unwrap().retain(|k, _| k != "kind");
+    v
+}
+
+#[test]
+fn a_stored_event_reads_back_as_the_event_signed() {
+    let mut index = Index::open_in_memory().unwrap();
+    for ev in kit::lookup_events() {
+        index.ingest_json(&ev.as_json()).unwrap();
+        let stored = index.by_id(&ev.id).unwrap().unwrap();
+        assert_eq!(fields(&stored.json), fields(&ev.as_json()));
+        let back = provenance::event::parse_event(&stored.json, &Default::default()).unwrap();
+        assert_eq!(back, ev);
+        assert!(provenance::event::verify(&back).holds());
+    }
+}
+
+/// The schema of migration 1, as version 0.1 wrote it.
+const V1_SCHEMA: &str = r"
+CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+INSERT INTO migrations VALUES (1, 0);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, author BLOB NOT NULL,
+    created_at INTEGER NOT NULL, model TEXT NOT NULL, json TEXT NOT NULL, fp_count INTEGER NOT NULL, fp_max INTEGER);
+CREATE TABLE exact (hash BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
+CREATE TABLE normalized (hash BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
+CREATE TABLE fingerprints (hash INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counters VALUES ('indexed', 2), ('duplicate', 0), ('rejected', 1);
+";
+
+#[test]
+fn an_index_of_version_1_is_migrated_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    let events = kit::lookup_events();
+    {
+        // Written the way version 1 ingested: the event JSON as received, full hashes.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(V1_SCHEMA).unwrap();
+        for ev in &events[..2] {
+            let record = provenance::event::verify(ev).record().unwrap().clone();
+            let fps = record
+                .output
+                .fingerprints
+                .map(|f| f.hashes)
+                .unwrap_or_default();
+            conn.execute(
+                "INSERT INTO events (id, author, created_at, model, json, fp_count, fp_max) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![
+                    ev.id.as_bytes().as_slice(),
+                    ev.pubkey.to_bytes().as_slice(),
+                    ev.created_at.as_secs() as i64,
+                    record.model.name,
+                    ev.as_json(),
+                    fps.len() as i64,
+                    fps.iter().max().map(|h| h.as_u64() as i64),
+                ],
+            )
+            .unwrap();
+            let seq = conn.last_insert_rowid();
+            conn.execute(
+                "INSERT INTO exact VALUES (?1, ?2)",
+                rusqlite::params![record.output.sha256.as_bytes().as_slice(), seq],
+            )
+            .unwrap();
+            if let Some(n) = &record.output.normalized {
+                conn.execute(
+                    "INSERT INTO normalized VALUES (?1, ?2)",
+                    rusqlite::params![n.sha256.as_bytes().as_slice(), seq],
+                )
+                .unwrap();
+            }
+            for h in &fps {
+                conn.execute(
+                    "INSERT INTO fingerprints VALUES (?1, ?2)",
+                    rusqlite::params![h.as_u64() as i64, seq],
+                )
+                .unwrap();
+            }
+        }
+    }
+    let mut index = Index::open(&path).unwrap();
+    assert_eq!(index.schema_version().unwrap(), 2);
+    let counters = index.counters().unwrap();
+    assert_eq!((counters.indexed, counters.rejected), (2, 1));
+    for ev in &events[..2] {
+        let stored = index.by_id(&ev.id).unwrap().unwrap();
+        assert_eq!(fields(&stored.json), fields(&ev.as_json()));
+    }
+    assert_eq!(found(&index, kit::LOOKUP_PARAGRAPH), 1);
+    assert_eq!(found(&index, kit::LOOKUP_ANSWER), 1);
+    assert_eq!(
+        index.newest_created_at().unwrap(),
+        Some(
+            events[..2]
+                .iter()
+                .map(|e| e.created_at.as_secs())
+                .max()
+                .unwrap()
+        )
+    );
+    // The migrated index takes new events, and knows the old ones.
+    let report = ingest_jsonl(
+        &mut index,
+        format!(
+            "{}\n{}\n",
+            events[0].as_json(),
+            kit::synthetic_event(&kit::golden_keys(), 7).as_json()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!((report.indexed, report.duplicate), (1, 1));
+}
+
+#[test]
+fn events_committed_before_a_crash_get_their_keys_when_the_index_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookup.sqlite");
+    let events = kit::lookup_events();
+    {
+        let mut index = Index::open(&path).unwrap();
+        let mut verifier = provenance::event::Verifier::new();
+        index
+            .in_batch(|index| {
+                for ev in &events {
+                    index.add(Prepared::verify(&mut verifier, ev).unwrap())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Committed, keys kept in memory only: not yet found.
+        assert_eq!(found(&index, kit::LOOKUP_PARAGRAPH), 0);
+        // Dropped without a flush, as a crash would.
+    }
+    let mut index = Index::open(&path).unwrap();
+    assert_eq!(found(&index, kit::LOOKUP_PARAGRAPH), 1);
+    assert_eq!(found(&index, kit::LOOKUP_ANSWER), 1);
+    // A rerun of the same input completes nothing twice.
+    let input: String = events.iter().map(|e| e.as_json() + "\n").collect();
+    let report = ingest_jsonl(&mut index, input.as_bytes()).unwrap();
+    assert_eq!((report.indexed, report.duplicate), (0, events.len() as u64));
+}
+
+#[test]
+fn a_key_row_pointing_at_another_event_is_not_an_exact_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookup.sqlite");
+    let events = kit::lookup_events();
+    {
+        let mut index = Index::open(&path).unwrap();
+        index.ingest_json(&events[1].as_json()).unwrap();
+    }
+    // A damaged (or prefix-colliding) key: the paragraph's exact hash leads to another event.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let key = i64::from_be_bytes(
+        provenance::digest::sha256(kit::LOOKUP_PARAGRAPH.as_bytes()).as_bytes()[..8]
+            .try_into()
+            .unwrap(),
+    );
+    conn.execute("INSERT INTO exact VALUES (?1, 1)", [key])
+        .unwrap();
+    drop(conn);
+    let index = Index::open(&path).unwrap();
+    let query = Query::from_hashes(
+        Some(provenance::digest::sha256(kit::LOOKUP_PARAGRAPH.as_bytes())),
+        None,
+        Vec::new(),
+    );
+    let answer = lookup(&index, &TrustList::default(), &query, &Options::default()).unwrap();
+    assert!(answer.matches.is_empty(), "{:?}", answer.matches.len());
+}
+
+#[test]
+fn many_events_in_several_batches_and_flushes_are_all_found() {
+    let keys = kit::golden_keys();
+    let n = provenance_lookup::ingest::BATCH as u64 + 3;
+    let input: String = (0..n)
+        .map(|i| kit::synthetic_event(&keys, i).as_json() + "\n")
+        .collect();
+    let mut index = Index::open_in_memory().unwrap();
+    // A small pending limit: keys are flushed after every batch, then at the end.
+    index.set_pending_limit(1);
+    let report = ingest_jsonl(&mut index, input.as_bytes()).unwrap();
+    assert_eq!(report.indexed, n);
+    for i in [0, n / 2, n - 1] {
+        assert_eq!(found(&index, &kit::synthetic_output(i)), 1, "output {i}");
+    }
 }
