@@ -6,8 +6,15 @@
 //!
 //! `cargo bench -p provenance-benches --bench schnorr_batch`; figures in
 //! `docs/benchmarks.md` ("BIP-340 batch verification").
+//!
+//! For repeatable instruction counts, `SCHNORR_BATCH_CALLS=MODE:SIZE` makes the binary skip
+//! criterion and call the check 5 times on one batch, MODE being `batch-one`,
+//! `batch-distinct`, `single-one` or `single-distinct` (`verify_all` forced through the batch
+//! equation, or libsecp256k1 one by one); run it under
+//! `valgrind --tool=callgrind --toggle-collect='*verify_all*'` (the single modes go through
+//! `verify_all` too, with the small-batch bound above the size) and divide by 5 x SIZE.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use provenance::schnorr_batch::{BatchVerifier, Item};
 use secp256k1::{Keypair, Secp256k1, SecretKey, XOnlyPublicKey, schnorr};
 use sha2::{Digest, Sha256};
@@ -81,5 +88,37 @@ fn batch(c: &mut Criterion) {
     }
 }
 
+/// The `SCHNORR_BATCH_CALLS` mode: 5 calls of `verify_all` on one batch, nothing else timed.
+fn calls(spec: &str) {
+    let (mode, size) = spec.split_once(':').expect("SCHNORR_BATCH_CALLS=MODE:SIZE");
+    let size: usize = size.parse().expect("SIZE is a number");
+    let (single, one_signer) = match mode {
+        "batch-one" => (false, true),
+        "batch-distinct" => (false, false),
+        "single-one" => (true, true),
+        "single-distinct" => (true, false),
+        other => panic!("unknown mode {other:?}"),
+    };
+    let data = signed(size, one_signer);
+    let items: Vec<Item<'_>> = data
+        .iter()
+        .map(|(pubkey, msg, sig)| Item { pubkey, msg, sig })
+        .collect();
+    let mut verifier = BatchVerifier::new();
+    verifier.single_below(if single { usize::MAX } else { 0 });
+    for _ in 0..5 {
+        assert!(std::hint::black_box(&mut verifier).verify_all(&items));
+    }
+}
+
 criterion_group!(benches, batch);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("SCHNORR_BATCH_CALLS") {
+        Ok(spec) => calls(&spec),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
