@@ -1,6 +1,8 @@
 //! Event verification: parse + verify per event (JSON parsing, id recomputation, BIP-340
-//! check, record and tags), with a reused [`Verifier`] and with a fresh one, against the raw
-//! libsecp256k1 signature check alone.
+//! check, record and tags), with a reused [`Verifier`], with a fresh one, and for the whole
+//! set at once ([`Verifier::verify_many`], signatures by batch verification, as
+//! `provenance verify` does with its batches of 256), against the raw libsecp256k1 signature
+//! check alone.
 //!
 //! `cargo bench -p provenance-benches --bench verify`. The end-to-end batch figures (1M events,
 //! all cores, against nostr-tools) come from `scripts/bench-verify.sh`; see
@@ -34,6 +36,18 @@ fn verify(c: &mut Criterion) {
                 let ev = event::parse_event(line, &limits).expect("generated events parse");
                 assert!(event::verify(&ev).holds());
             }
+        })
+    });
+    group.bench_function("parse+verify_many (one batch)", |b| {
+        let mut verifier = Verifier::new();
+        let none = Expect::default();
+        b.iter(|| {
+            let events: Vec<_> = lines
+                .iter()
+                .map(|line| event::parse_event(line, &limits).expect("generated events parse"))
+                .collect();
+            let slice: Vec<_> = events.iter().map(|ev| (ev, &none)).collect();
+            assert!(verifier.verify_many(&slice).iter().all(|v| v.holds()));
         })
     });
     group.bench_function("parse only", |b| {
