@@ -7,7 +7,9 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -22,14 +24,16 @@ use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::TokioExecutor;
 use provenance::clock::SystemClock;
 use provenance::nostr::nips::nip19::ToBech32;
 use provenance::record::{Model, Runtime};
 use provenance_gguf::Cache;
 use provenance_gguf::resolve::{StoreDirs, resolve};
+use provenance_signer::adapter::Api;
 use provenance_signer::nip98::{self, Allow, Nip98Verifier};
 use provenance_signer::outbox::Outbox;
 use provenance_signer::service::ProxyBody;
@@ -37,6 +41,7 @@ use provenance_signer::{
     Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore, nip01,
 };
 use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 
@@ -97,6 +102,10 @@ pub(crate) struct Args {
     /// The URL clients reach this server at, which NIP-98 events must name [default: http://LISTEN]
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Generation requests sent to the upstream at once; more wait in the proxy, in order of
+    /// arrival (0: no limit) [default: llama.cpp's slot count from /props, else no limit]
+    #[arg(long, value_name = "N")]
+    upstream_concurrency: Option<usize>,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
     /// options given on the command line win
     #[arg(long, value_name = "FILE")]
@@ -157,7 +166,10 @@ fn with_config(args: Args) -> Result<Args> {
 }
 
 type HttpClient = Client<HttpConnector, ProxyBody<axum::body::Body>>;
-type UpstreamBody = Either<hyper::body::Incoming, Full<Bytes>>;
+
+/// How long an idle upstream connection is kept for reuse.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(2);
+type UpstreamBody = Either<Held, Full<Bytes>>;
 
 pub(crate) fn run(args: Args) -> Result<std::process::ExitCode> {
     let args = with_config(args)?;
@@ -184,13 +196,29 @@ async fn serve(args: Args) -> Result<()> {
     let keys = keyfile::load(&key_path)?;
     let model = identify(model, args.model_name.as_deref())?;
     let mut client_builder = Client::builder(TokioExecutor::new());
-    client_builder.pool_idle_timeout(Duration::from_secs(30));
+    // Servers close idle keep-alive connections on their own timer, without telling (5 s:
+    // llama-server, uvicorn, Node); a request sent just as one closes fails. Reusing only
+    // connections idle for less than that keeps clear of it.
+    client_builder.pool_idle_timeout(UPSTREAM_IDLE);
     // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm and the
     // peer's delayed ACK hold each one back by up to 40 ms.
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = client_builder.build(connector);
     let (runtime, defaults) = probe(&client, &upstream, args.engine_binary.as_deref()).await?;
+    // llama-server works on as many requests as it has slots and reads the requests of only a
+    // few more connections; a proxy that opened a connection per waiting client would leave
+    // most of them unread while the slots go to others. Waiting here keeps the order.
+    let concurrency = args.upstream_concurrency.or_else(|| {
+        runtime
+            .params
+            .get("slots")
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+    });
+    let slots = concurrency
+        .filter(|n| *n > 0)
+        .map(|n| Arc::new(Semaphore::new(n)));
     let store_path = match &args.store {
         Some(path) => path.clone(),
         None => default_store()?,
@@ -244,7 +272,16 @@ async fn serve(args: Args) -> Result<()> {
         let upstream = upstream.clone();
         tower::service_fn(move |request: Request<ProxyBody<axum::body::Body>>| {
             let (client, upstream) = (client.clone(), upstream.clone());
-            async move { Ok::<_, Infallible>(forward(&client, &upstream, request).await) }
+            let generation = request.method() == http::Method::POST
+                && Api::route(request.uri().path()).is_some();
+            let slots = slots.clone().filter(|_| generation);
+            async move {
+                let permit = match slots {
+                    Some(slots) => slots.acquire_owned().await.ok(),
+                    None => None,
+                };
+                Ok::<_, Infallible>(forward(&client, &upstream, request, permit).await)
+            }
         })
     };
     let signing = SigningLayer::new(signer.clone()).layer(proxy);
@@ -497,6 +534,7 @@ async fn forward(
     client: &HttpClient,
     upstream: &Uri,
     request: Request<ProxyBody<axum::body::Body>>,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> http::Response<UpstreamBody> {
     let (mut parts, body) = request.into_parts();
     let path = parts
@@ -512,16 +550,71 @@ async fn forward(
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }
-    match client.request(Request::from_parts(parts, body)).await {
+    let mut request = Request::from_parts(parts, body);
+    let connection = capture_connection(&mut request);
+    match client.request(request).await {
         Ok(response) => {
+            if is_stream(&response) {
+                // llama-server closes the connection 5 to 15 ms after the last chunk of a
+                // streamed answer while announcing keep-alive; a request another client sends
+                // on it meanwhile fails. So a connection that carried a stream is not reused.
+                if let Some(connected) = connection.connection_metadata().as_ref() {
+                    connected.poison();
+                }
+            }
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
                 parts.headers.remove(*name);
             }
-            http::Response::from_parts(parts, Either::Left(body))
+            http::Response::from_parts(parts, Either::Left(Held { body, permit }))
         }
         Err(e) => bad_gateway(&format!("upstream {upstream} unreachable: {}", chain(&e))),
     }
+}
+
+/// An upstream answer's body, holding its place in `--upstream-concurrency` until it ends.
+struct Held {
+    body: Incoming,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for Held {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) {
+            self.permit = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether an answer is streamed: chunked, or of a stream content type.
+fn is_stream<B>(response: &http::Response<B>) -> bool {
+    let headers = response.headers();
+    let chunked = headers
+        .get(header::TRANSFER_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let streamed_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("text/event-stream") || t.starts_with("application/x-ndjson")
+        });
+    chunked || streamed_type
 }
 
 /// The upstream URL without a trailing slash (`Uri` writes `http://host:port/`).

@@ -438,3 +438,82 @@ fn a_config_file_sets_the_options_and_the_command_line_overrides_it() {
     assert_eq!(status, 200);
     assert!(headers.iter().any(|(k, _)| k == "provenance-request-id"));
 }
+
+/// An upstream that says it has `slots` slots (llama.cpp's `/props`), answers each generation
+/// after 50 ms and records how many it was working on at once; returns its port and that
+/// maximum.
+fn counting_upstream(slots: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = max.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (now, max) = (now.clone(), max.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while let Some((head, _)) = read_request(&mut reader) {
+                    let body = if head.starts_with("GET /props") {
+                        format!(r#"{{"build_info":"b1","total_slots":{slots}}}"#)
+                    } else {
+                        let working = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(working, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        JSON.to_owned()
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The most generations the upstream worked on at once while 8 clients sent 3 each; every
+/// one answered.
+fn most_at_once(slots: usize, extra: &[&str]) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, max) = counting_upstream(slots);
+    let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), extra);
+    let url = format!("{}/v1/chat/completions", server.base);
+    let request = r#"{"messages":[{"role":"user","content":"Say hello"}]}"#;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    let (status, _, _) = serve_common::http("POST", &url, request);
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    max.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn generations_wait_in_the_proxy_beyond_the_upstreams_slots() {
+    assert_eq!(
+        most_at_once(2, &[]),
+        2,
+        "llama.cpp's slot count is the default"
+    );
+    assert_eq!(most_at_once(2, &["--upstream-concurrency", "3"]), 3);
+    assert!(
+        most_at_once(2, &["--upstream-concurrency", "0"]) > 3,
+        "0: no limit"
+    );
+}

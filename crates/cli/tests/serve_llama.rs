@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use serve_common::{
-    Nip01Client, curl, event_id, gemma_path, header, llama, llama_server_path, serve_model,
+    Nip01Client, curl, event_id, gemma_path, header, http, llama, llama_server_path, serve_model,
     verify_model,
 };
 
@@ -161,6 +161,62 @@ fn relay_subscription_opened_before_a_generation_receives_its_event() {
     assert_eq!(status, 200);
     client.send(r#"["COUNT","after",{"kinds":[1988]}]"#);
     assert_eq!(client.next(), r#"["COUNT","after",{"count":3}]"#);
+}
+
+/// Many clients at once, streamed and whole answers mixed: every request is answered and its
+/// event is stored and verifies. llama-server closes a connection shortly after each streamed
+/// answer while announcing keep-alive, and reads the requests of only a few connections at a
+/// time: a proxy that reused such a connection answered `502`, and one that opened a
+/// connection per waiting client left most of them unread.
+#[test]
+fn many_concurrent_clients_are_all_answered_and_signed() {
+    let model = serve_common::model();
+    let llama = llama(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_model(dir.path(), &llama.url(), &model, &[]);
+    let base = server.base.clone();
+    let clients: Vec<_> = (0..32)
+        .map(|client| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for n in 0..6 {
+                    let (path, body) = if (client + n) % 2 == 0 {
+                        (
+                            "/completion",
+                            r#"{"prompt":"hi","n_predict":8,"stream":true}"#,
+                        )
+                    } else {
+                        (
+                            "/v1/chat/completions",
+                            r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":8}"#,
+                        )
+                    };
+                    let (status, headers, answer) = http("POST", &format!("{base}{path}"), body);
+                    assert_eq!(
+                        status,
+                        200,
+                        "client {client}, request {n}: {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                    ids.push(header(&headers, "provenance-event-url").to_owned());
+                }
+                ids
+            })
+        })
+        .collect();
+    let urls: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert_eq!(urls.len(), 32 * 6);
+    for url in urls {
+        // The end of an answer is released only once its event is stored.
+        let (status, _, event) = http("GET", &format!("{base}{url}"), "");
+        assert_eq!(status, 200, "{url}");
+        let event = provenance::event::parse_event_bytes(&event, &Default::default()).unwrap();
+        assert!(provenance::event::verify(&event).holds());
+    }
 }
 
 #[test]
