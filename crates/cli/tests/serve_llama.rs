@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use serve_common::{
-    Nip01Client, curl, event_id, gemma_path, header, http, llama, llama_server_path, serve_model,
-    verify_model,
+    Nip01Client, curl, event_id, gemma_path, header, http, llama, llama_server_path, prompt_opens,
+    serve_model, verify_model,
 };
 
 /// The text a client reads from a whole or streamed body (choice 0 / `content`).
@@ -161,6 +161,52 @@ fn relay_subscription_opened_before_a_generation_receives_its_event() {
     assert_eq!(status, 200);
     client.send(r#"["COUNT","after",{"kinds":[1988]}]"#);
     assert_eq!(client.next(), r#"["COUNT","after",{"count":3}]"#);
+}
+
+/// A grammar or JSON schema a completion request holds the model to is committed to with the
+/// prompt (`completion.v1`): the disclosed object of both opens the commitment with
+/// `provenance verify --prompt FILE --salt HEX`, the prompt alone does not.
+#[test]
+fn completion_grammar_and_json_schema_are_committed_to() {
+    let model = serve_common::model();
+    let llama = llama(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_model(dir.path(), &llama.url(), &model, &[]);
+    let cases = [
+        (
+            "/completion",
+            r#"{"prompt":"Yes or no?","n_predict":4,"grammar":"root ::= \"yes\" | \"no\""}"#,
+            r#"{"grammar":"root ::= \"yes\" | \"no\"","prompt":"Yes or no?"}"#,
+        ),
+        (
+            "/v1/completions",
+            r#"{"prompt":"A number:","max_tokens":4,"json_schema":{"type":"integer"}}"#,
+            r#"{"json_schema":{"type":"integer"},"prompt":"A number:"}"#,
+        ),
+    ];
+    for (path, request, committed) in cases {
+        let url = format!("{}{path}", server.base);
+        let (status, headers, body) = curl(&["-d", request, &url]);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        let (_, _, event) = curl(&[&format!(
+            "{}{}",
+            server.base,
+            header(&headers, "provenance-event-url")
+        )]);
+        let event: Value = serde_json::from_slice(&event).unwrap();
+        let record: Value = serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
+        assert_eq!(record["prompt"]["format"], "completion.v1", "{path}");
+        assert!(
+            prompt_opens(dir.path(), &server.base, &headers, committed),
+            "{path}"
+        );
+        let prompt: Value = serde_json::from_str(committed).unwrap();
+        let alone = prompt["prompt"].as_str().unwrap();
+        assert!(
+            !prompt_opens(dir.path(), &server.base, &headers, alone),
+            "{path}"
+        );
+    }
 }
 
 /// Many clients at once, streamed and whole answers mixed: every request is answered and its

@@ -212,7 +212,7 @@ pub struct PromptCommitment {
     /// Commitment scheme; [`crate::commitment::SCHEME`].
     pub scheme: String,
     /// How the committed prompt bytes were formed from the request, e.g. `text` (the prompt
-    /// string's UTF-8 bytes) or `openai.messages` (the `messages` array as RFC 8785 JSON).
+    /// string's UTF-8 bytes), `json`, `chat.v1` or `completion.v1` (see `provenance::prompt`).
     pub format: String,
     /// The commitment value.
     pub commitment: Sha256Digest,

@@ -83,10 +83,11 @@ impl Api {
 
 /// The prompt formats (see [`provenance::prompt`]): chat requests commit to `chat.v1`, the
 /// object of `messages` and the fields of [`provenance::prompt::CHAT_FIELDS`] they set;
-/// completion requests to `text`, or to `json` (the prompt value, or the object of `prompt`
-/// and the other prompt fields the request set: `suffix`; Ollama's `system`, `template`,
-/// `images`, `context`, `raw`). `messages` is no longer written.
-pub use provenance::prompt::{FORMAT_CHAT, FORMAT_JSON, FORMAT_MESSAGES};
+/// completion requests to `completion.v1`, the object of `prompt` and the fields of
+/// [`provenance::prompt::COMPLETION_FIELDS`] they set (a grammar, an output format, a system
+/// prompt, ...), or, when they set none, to `text` (a string prompt) or `json` (any other
+/// prompt value). `messages` is no longer written, nor `json` with other fields.
+pub use provenance::prompt::{FORMAT_CHAT, FORMAT_COMPLETION, FORMAT_JSON, FORMAT_MESSAGES};
 
 /// What a request says.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +98,8 @@ pub struct RequestInfo {
     pub model: Option<String>,
     /// Whether the answer will be streamed.
     pub stream: bool,
-    /// How the committed prompt bytes were formed (`text`, `json`, `chat.v1`).
+    /// How the committed prompt bytes were formed (`text`, `json`, `chat.v1`,
+    /// `completion.v1`).
     pub prompt_format: &'static str,
     /// The committed prompt bytes.
     pub prompt: Vec<u8>,
@@ -156,8 +158,7 @@ pub fn parse_request(api: Api, body: &[u8]) -> Result<RequestInfo, RequestError>
         .map(str::to_owned);
     let (prompt_format, prompt) = match api {
         Api::OpenAiChat | Api::OllamaChat => messages(&object)?,
-        Api::OpenAiCompletions | Api::LlamaCompletion => prompt_field(&object, &["suffix"])?,
-        Api::OllamaGenerate => prompt_field(&object, OLLAMA_PROMPT_PARTS)?,
+        Api::OpenAiCompletions | Api::LlamaCompletion | Api::OllamaGenerate => prompt(&object)?,
     };
     let sampling = match api {
         Api::OpenAiChat | Api::OpenAiCompletions => openai::sampling(&object),
@@ -182,35 +183,14 @@ fn messages(object: &Map<String, Value>) -> Result<(&'static str, Vec<u8>), Requ
     Ok((FORMAT_CHAT, json))
 }
 
-/// The fields of an Ollama `/api/generate` request that shape what the model is given,
-/// besides `prompt`.
-const OLLAMA_PROMPT_PARTS: &[&str] = &["suffix", "system", "template", "images", "context", "raw"];
-
-/// The prompt: the `prompt` string alone (`text`) when no other field of `parts` is set;
-/// otherwise the object of `prompt` and the `parts` that are set, as RFC 8785 JSON (`json`),
-/// so that a system prompt, a suffix or images are committed to as well.
-fn prompt_field(
-    object: &Map<String, Value>,
-    parts: &[&str],
-) -> Result<(&'static str, Vec<u8>), RequestError> {
-    let set: Map<String, Value> = parts
-        .iter()
-        .filter_map(|k| {
-            object
-                .get(*k)
-                .filter(|v| !v.is_null())
-                .map(|v| ((*k).to_owned(), v.clone()))
-        })
-        .collect();
-    if !set.is_empty() {
-        let prompt = object
-            .get("prompt")
-            .filter(|p| !p.is_null())
-            .ok_or(RequestError::Prompt { field: "prompt" })?;
-        let mut whole = set;
-        whole.insert("prompt".to_owned(), prompt.clone());
-        let json = provenance::canonical::value_to_canonical(&Value::Object(whole))?;
-        return Ok((FORMAT_JSON, json.into_bytes()));
+/// A completion request's prompt: `completion.v1` when it sets any of
+/// [`provenance::prompt::COMPLETION_FIELDS`] (a suffix, a grammar, an output format, a system
+/// prompt, ...); otherwise the `prompt` string alone (`text`) or the prompt value (`json`).
+fn prompt(object: &Map<String, Value>) -> Result<(&'static str, Vec<u8>), RequestError> {
+    if provenance::prompt::completion_sets_fields(object) {
+        let json = provenance::prompt::completion(object)
+            .ok_or(RequestError::Prompt { field: "prompt" })??;
+        return Ok((FORMAT_COMPLETION, json));
     }
     match object.get("prompt") {
         Some(Value::String(text)) => Ok((

@@ -74,7 +74,7 @@ fn requests_give_prompt_bytes_sampling_and_stream_flag() {
         br#"{"prompt":"Why?","system":"Be brief.","stream":false}"#,
     )
     .unwrap();
-    assert_eq!(info.prompt_format, FORMAT_JSON);
+    assert_eq!(info.prompt_format, FORMAT_COMPLETION);
     assert_eq!(info.prompt, br#"{"prompt":"Why?","system":"Be brief."}"#);
 
     let info = parse_request(Api::OpenAiCompletions, br#"{"prompt":[1,2,3]}"#).unwrap();
@@ -151,6 +151,66 @@ fn chat_commitment_covers_tools_and_output_formats() {
             with["temperature"] = json!(0.1);
             with["stream"] = json!(true);
             assert_eq!(commit(api, &with), second, "{api:?} {field}");
+        }
+    }
+}
+
+/// What a completion request commits to covers the grammar, JSON schema, output format and
+/// the other fields that shape what the model is given: changing any of them changes the
+/// commitment under the same salt; sampling and delivery settings do not.
+#[test]
+fn completion_commitment_covers_grammars_and_output_formats() {
+    use provenance::commitment::{PromptCommitment, Salt};
+    let salt = Salt::from_bytes([3; 32]);
+    let commit = |api: Api, body: &serde_json::Value| {
+        let info = parse_request(api, body.to_string().as_bytes()).unwrap();
+        (
+            info.prompt_format,
+            PromptCommitment::commit(info.prompt_format, &info.prompt, &salt).commitment,
+        )
+    };
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    type Cases<'a> = [(Api, &'a [(&'a str, serde_json::Value, serde_json::Value)]); 3];
+    let llama: &[(&str, serde_json::Value, serde_json::Value)] = &[
+        ("grammar", json!("root ::= \"a\""), json!("root ::= \"b\"")),
+        ("json_schema", schema.clone(), json!({"type": "array"})),
+        ("suffix", json!("end"), json!("fin")),
+    ];
+    let cases: Cases<'_> = [
+        (Api::LlamaCompletion, llama),
+        (Api::OpenAiCompletions, llama),
+        (
+            Api::OllamaGenerate,
+            &[
+                ("format", json!("json"), schema.clone()),
+                ("raw", json!(true), json!(false)),
+                (
+                    "template",
+                    json!("{{ .Prompt }}"),
+                    json!("[INST] {{ .Prompt }}"),
+                ),
+                ("system", json!("Be brief."), json!("Be long.")),
+                ("think", json!(true), json!(false)),
+            ],
+        ),
+    ];
+    for (api, fields) in cases {
+        let base = json!({"model": "m", "prompt": "hi"});
+        let (format, plain) = commit(api, &base);
+        assert_eq!(format, "text", "{api:?}: no field set, the prompt alone");
+        for (field, one, two) in fields {
+            let mut with = base.clone();
+            with[*field] = one.clone();
+            let (format, first) = commit(api, &with);
+            assert_eq!(format, FORMAT_COMPLETION, "{api:?} {field}");
+            with[*field] = two.clone();
+            let (_, second) = commit(api, &with);
+            assert_ne!(first, plain, "{api:?} {field}");
+            assert_ne!(first, second, "{api:?} {field}");
+            with["temperature"] = json!(0.1);
+            with["stream"] = json!(true);
+            with["n_predict"] = json!(3);
+            assert_eq!(commit(api, &with).1, second, "{api:?} {field}");
         }
     }
 }
