@@ -37,11 +37,13 @@ const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
 /// Most events verified together (one parallel step).
 const CHUNK_EVENTS: usize = 4096;
 
-/// Events whose signatures are checked together by one thread (BIP-340 batch verification).
-/// Measured on generated events by 16 signers (`docs/benchmarks.md`, "Batch event
-/// verification"): 16 costs more than one check each, 64 much less, 256 less again and about
-/// as little as 1024, while still giving a chunk 16 batches to spread over the cores.
-const VERIFY_BATCH: usize = 256;
+/// Most events whose signatures one thread checks together (BIP-340 batch verification): the
+/// size `docs/benchmarks.md` recommends ("BIP-340 batch verification").
+const MAX_VERIFY_BATCH: usize = 1024;
+
+/// Fewest events checked together, however many threads there are: 16 costs more than one
+/// check each, 64 much less (`docs/benchmarks.md`, "Batch event verification").
+const MIN_VERIFY_BATCH: usize = 64;
 
 /// Most bytes of event text held in one chunk.
 const CHUNK_BYTES: usize = 16 << 20;
@@ -495,16 +497,17 @@ impl Checker {
     }
 
     /// Parses and verifies items on all cores (with the evidence), handing each result, in
-    /// input order, to `then`. Items go to the threads in batches of [`VERIFY_BATCH`], whose
+    /// input order, to `then`. Items go to the threads in batches ([`verify_batch`]) whose
     /// signatures are checked together ([`Verifier::verify_many`]).
     fn verify_items<T: Send>(
         &self,
         items: Vec<(String, Result<String, String>, Expect)>,
         then: impl Fn(String, Result<(Event, Verification), String>) -> T + Sync,
     ) -> Vec<T> {
+        let items_len = items.len();
         items
             .into_par_iter()
-            .chunks(VERIFY_BATCH)
+            .chunks(verify_batch(items_len, rayon::current_num_threads()))
             .flat_map_iter(|batch| {
                 let parsed: Vec<(String, Result<Event, String>, Expect)> = batch
                     .into_iter()
@@ -1109,6 +1112,15 @@ impl Sink {
     }
 }
 
+/// How many of `items` events one of `threads` threads checks together: as many as batch
+/// verification still gains from, but few enough that every thread gets two batches to
+/// share the chunk evenly, and not so few that batching costs more than it saves.
+fn verify_batch(items: usize, threads: usize) -> usize {
+    items
+        .div_ceil(2 * threads.max(1))
+        .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
+}
+
 /// One JSON Lines message, `{"type": kind, "data": data}`, without the newline.
 fn envelope<T: Serialize>(kind: &str, data: &T) -> String {
     #[derive(Serialize)]
@@ -1217,4 +1229,21 @@ fn load_trust(path: &Path) -> Result<TrustList> {
         bail!("trust list {} names no keys", path.display());
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_batches_share_a_chunk_within_the_measured_bounds() {
+        // Two threads and a full chunk: the largest batch, two per thread.
+        assert_eq!(verify_batch(CHUNK_EVENTS, 2), MAX_VERIFY_BATCH);
+        // Many threads: smaller batches, so that each gets two.
+        assert_eq!(verify_batch(CHUNK_EVENTS, 16), 128);
+        // Few events or very many threads: never below the bound that still gains.
+        assert_eq!(verify_batch(CHUNK_EVENTS, 64), MIN_VERIFY_BATCH);
+        assert_eq!(verify_batch(10, 2), MIN_VERIFY_BATCH);
+        assert_eq!(verify_batch(0, 0), MIN_VERIFY_BATCH);
+    }
 }
