@@ -514,6 +514,12 @@ impl VerifiedRecord {
     }
 
     /// Checks a disclosed prompt and salt against the commitment.
+    ///
+    /// The disclosure is first checked byte for byte. If that fails and the commitment's
+    /// format forms its bytes from JSON (`chat.v1`, `completion.v1`, `messages`, `json`), the
+    /// disclosure is also formed as that format says ([`crate::prompt::disclosed`]), so the
+    /// request body as sent, or the committed JSON in any layout, opens it too; the claim says
+    /// which.
     pub fn check_prompt(&self, prompt: &[u8], salt: &Salt) -> Claim {
         match &self.record.prompt {
             None => Claim::new(Code::PromptAbsent, "the record has no prompt commitment"),
@@ -521,6 +527,14 @@ impl VerifiedRecord {
                 Code::PromptMatch,
                 format!(
                     "disclosed prompt ({} bytes, format {}) opens the commitment",
+                    prompt.len(),
+                    c.format
+                ),
+            ),
+            Some(c) if formed_opens(c, prompt, salt) => Claim::new(
+                Code::PromptMatch,
+                format!(
+                    "disclosed prompt ({} bytes), formed as {} says, opens the commitment",
                     prompt.len(),
                     c.format
                 ),
@@ -604,6 +618,13 @@ impl VerifiedRecord {
             )
         }
     }
+}
+
+/// Whether `prompt`, formed as the commitment's format says, opens it (only when forming
+/// changes the bytes: the exact bytes were checked already).
+fn formed_opens(c: &crate::record::PromptCommitment, prompt: &[u8], salt: &Salt) -> bool {
+    let formed = crate::prompt::disclosed(&c.format, prompt);
+    formed.as_ref() != prompt && c.check(&formed, salt)
 }
 
 /// Verifies an event: id, signature, kind, record and tags, reporting every claim.
@@ -697,11 +718,7 @@ impl Verifier {
         let valid = key.is_some_and(|key| {
             schnorr::verify_parsed(&key, event.id.as_bytes(), event.sig.as_bytes())
         });
-        (
-            computed,
-            id_claim(event, computed),
-            sig_claim(event, valid),
-        )
+        (computed, id_claim(event, computed), sig_claim(event, valid))
     }
 
     /// The event's id as recomputed from its NIP-01 serialisation.
