@@ -1,5 +1,6 @@
 //! `VerifiedRecord::check_prompt` with the disclosures a caller actually has: the committed
 //! bytes, or (for JSON-formed prompts) the request body as sent, in any layout.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap is a failed test.
 
 use std::path::PathBuf;
 
