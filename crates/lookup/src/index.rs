@@ -813,6 +813,25 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many fingerprints event `seq` has, and its largest when its set was capped.
+    pub fn fingerprint_set(
+        &self,
+        seq: i64,
+    ) -> Result<Option<(u32, Option<FingerprintHash>)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT fp_count, fp_max FROM events WHERE seq = ?1")?;
+        Ok(stmt
+            .query_row([seq], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u32,
+                    r.get::<_, Option<i64>>(1)?
+                        .map(|v| FingerprintHash::from_u64(v as u64)),
+                ))
+            })
+            .optional()?)
+    }
+
     /// The stored event with sequence number `seq`.
     pub fn by_seq(&self, seq: i64) -> Result<Option<Stored>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -302,14 +302,15 @@ pub fn lookup(
     // bounds the work for a query made of common phrases.
     candidates.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
     candidates.truncate(opts.limit.saturating_mul(5));
-    let mut partial: Vec<(f64, Stored, Coverage)> = Vec::new();
+    let mut partial: Vec<(f64, i64, Coverage)> = Vec::new();
     for (seq, matched) in candidates {
-        let Some(stored) = index.by_seq(seq)? else {
+        // Scored from the fingerprint columns alone: only the events returned are read whole.
+        let Some((count, max)) = index.fingerprint_set(seq)? else {
             continue;
         };
         // A capped event kept only its smallest fingerprints: compare only those ranges.
-        let total = match stored.fingerprint_max {
-            Some(max) if stored.fingerprints as usize >= fingerprint::MAX_HASHES => {
+        let total = match max {
+            Some(max) if count as usize >= fingerprint::MAX_HASHES => {
                 query.fingerprints.iter().filter(|&&h| h <= max).count()
             }
             _ => query.fingerprints.len(),
@@ -334,13 +335,16 @@ pub fn lookup(
             matched_fingerprints: matched,
             ranges,
         };
-        partial.push((fraction, stored, coverage));
+        partial.push((fraction, seq, coverage));
     }
-    partial.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.seq.cmp(&b.1.seq)));
-    for (_, stored, coverage) in partial {
+    partial.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, seq, coverage) in partial {
         if matches.len() >= opts.limit {
             break;
         }
+        let Some(stored) = index.by_seq(seq)? else {
+            continue;
+        };
         matches.extend(answer_for(
             &stored,
             MatchKind::Partial,

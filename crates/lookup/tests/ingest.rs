@@ -341,3 +341,43 @@ fn many_events_in_several_batches_and_flushes_are_all_found() {
         assert_eq!(found(&index, &kit::synthetic_output(i)), 1, "output {i}");
     }
 }
+
+#[test]
+fn a_capped_fingerprint_set_is_compared_below_its_largest() {
+    use provenance::fingerprint::MAX_HASHES;
+    use provenance::{Model, Output, Record};
+
+    let text: String = (0..80)
+        .map(kit::synthetic_output)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let record = Record::new(
+        Output::from_text(&text).with_fingerprints(&text),
+        Model::named("m"),
+    );
+    let hashes = record.output.fingerprints.as_ref().unwrap().hashes.clone();
+    assert_eq!(hashes.len(), MAX_HASHES, "the set must be capped");
+    let ev = provenance::event::sign(
+        &record,
+        &kit::golden_keys(),
+        &provenance::clock::SystemClock,
+    )
+    .unwrap();
+    let mut index = Index::open_in_memory().unwrap();
+    index.ingest_json(&ev.as_json()).unwrap();
+    let stored = index.by_id(&ev.id).unwrap().unwrap();
+    assert_eq!(stored.fingerprint_max, hashes.iter().max().copied());
+    // Query fingerprints above the record's largest are not counted against it.
+    let words: Vec<&str> = text.split(' ').collect();
+    let excerpt = words[2000..2100].join(" ");
+    let answer = lookup(
+        &index,
+        &TrustList::default(),
+        &Query::from_text(&excerpt),
+        &Options::default(),
+    )
+    .unwrap();
+    let coverage = &answer.matches[0].coverage;
+    assert_eq!(coverage.fraction, 1.0);
+    assert!(coverage.total < answer.query.fingerprints, "{coverage:?}");
+}
