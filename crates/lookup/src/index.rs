@@ -29,7 +29,7 @@
 //! once per key, then records `built_seq`. A crash between the two leaves committed events
 //! whose keys are missing: [`Index::open`] finds them (`seq > built_seq`), takes their keys
 //! from the stored events and writes them, so the index is always complete once open. Until a
-//! flush, a kept event is found by its id (duplicates are caught) but not by lookups.
+//! flush, a kept event is recognised as a duplicate but is not found by lookups nor by id.
 //!
 //! The index is not trusted when answering: events are verified again before they are
 //! returned ([`crate::lookup`]).
@@ -159,7 +159,7 @@ pub const DEFAULT_PENDING_FINGERPRINTS: usize = 32 << 20;
 /// small during a big flush.
 const FLUSH_CHUNK: usize = 4 << 20;
 
-/// What happened to one event handed to [`Index::ingest`].
+/// What happened to one event handed to [`Index::add`] or [`Index::ingest_json`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ingested {
