@@ -133,9 +133,14 @@ fn ingest_files(args: IngestArgs) -> Result<std::process::ExitCode> {
     Ok(status.code())
 }
 
+/// Prints one line per ingest run (and the reasons for rejections). A closed standard output
+/// must not stop a server that follows relays or a signer store, so write errors are ignored
+/// (`println!` would panic on them).
 fn print_report(source: &str, report: &IngestReport, took: Duration) {
+    use std::io::Write as _;
     let seen = report.indexed + report.duplicate + report.rejected;
-    println!(
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "{source}: {} indexed, {} already indexed, {} rejected ({seen} in {:.1} s, {:.0}/s)",
         report.indexed,
         report.duplicate,

@@ -93,7 +93,8 @@ impl Out {
     }
 }
 
-/// Prints a diagnostic on stderr.
+/// Prints a diagnostic on stderr. A closed stderr is ignored (`eprintln!` would panic), so a
+/// long-running command is never stopped by its own warnings.
 pub(crate) fn warn(message: &str) {
-    eprintln!("provenance: {message}");
+    let _ = writeln!(io::stderr(), "provenance: {message}");
 }

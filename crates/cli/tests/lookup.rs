@@ -25,6 +25,12 @@ impl Drop for Server {
 
 /// Starts `lookup serve --listen 127.0.0.1:0 --db ARGS...`; returns it and its address.
 fn serve(args: &[&std::ffi::OsStr]) -> (Server, String) {
+    serve_with(args, true)
+}
+
+/// [`serve`], and unless `keep_reading`, closes the server's standard output once it has said
+/// where it listens (as a supervisor that only wanted that line would).
+fn serve_with(args: &[&std::ffi::OsStr], keep_reading: bool) -> (Server, String) {
     let mut child = Command::new(BIN)
         .args(["lookup", "serve", "--listen", "127.0.0.1:0", "--db"])
         .args(args)
@@ -34,8 +40,12 @@ fn serve(args: &[&std::ffi::OsStr]) -> (Server, String) {
     let mut first = String::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     stdout.read_line(&mut first).unwrap();
-    // Keep reading: the server reports each poll on its standard output.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    if keep_reading {
+        // The server reports each poll on its standard output.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    } else {
+        drop(stdout);
+    }
     let addr = first
         .trim()
         .strip_prefix("listening on http://")
@@ -210,32 +220,44 @@ fn serve_follows_a_signer_store() {
     let store_path = dir.path().join("events.sqlite");
     let store = SqliteStore::open(&store_path).unwrap();
     let db = dir.path().join("lookup.sqlite");
-    let (_server, addr) = serve(&[
-        db.as_os_str(),
-        "--signer-db".as_ref(),
-        store_path.as_os_str(),
-        "--poll".as_ref(),
-        "1".as_ref(),
-    ]);
+    // Nobody reads the server's reports: a closed standard output must not stop it.
+    let (mut server, addr) = serve_with(
+        &[
+            db.as_os_str(),
+            "--signer-db".as_ref(),
+            store_path.as_os_str(),
+            "--poll".as_ref(),
+            "1".as_ref(),
+        ],
+        false,
+    );
     assert_eq!(
         lookup(&addr, kit::LOOKUP_PARAGRAPH)["matches"],
         serde_json::json!([])
     );
-    // Signed after the server started: found at a later poll.
-    for ev in kit::lookup_events() {
+    // Signed after the server started, one at a time: each is found at a later poll (the
+    // second shows that following went on after the first poll that found something).
+    for (ev, text) in kit::lookup_events()
+        .into_iter()
+        .zip([kit::LOOKUP_PARAGRAPH, kit::LOOKUP_OTHER])
+    {
         store.put(RequestId::random(), &ev).unwrap();
-    }
-    let started = Instant::now();
-    loop {
-        let v = lookup(&addr, kit::LOOKUP_PARAGRAPH);
-        if v["matches"].as_array().is_some_and(|m| !m.is_empty()) {
-            assert_eq!(v["matches"][0]["coverage"]["fraction"], 1.0);
-            break;
+        let started = Instant::now();
+        loop {
+            let v = lookup(&addr, text);
+            if v["matches"].as_array().is_some_and(|m| !m.is_empty()) {
+                assert_eq!(v["matches"][0]["coverage"]["fraction"], 1.0);
+                break;
+            }
+            assert!(
+                server.0.try_wait().unwrap().is_none(),
+                "the server stopped while following the store"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never found: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "never found: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
