@@ -197,6 +197,13 @@ async fn connect(
     Ok(ws)
 }
 
+/// The rustls client configuration shared by `wss://` relays and NIP-05 lookups.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_client_config()
+-> Result<std::sync::Arc<rustls::ClientConfig>, tokio_tungstenite::tungstenite::Error> {
+    tls::config()
+}
+
 #[cfg(feature = "tls")]
 mod tls {
     //! The rustls client configuration for `wss://`: ring as the crypto provider (chosen

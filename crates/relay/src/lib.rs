@@ -8,7 +8,8 @@
 //!
 //! - [`fetch`]: run one filter on many relays and collect the events (de-duplicated by id);
 //! - [`stream()`]: the same, yielding events as they arrive, for queries too large to hold;
-//! - [`publish`]: send one signed event to many relays and collect their `OK` answers.
+//! - [`publish`]: send one signed event to many relays and collect their `OK` answers;
+//! - [`nip05::resolve`]: a NIP-05 name to a public key, with the same distrust.
 //!
 //! What it deliberately does **not** do:
 //!
@@ -65,6 +66,7 @@ mod conn;
 mod error;
 mod fetch;
 mod message;
+pub mod nip05;
 mod publish;
 #[cfg(feature = "testing")]
 pub mod testing;
