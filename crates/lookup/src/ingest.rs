@@ -1,8 +1,9 @@
 //! Bulk ingest: JSON Lines files of events, a signer's event store, and relay subscriptions.
 //!
-//! Every event is verified ([`Prepared::verify`], on every core) before it is indexed, or
-//! counted as rejected. A forged event on a relay (edited content, a signature from another key) is
-//! therefore never indexed, whatever the relay claims.
+//! Every event is verified ([`Prepared::verify_many_json`]: on every core, each thread checking
+//! the signatures of a batch of events together) before it is indexed, or counted as rejected.
+//! A forged event on a relay (edited content, a signature from another key) is therefore never
+//! indexed, whatever the relay claims.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -21,6 +22,14 @@ use crate::index::{Index, Ingested, Prepared};
 
 /// Events per transaction in bulk ingest, verified together on every core.
 pub const BATCH: usize = 4096;
+
+/// Most events whose signatures one thread checks together (BIP-340 batch verification): the
+/// size `docs/benchmarks.md` recommends ("BIP-340 batch verification").
+pub(crate) const MAX_VERIFY_BATCH: usize = 1024;
+
+/// Fewest events checked together, however many threads there are: below about 64 a batch
+/// gains little over one check each (`docs/benchmarks.md`, "Batch event verification").
+const MIN_VERIFY_BATCH: usize = 64;
 
 /// Longest line accepted in a JSON Lines file (events are at most 512 KiB by default).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -60,14 +69,17 @@ struct Chunk {
     position: Option<(String, i64)>,
 }
 
-/// Verifies chunks on every core (rayon) while one thread writes the previous chunk, each in
-/// one transaction; flushes the keys at the end. The order of the inputs is kept.
+/// Verifies chunks on every core (rayon), in batches of [`verify_batch`] events whose
+/// signatures are checked together, while one thread writes the previous chunk, each in one
+/// transaction; flushes the keys at the end. The order of the inputs is kept.
 fn ingest_chunks(
     index: &mut Index,
     chunks: impl Iterator<Item = Result<Chunk, Error>>,
 ) -> Result<IngestReport, Error> {
     type Verified = (Vec<Result<Prepared, String>>, Option<(String, i64)>);
     let (send, receive) = std::sync::mpsc::sync_channel::<Verified>(1);
+    // Verifiers keep the keys they have lifted; the pool keeps them for the whole run.
+    let verifiers = Mutex::new(Vec::<event::Verifier>::new());
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<IngestReport, Error> {
             let mut report = IngestReport::default();
@@ -97,11 +109,22 @@ fn ingest_chunks(
                     break;
                 }
             };
+            let size = verify_batch(chunk.inputs.len(), rayon::current_num_threads());
             let prepared: Vec<Result<Prepared, String>> = chunk
                 .inputs
                 .into_par_iter()
-                .map_init(event::Verifier::new, |verifier, input| {
-                    Prepared::verify_json(verifier, &input?)
+                .chunks(size)
+                .flat_map_iter(|batch| {
+                    let mut verifier = verifiers
+                        .lock()
+                        .ok()
+                        .and_then(|mut pool| pool.pop())
+                        .unwrap_or_default();
+                    let prepared = Prepared::verify_many_json(&mut verifier, batch);
+                    if let Ok(mut pool) = verifiers.lock() {
+                        pool.push(verifier);
+                    }
+                    prepared
                 })
                 .collect();
             if send.send((prepared, chunk.position)).is_err() {
@@ -118,6 +141,15 @@ fn ingest_chunks(
             None => Ok(report),
         }
     })
+}
+
+/// Events per batch for a chunk of `items` on `threads` threads: at most
+/// [`MAX_VERIFY_BATCH`], small enough that every thread gets two batches (a thread that
+/// finishes early takes over the other's second), and at least [`MIN_VERIFY_BATCH`].
+fn verify_batch(items: usize, threads: usize) -> usize {
+    items
+        .div_ceil(2 * threads.max(1))
+        .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
 }
 
 /// Ingests a JSON Lines stream of events (one event object per line; blank lines skipped),
@@ -334,6 +366,27 @@ pub async fn ingest_from_relays(
         }
         if end {
             return Ok((report, relay_reports));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_batches_stay_within_the_measured_bounds_and_feed_every_thread() {
+        // A full chunk on two cores: the largest batch, two per thread.
+        assert_eq!(verify_batch(BATCH, 2), MAX_VERIFY_BATCH);
+        for threads in [0, 1, 2, 3, 8, 16, 64, 256] {
+            for items in [0, 1, 10, 300, 1000, BATCH] {
+                let size = verify_batch(items, threads);
+                assert!((MIN_VERIFY_BATCH..=MAX_VERIFY_BATCH).contains(&size));
+                // Every thread gets a batch, unless that would take batches below the floor.
+                if items >= 2 * threads * MIN_VERIFY_BATCH {
+                    assert!(items.div_ceil(size) >= threads, "{items} on {threads}");
+                }
+            }
         }
     }
 }

@@ -342,6 +342,90 @@ fn many_events_in_several_batches_and_flushes_are_all_found() {
     }
 }
 
+/// Event JSON with one field replaced.
+fn edited(json: &str, field: &str, value: serde_json::Value) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v[field] = value;
+    v.to_string()
+}
+
+/// `n` synthetic events by one signer, as JSON, with three bad ones: `bad[0]` with a flipped
+/// signature bit (id intact), `bad[1]` with the signature of another event, `bad[2]` with its
+/// content edited (id mismatch; the signature is still over the claimed id).
+fn events_with_bad_ones(n: u64, bad: [usize; 3]) -> Vec<String> {
+    let keys = kit::golden_keys();
+    let mut lines: Vec<String> = (0..n)
+        .map(|i| kit::synthetic_event(&keys, i).as_json())
+        .collect();
+    let sig = |json: &str| fields(json)["sig"].as_str().unwrap().to_owned();
+    let mut flipped = sig(&lines[bad[0]]);
+    flipped.replace_range(10..11, if &flipped[10..11] == "0" { "1" } else { "0" });
+    lines[bad[0]] = edited(&lines[bad[0]], "sig", flipped.into());
+    lines[bad[1]] = edited(&lines[bad[1]], "sig", sig(&lines[0]).into());
+    lines[bad[2]] = edited(&lines[bad[2]], "content", "{}".into());
+    lines
+}
+
+#[test]
+fn bad_events_in_the_middle_of_a_batch_are_rejected_alone() {
+    // 300 events in one chunk: batches of 75 on two threads (150 on one), so the bad ones sit
+    // inside batches whose signatures are checked together.
+    let n = 300;
+    let bad = [100, 101, 200];
+    let lines = events_with_bad_ones(n, bad);
+    let mut index = Index::open_in_memory().unwrap();
+    let report = ingest_jsonl(&mut index, (lines.join("\n") + "\n").as_bytes()).unwrap();
+    assert_eq!(
+        (report.indexed, report.duplicate, report.rejected),
+        (n - 3, 0, 3),
+        "{:?}",
+        report.reasons
+    );
+    // The reasons are those of one check each, in input order.
+    let mut verifier = provenance::event::Verifier::new();
+    let alone: Vec<String> = bad
+        .iter()
+        .map(|&i| Prepared::verify_json(&mut verifier, &lines[i]).unwrap_err())
+        .collect();
+    assert_eq!(report.reasons, alone);
+    assert!(alone[0].ends_with(": event.sig.invalid"), "{}", alone[0]);
+    assert!(alone[1].ends_with(": event.sig.invalid"), "{}", alone[1]);
+    assert!(alone[2].contains("event.id.mismatch"), "{}", alone[2]);
+    for (i, line) in lines.iter().enumerate() {
+        let id = provenance::event::parse_event(line, &Default::default())
+            .unwrap()
+            .id;
+        let stored = index.by_id(&id).unwrap();
+        assert_eq!(stored.is_some(), !bad.contains(&i), "event {i}");
+    }
+    assert_eq!(found(&index, &kit::synthetic_output(99)), 1);
+    assert_eq!(found(&index, &kit::synthetic_output(101)), 0);
+}
+
+#[test]
+fn verify_many_json_gives_what_verify_json_gives() {
+    let mut inputs: Vec<Result<String, String>> = events_with_bad_ones(90, [3, 40, 89])
+        .into_iter()
+        .map(Ok)
+        .collect();
+    inputs.insert(10, Ok("not json".into()));
+    inputs.insert(20, Err("line is not UTF-8".into()));
+    inputs.insert(30, Ok(kit::lookup_forged_json()));
+    inputs.push(Ok(kit::lookup_events()[0].as_json()));
+    let mut verifier = provenance::event::Verifier::new();
+    let many = Prepared::verify_many_json(&mut verifier, inputs.clone());
+    assert_eq!(many.len(), inputs.len());
+    let mut rejected = 0;
+    for (i, (many, input)) in many.iter().zip(&inputs).enumerate() {
+        let alone = input
+            .clone()
+            .and_then(|json| Prepared::verify_json(&mut provenance::event::Verifier::new(), &json));
+        rejected += usize::from(alone.is_err());
+        assert_eq!(format!("{many:?}"), format!("{alone:?}"), "input {i}");
+    }
+    assert_eq!(rejected, 6);
+}
+
 #[test]
 fn a_capped_fingerprint_set_is_compared_below_its_largest() {
     use provenance::fingerprint::MAX_HASHES;
