@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::input::{self, Item, ReadError, Source};
-use crate::output::{Out, Status as Exit, warn};
+use crate::output::{Out, Status as Exit, push_hex, push_json_str, push_u64, warn, write_json};
 use crate::sign::read_capped;
 
 /// Largest evidence file read (`--output`, `--prompt`): 256 MiB.
@@ -47,6 +47,9 @@ const MIN_VERIFY_BATCH: usize = 64;
 
 /// Most bytes of event text held in one chunk.
 const CHUNK_BYTES: usize = 16 << 20;
+
+/// Most output buffers kept for reuse (two chunks' worth of batches on a few threads).
+const MAX_BUFFERS: usize = 64;
 
 /// Most event ids in one label query filter.
 const LABEL_IDS_PER_QUERY: usize = 256;
@@ -159,6 +162,9 @@ struct Summary {
     codes: BTreeMap<&'static str, u64>,
 }
 
+/// A `verdict` message's data, as [`verdict_json`] writes it (the reference it is tested
+/// against).
+#[cfg(test)]
 #[derive(Serialize)]
 struct Verdict<'a> {
     input: &'a str,
@@ -177,23 +183,35 @@ struct ItemError<'a> {
     message: &'a str,
 }
 
-/// What one item came to, rendered and ready to write.
+/// What one item, or a batch of items, came to, rendered and ready to write.
+#[derive(Default)]
 struct Outcome {
-    tally: Tally,
-    /// The recomputed id of an event that held (for de-duplication of relay copies).
+    /// Events that held.
+    verified: u64,
+    /// Events that did not hold.
+    failed: u64,
+    /// Items that were not events.
+    errors: u64,
+    /// The recomputed id of an event that held (for de-duplication of relay copies; only
+    /// meaningful in the outcome of one item).
     held_id: Option<EventId>,
     codes: Vec<Code>,
-    /// Text for stdout (without a final newline; empty when nothing is printed).
+    /// Lines for stdout, each with its newline (empty when nothing is printed).
     stdout: String,
-    /// Text for stderr (idem).
+    /// Lines for stderr (idem).
     stderr: String,
+    /// Items still to be rendered into this outcome, to size `stdout` once for a batch.
+    items_left: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tally {
-    Verified,
-    Failed,
-    Error,
+impl Outcome {
+    /// An outcome for a batch of `items`.
+    fn batch(items: usize) -> Self {
+        Self {
+            items_left: items,
+            ..Self::default()
+        }
+    }
 }
 
 /// An item after parsing and verification, before labels and rendering.
@@ -221,6 +239,9 @@ struct Checker {
     relay_opts: provenance_relay::Options,
     /// Verifiers (with their key caches) lent to the threads of each parallel step.
     verifiers: Mutex<Vec<Verifier>>,
+    /// Output buffers of batches already written, for the next batches: a fresh
+    /// multi-megabyte buffer per batch costs page faults.
+    buffers: Mutex<Vec<String>>,
 }
 
 /// Where outcomes go, in order.
@@ -285,6 +306,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             ..provenance_relay::Options::default()
         },
         verifiers: Mutex::new(Vec::new()),
+        buffers: Mutex::new(Vec::new()),
     };
     let mut sink = Sink {
         out: Out::new(args.json),
@@ -401,7 +423,7 @@ impl Checker {
                                 sink.start_progress(total);
                             }
                             let outcomes = runtime.block_on(self.check_chunk(as_items(items)));
-                            sink.emit_all(outcomes, bytes)?;
+                            sink.emit_all(&outcomes, bytes)?;
                         }
                         Message::InputError(origin, message) => {
                             sink.emit(self.error(&origin, &message))?
@@ -414,17 +436,22 @@ impl Checker {
             // one before it, so the pool does not wait for the writing.
             rayon::in_place_scope(|pool| -> Result<()> {
                 let mut writing: Option<(mpsc::Receiver<Vec<Outcome>>, u64)> = None;
-                let write = |sink: &mut Sink, writing: Option<(mpsc::Receiver<_>, u64)>| {
-                    match writing {
-                        // The job always sends, unless it panicked (then the panic is raised
-                        // again when the scope ends).
-                        Some((outcomes, bytes)) => match outcomes.recv() {
-                            Ok(outcomes) => sink.emit_all(outcomes, bytes),
-                            Err(_) => Ok(()),
-                        },
-                        None => Ok(()),
-                    }
-                };
+                let write =
+                    |sink: &mut Sink, writing: Option<(mpsc::Receiver<Vec<Outcome>>, u64)>| {
+                        match writing {
+                            // The job always sends, unless it panicked (then the panic is raised
+                            // again when the scope ends).
+                            Some((outcomes, bytes)) => match outcomes.recv() {
+                                Ok(outcomes) => {
+                                    let written = sink.emit_all(&outcomes, bytes);
+                                    self.recycle(outcomes);
+                                    written
+                                }
+                                Err(_) => Ok(()),
+                            },
+                            None => Ok(()),
+                        }
+                    };
                 for message in rx {
                     match message {
                         Message::Items(items, bytes) => {
@@ -434,7 +461,7 @@ impl Checker {
                             let (done, outcomes) = mpsc::sync_channel(1);
                             let items = as_items(items);
                             pool.spawn(move |_| {
-                                let _ = done.send(self.check_now(items));
+                                let _ = done.send(self.check_batched(items));
                             });
                             write(sink, writing.replace((outcomes, bytes)))?;
                         }
@@ -490,25 +517,75 @@ impl Checker {
     /// [`Checker::check_chunk`] without labels: nothing to fetch between verifying and
     /// rendering, so one parallel pass.
     fn check_now(&self, items: Vec<(String, Result<String, String>, Expect)>) -> Vec<Outcome> {
-        self.verify_items(items, |origin, checked| match checked {
-            Ok((event, verification)) => self.render(&origin, &event, &verification),
-            Err(message) => self.error(&origin, &message),
+        self.verify_items(items, |origin, checked| {
+            let mut outcome = Outcome::default();
+            self.render_checked(&mut outcome, &origin, checked);
+            outcome
         })
     }
 
+    /// [`Checker::check_now`] with one outcome per batch of items instead of one per item:
+    /// each thread renders its batch into one string, which is written as it is, so no line
+    /// is allocated, copied into the chunk's text or freed on its own. For files and stdin,
+    /// where nothing looks at single items after rendering.
+    fn check_batched(&self, items: Vec<(String, Result<String, String>, Expect)>) -> Vec<Outcome> {
+        let start = |items| Outcome {
+            stdout: self
+                .buffers
+                .lock()
+                .ok()
+                .and_then(|mut pool| pool.pop())
+                .unwrap_or_default(),
+            ..Outcome::batch(items)
+        };
+        self.verify_batches(items, start, |outcome, origin, checked| {
+            self.render_checked(outcome, &origin, checked);
+        })
+    }
+
+    /// Keeps the output buffers of written outcomes for [`Checker::check_batched`].
+    fn recycle(&self, outcomes: Vec<Outcome>) {
+        if let Ok(mut pool) = self.buffers.lock() {
+            for o in outcomes {
+                let mut buffer = o.stdout;
+                if buffer.capacity() > 0 && pool.len() < MAX_BUFFERS {
+                    buffer.clear();
+                    pool.push(buffer);
+                }
+            }
+        }
+    }
+
     /// Parses and verifies items on all cores (with the evidence), handing each result, in
-    /// input order, to `then`. Items go to the threads in batches ([`verify_batch`]) whose
-    /// signatures are checked together ([`Verifier::verify_many`]).
+    /// input order, to `then`.
     fn verify_items<T: Send>(
         &self,
         items: Vec<(String, Result<String, String>, Expect)>,
         then: impl Fn(String, Result<(Event, Verification), String>) -> T + Sync,
     ) -> Vec<T> {
+        self.verify_batches(items, Vec::with_capacity, |done, origin, checked| {
+            done.push(then(origin, checked));
+        })
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Parses and verifies items on all cores (with the evidence). Items go to the threads in
+    /// batches ([`verify_batch`]) whose signatures are checked together
+    /// ([`Verifier::verify_many`]); each batch gets a `start(batch length)` to which `add`
+    /// hands each result, in input order.
+    fn verify_batches<A: Send>(
+        &self,
+        items: Vec<(String, Result<String, String>, Expect)>,
+        start: impl Fn(usize) -> A + Sync,
+        add: impl Fn(&mut A, String, Result<(Event, Verification), String>) + Sync,
+    ) -> Vec<A> {
         let items_len = items.len();
         items
             .into_par_iter()
             .chunks(verify_batch(items_len, rayon::current_num_threads()))
-            .flat_map_iter(|batch| {
+            .map(|batch| {
                 let parsed: Vec<(String, Result<Event, String>, Expect)> = batch
                     .into_iter()
                     .map(|(origin, text, expect)| (origin, self.parse(text), expect))
@@ -518,20 +595,19 @@ impl Checker {
                     .filter_map(|(_, event, expect)| Some((event.as_ref().ok()?, expect)))
                     .collect();
                 let mut verifications = self.lend_verifier().0.verify_many(&events).into_iter();
-                parsed
-                    .into_iter()
-                    .map(|(origin, event, _)| {
-                        let checked = event.and_then(|event| {
-                            // One verification per parsed event, in order.
-                            let mut verification = verifications
-                                .next()
-                                .ok_or("internal error: an event was not verified")?;
-                            self.add_evidence(&mut verification);
-                            Ok((event, verification))
-                        });
-                        then(origin, checked)
-                    })
-                    .collect::<Vec<_>>()
+                let mut done = start(parsed.len());
+                for (origin, event, _) in parsed {
+                    let checked = event.and_then(|event| {
+                        // One verification per parsed event, in order.
+                        let mut verification = verifications
+                            .next()
+                            .ok_or("internal error: an event was not verified")?;
+                        self.add_evidence(&mut verification);
+                        Ok((event, verification))
+                    });
+                    add(&mut done, origin, checked);
+                }
+                done
             })
             .collect()
     }
@@ -825,87 +901,101 @@ impl Checker {
             return Ok(());
         }
         let outcomes = self.check_chunk(std::mem::take(pending)).await;
-        let fresh = outcomes
+        let fresh: Vec<Outcome> = outcomes
             .into_iter()
             .filter(|o| o.held_id.is_none_or(|id| held.insert(id)))
             .collect();
-        sink.emit_all(fresh, 0)
+        sink.emit_all(&fresh, 0)
     }
 
     fn render(&self, origin: &str, ev: &Event, v: &Verification) -> Outcome {
-        let holds = v.holds();
-        let codes = v.claims().iter().map(|c| c.code).collect();
-        let mut stdout = String::new();
-        if !(self.quiet && holds) {
-            if self.json {
-                stdout = envelope(
-                    "verdict",
-                    &Verdict {
-                        input: origin,
-                        id: ev.id.to_hex(),
-                        author: ev.pubkey.to_hex(),
-                        kind: ev.kind.as_u16(),
-                        holds,
-                        claims: v.claims(),
-                        record: v.record(),
-                    },
-                );
-            } else {
-                let model = v
-                    .record()
-                    .map(|r| format!("  model {:?}", r.model.name))
-                    .unwrap_or_default();
-                let mut lines = vec![format!(
-                    "{:<7} {origin}\n        id {}  by {}{model}",
-                    if holds { "OK" } else { "FAILED" },
-                    ev.id,
-                    nip19::encode_npub(&ev.pubkey),
-                )];
-                for claim in v.claims() {
-                    lines.push(format!(
-                        "        {:<9} {:<31} {}",
-                        claim.status.as_str(),
-                        claim.code.as_str(),
-                        claim.detail
-                    ));
-                }
-                stdout = lines.join("\n");
-            }
-        }
-        Outcome {
-            tally: if holds {
-                Tally::Verified
-            } else {
-                Tally::Failed
-            },
-            held_id: holds.then_some(ev.id),
-            codes,
-            stdout,
-            stderr: String::new(),
+        let mut outcome = Outcome::default();
+        self.render_into(&mut outcome, origin, ev, v);
+        outcome
+    }
+
+    fn render_checked(
+        &self,
+        outcome: &mut Outcome,
+        origin: &str,
+        checked: Result<(Event, Verification), String>,
+    ) {
+        match checked {
+            Ok((event, verification)) => self.render_into(outcome, origin, &event, &verification),
+            Err(message) => self.error_into(outcome, origin, &message),
         }
     }
 
-    fn error(&self, origin: &str, message: &str) -> Outcome {
-        let (stdout, stderr) = if self.json {
-            (
-                envelope(
-                    "error",
-                    &ItemError {
-                        input: origin,
-                        message,
-                    },
-                ),
-                String::new(),
-            )
+    /// Adds an event's verdict to `outcome`.
+    fn render_into(&self, outcome: &mut Outcome, origin: &str, ev: &Event, v: &Verification) {
+        let holds = v.holds();
+        outcome.codes.extend(v.claims().iter().map(|c| c.code));
+        if holds {
+            outcome.verified += 1;
         } else {
-            (String::new(), format!("provenance: {origin}: {message}"))
-        };
-        Outcome {
-            tally: Tally::Error,
-            held_id: None,
-            codes: Vec::new(),
-            stdout,
-            stderr,
+            outcome.failed += 1;
+        }
+        outcome.held_id = holds.then_some(ev.id);
+        // The first line of a batch makes room for all of them (a failure at a time with
+        // --quiet).
+        let lines = std::mem::take(&mut outcome.items_left).max(1);
+        if self.quiet && holds {
+            return;
+        }
+        let out = &mut outcome.stdout;
+        if self.json {
+            verdict_json(out, origin, ev, v, if self.quiet { 1 } else { lines });
+        } else {
+            let model = v
+                .record()
+                .map(|r| format!("  model {:?}", r.model.name))
+                .unwrap_or_default();
+            let mut lines = vec![format!(
+                "{:<7} {origin}\n        id {}  by {}{model}",
+                if holds { "OK" } else { "FAILED" },
+                ev.id,
+                nip19::encode_npub(&ev.pubkey),
+            )];
+            for claim in v.claims() {
+                lines.push(format!(
+                    "        {:<9} {:<31} {}",
+                    claim.status.as_str(),
+                    claim.code.as_str(),
+                    claim.detail
+                ));
+            }
+            out.push_str(&lines.join("\n"));
+        }
+        out.push('\n');
+    }
+
+    fn error(&self, origin: &str, message: &str) -> Outcome {
+        let mut outcome = Outcome::default();
+        self.error_into(&mut outcome, origin, message);
+        outcome
+    }
+
+    /// Adds an item that is not an event to `outcome`.
+    fn error_into(&self, outcome: &mut Outcome, origin: &str, message: &str) {
+        outcome.errors += 1;
+        if self.json {
+            let line = envelope(
+                "error",
+                &ItemError {
+                    input: origin,
+                    message,
+                },
+                128 + origin.len() + message.len(),
+            );
+            outcome.stdout.push_str(&line);
+            outcome.stdout.push('\n');
+        } else {
+            let stderr = &mut outcome.stderr;
+            stderr.push_str("provenance: ");
+            stderr.push_str(origin);
+            stderr.push_str(": ");
+            stderr.push_str(message);
+            stderr.push('\n');
         }
     }
 }
@@ -1002,47 +1092,35 @@ impl Sink {
     }
 
     fn emit(&mut self, outcome: Outcome) -> io::Result<()> {
-        self.emit_all(vec![outcome], 0)
+        self.emit_all(&[outcome], 0)
     }
 
-    /// Writes outcomes in order: one write to stdout and one to stderr for the whole chunk.
-    fn emit_all(&mut self, outcomes: Vec<Outcome>, bytes: u64) -> io::Result<()> {
-        let mut stdout = String::new();
+    /// Writes outcomes in order: stderr's lines in one write, then stdout's as they are (one
+    /// write per batch of lines, small outcomes gathered into larger writes).
+    fn emit_all(&mut self, outcomes: &[Outcome], bytes: u64) -> io::Result<()> {
         let mut stderr = String::new();
         for o in outcomes {
-            match o.tally {
-                Tally::Verified => {
-                    self.summary.events += 1;
-                    self.summary.verified += 1;
-                }
-                Tally::Failed => {
-                    self.summary.events += 1;
-                    self.summary.failed += 1;
-                    self.exit.failed();
-                }
-                Tally::Error => {
-                    self.summary.errors += 1;
-                    self.exit.error();
-                }
+            self.summary.events += o.verified + o.failed;
+            self.summary.verified += o.verified;
+            self.summary.failed += o.failed;
+            self.summary.errors += o.errors;
+            if o.failed > 0 {
+                self.exit.failed();
             }
-            for code in o.codes {
+            if o.errors > 0 {
+                self.exit.error();
+            }
+            for code in &o.codes {
                 // Every code is in `Code::ALL`.
-                if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
+                if let Some(i) = Code::ALL.iter().position(|c| c == code) {
                     self.code_counts[i] += 1;
                 }
             }
-            for (buf, text) in [(&mut stdout, o.stdout), (&mut stderr, o.stderr)] {
-                if !text.is_empty() {
-                    if !buf.is_empty() {
-                        buf.push('\n');
-                    }
-                    buf.push_str(&text);
-                }
-            }
+            stderr.push_str(&o.stderr);
         }
         let write_stderr = |text: &str| {
             if !text.is_empty() {
-                let _ = writeln!(io::stderr().lock(), "{text}");
+                let _ = io::stderr().lock().write_all(text.as_bytes());
             }
         };
         match &self.progress {
@@ -1057,11 +1135,10 @@ impl Sink {
             }
             None => write_stderr(&stderr),
         }
-        if !stdout.is_empty() {
-            match &self.progress {
-                Some(bar) => bar.suspend(|| self.out.raw(&stdout))?,
-                None => self.out.raw(&stdout)?,
-            }
+        let stdout = outcomes.iter().map(|o| o.stdout.as_str());
+        match &self.progress {
+            Some(bar) => bar.suspend(|| self.out.lines(stdout))?,
+            None => self.out.lines(stdout)?,
         }
         Ok(())
     }
@@ -1121,16 +1198,70 @@ fn verify_batch(items: usize, threads: usize) -> usize {
         .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
 }
 
-/// One JSON Lines message, `{"type": kind, "data": data}`, without the newline.
-fn envelope<T: Serialize>(kind: &str, data: &T) -> String {
+/// Appends a `verdict` message, `{"type":"verdict","data":{...}}` without the newline: the
+/// bytes `envelope("verdict", &Verdict {...})` gives, written directly. Claim codes and
+/// statuses are fixed ASCII names and ids hex, so only the input, the details and the record
+/// go through the JSON string escaper. `out` makes room for `lines` lines like this one first.
+fn verdict_json(out: &mut String, origin: &str, ev: &Event, v: &Verification, lines: usize) {
+    // Room for the line as the generated events make it: the fixed fields, the claims, and
+    // about a kilobyte of record.
+    let claims = v.claims();
+    let line = 512
+        + origin.len()
+        + claims.iter().map(|c| c.detail.len() + 64).sum::<usize>()
+        + if v.record().is_some() { 1024 } else { 0 };
+    out.reserve(line.saturating_mul(lines));
+    out.push_str(r#"{"type":"verdict","data":{"input":"#);
+    push_json_str(out, origin);
+    out.push_str(r#","id":""#);
+    push_hex(out, ev.id.as_bytes());
+    out.push_str(r#"","author":""#);
+    push_hex(out, ev.pubkey.as_bytes());
+    out.push_str(r#"","kind":"#);
+    push_u64(out, ev.kind.as_u16().into());
+    out.push_str(if v.holds() {
+        r#","holds":true,"claims":["#
+    } else {
+        r#","holds":false,"claims":["#
+    });
+    for (i, claim) in claims.iter().enumerate() {
+        // Every field, so that a new one cannot be left out unnoticed.
+        let Claim {
+            code,
+            status,
+            detail,
+        } = claim;
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"code":""#);
+        out.push_str(code.as_str());
+        out.push_str(r#"","status":""#);
+        out.push_str(status.as_str());
+        out.push_str(r#"","detail":"#);
+        push_json_str(out, detail);
+        out.push('}');
+    }
+    out.push(']');
+    if let Some(record) = v.record() {
+        out.push_str(r#","record":"#);
+        write_json(out, record);
+    }
+    out.push_str("}}");
+}
+
+/// One JSON Lines message, `{"type": kind, "data": data}`, without the newline, in a string
+/// of at least `capacity` bytes.
+fn envelope<T: Serialize>(kind: &str, data: &T, capacity: usize) -> String {
     #[derive(Serialize)]
     struct Envelope<'a, T> {
         #[serde(rename = "type")]
         kind: &'a str,
         data: &'a T,
     }
-    // Verdicts and errors are plain data (strings, numbers, maps with string keys).
-    serde_json::to_string(&Envelope { kind, data }).expect("JSON messages serialise")
+    let mut out = String::with_capacity(capacity);
+    write_json(&mut out, &Envelope { kind, data });
+    out
 }
 
 /// Hashes --model (and --reference-model) once, before any event is read.
@@ -1234,6 +1365,82 @@ fn load_trust(path: &Path) -> Result<TrustList> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `verdict_json` against serde_json writing [`Verdict`], the way `--json` verdicts were
+    /// written before: on every event fixture (with its output evidence when it has one, and
+    /// a claim and an input that need escapes) and on generated events.
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        data: &'a T,
+    }
+
+    #[test]
+    fn verdict_lines_are_the_bytes_serde_json_writes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events");
+        let mut cases: Vec<(Event, Option<Vec<u8>>)> = Vec::new();
+        for dir in ["valid", "invalid"] {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            paths.sort();
+            for path in paths {
+                let fixture: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let ev = event::parse_event(&fixture["event"].to_string(), &Limits::default());
+                let output = fixture["evidence"]["output"]
+                    .as_str()
+                    .map(|o| o.as_bytes().to_vec());
+                cases.push((ev.unwrap(), output));
+            }
+        }
+        let generator = provenance_testkit::generate::EventGenerator::new();
+        cases.extend((0..50).map(|i| (generator.event(i), None)));
+        assert!(cases.len() > 70);
+        let mut verifier = Verifier::default();
+        for (n, (ev, output)) in cases.iter().enumerate() {
+            let mut v = verifier.verify_expected(ev, &Expect::default());
+            if let (Some(output), Some(verified)) = (output, v.verified()) {
+                let claim = verified.check_output(output);
+                v.add_evidence(claim);
+            }
+            if n % 3 == 0 {
+                v.add_claim(Claim::new(
+                    Code::LabelUntrusted,
+                    "tab\t, \"quotes\", back\\slash, nul \u{0}, del \u{7f}, \u{2028} 😀",
+                ));
+            }
+            let origin = format!("dir \"{n}\"\n/events.jsonl:{n}");
+            let reference = serde_json::to_string(&Envelope {
+                kind: "verdict",
+                data: &Verdict {
+                    input: &origin,
+                    id: ev.id.to_hex(),
+                    author: ev.pubkey.to_hex(),
+                    kind: ev.kind.as_u16(),
+                    holds: v.holds(),
+                    claims: v.claims(),
+                    record: v.record(),
+                },
+            })
+            .unwrap();
+            let mut ours = String::from("the line before\n");
+            verdict_json(&mut ours, &origin, ev, &v, 1);
+            assert_eq!(ours, format!("the line before\n{reference}"), "case {n}");
+        }
+    }
+
+    #[test]
+    fn claim_codes_and_statuses_need_no_json_escape() {
+        // `verdict_json` copies them without escaping.
+        for code in Code::ALL {
+            for name in [code.as_str(), code.status().as_str()] {
+                assert_eq!(serde_json::to_string(name).unwrap(), format!("\"{name}\""));
+            }
+        }
+    }
 
     #[test]
     fn verify_batches_share_a_chunk_within_the_measured_bounds() {
