@@ -13,6 +13,7 @@ mod lookup;
 mod output;
 mod serve;
 mod sign;
+mod trust;
 mod verify;
 
 use std::process::ExitCode;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::input::{self, Item, ReadError, Source};
 use crate::output::{Out, Status as Exit, push_hex, push_json_str, push_u64, warn, write_json};
 use crate::sign::read_capped;
+use crate::trust::{TrustList, load_trust, parse_key};
 
 /// Largest evidence file read (`--output`, `--prompt`): 256 MiB.
 const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
@@ -99,8 +100,9 @@ pub(crate) struct Args {
     /// Hash --model and --reference-model even if the cache has them, and store nothing
     #[arg(long)]
     no_cache: bool,
-    /// A file of trusted signers: npub or hex, one per line, optionally preceded by a
-    /// NIP-05 style name ("alice@example.com npub1..."); # starts a comment
+    /// A file of trusted signers, one per line: npub or hex, optionally preceded by a name
+    /// pinned to it ("alice@example.com npub1..."), or a NIP-05 name alone
+    /// ("alice@example.com", looked up when the run starts); # starts a comment
     #[arg(long, value_name = "FILE")]
     trust: Option<PathBuf>,
     /// Collect NIP-32 audit labels (kind 1985) about each event from the --relay relays
@@ -118,23 +120,6 @@ pub(crate) struct Args {
     /// Print JSON Lines instead of text
     #[arg(long)]
     json: bool,
-}
-
-/// Trusted keys, with the names the trust file gives them.
-struct TrustList {
-    keys: Vec<PublicKey>,
-    names: HashMap<PublicKey, String>,
-}
-
-impl TrustList {
-    /// `npub1...`, followed by ` (name)` when the list names it.
-    fn describe(&self, key: &PublicKey) -> String {
-        let npub = nip19::encode_npub(key);
-        match self.names.get(key) {
-            Some(name) => format!("{npub} ({name}, pinned in the trust list)"),
-            None => npub,
-        }
-    }
 }
 
 /// The weights given with --model, hashed once.
@@ -277,7 +262,11 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             )),
             _ => None,
         },
-        trusted: args.trust.as_deref().map(load_trust).transpose()?,
+        trusted: args
+            .trust
+            .as_deref()
+            .map(|p| load_trust(p, Duration::from_secs(args.timeout)))
+            .transpose()?,
         model: match &args.model {
             Some(model) => Some(model_evidence(
                 model,
@@ -291,7 +280,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let labellers = args
         .trust_labellers
         .as_deref()
-        .map(load_trust)
+        .map(|p| load_trust(p, Duration::from_secs(args.timeout)))
         .transpose()?;
     let checker = Checker {
         evidence,
@@ -659,11 +648,8 @@ impl Checker {
         }
         if let Some(trusted) = &self.evidence.trusted {
             let mut claim = verified.check_signer(&trusted.keys);
-            if let Some(name) = trusted.names.get(&verified.author()) {
-                claim.detail = format!(
-                    "{claim} as {name} (name pinned in the trust list, not resolved over NIP-05)",
-                    claim = claim.detail
-                );
+            if let Some(name) = trusted.name_detail(&verified.author()) {
+                claim.detail = format!("{} {name}", claim.detail);
             }
             claims.push(claim);
         }
@@ -1316,52 +1302,6 @@ fn model_evidence(
     })
 }
 
-/// An npub or 64-hex public key.
-fn parse_key(entry: &str) -> Result<PublicKey, String> {
-    if entry.starts_with("npub1") {
-        return nip19::decode_npub(entry).map_err(|e| e.to_string());
-    }
-    PublicKey::from_hex(entry)
-        .ok()
-        .filter(|k| k.xonly().is_ok())
-        .ok_or_else(|| "not an npub or a 64-hex public key".to_owned())
-}
-
-/// Reads a trust list: one key per line (npub or 64 hex), optionally preceded by a name
-/// (`alice@example.com npub1...`); `#` starts a comment. Names are shown, never resolved.
-fn load_trust(path: &Path) -> Result<TrustList> {
-    let bytes = read_capped(&path.to_path_buf(), 1 << 20)?;
-    let text =
-        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
-    let mut list = TrustList {
-        keys: Vec::new(),
-        names: HashMap::new(),
-    };
-    for (n, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        let fields: Vec<&str> = entry.split_whitespace().collect();
-        let at = |e: String| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1);
-        let (name, key) = match fields.as_slice() {
-            [] => continue,
-            [key] => (None, *key),
-            [name, key] => (Some(*name), *key),
-            _ => return Err(at("expected \"[NAME] KEY\"".to_owned())),
-        };
-        let key = parse_key(key).map_err(at)?;
-        if let Some(name) = name {
-            if name.chars().any(char::is_control) || name.len() > 253 {
-                return Err(at(format!("{name:?} is not a usable name")));
-            }
-            list.names.insert(key, name.to_owned());
-        }
-        list.keys.push(key);
-    }
-    if list.keys.is_empty() {
-        bail!("trust list {} names no keys", path.display());
-    }
-    Ok(list)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1378,7 +1318,7 @@ mod tests {
 
     #[test]
     fn verdict_lines_are_the_bytes_serde_json_writes() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events");
         let mut cases: Vec<(Event, Option<Vec<u8>>)> = Vec::new();
         for dir in ["valid", "invalid"] {
             let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
