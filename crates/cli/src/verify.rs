@@ -38,14 +38,6 @@ const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
 /// Most events verified together (one parallel step).
 const CHUNK_EVENTS: usize = 4096;
 
-/// Most events whose signatures one thread checks together (BIP-340 batch verification): the
-/// size `docs/benchmarks.md` recommends ("BIP-340 batch verification").
-const MAX_VERIFY_BATCH: usize = 1024;
-
-/// Fewest events checked together, however many threads there are: 16 costs more than one
-/// check each, 64 much less (`docs/benchmarks.md`, "Batch event verification").
-const MIN_VERIFY_BATCH: usize = 64;
-
 /// Most bytes of event text held in one chunk.
 const CHUNK_BYTES: usize = 16 << 20;
 
@@ -573,7 +565,10 @@ impl Checker {
         let items_len = items.len();
         items
             .into_par_iter()
-            .chunks(verify_batch(items_len, rayon::current_num_threads()))
+            .chunks(event::verify_batch_size(
+                items_len,
+                rayon::current_num_threads(),
+            ))
             .map(|batch| {
                 let parsed: Vec<(String, Result<Event, String>, Expect)> = batch
                     .into_iter()
@@ -1175,15 +1170,6 @@ impl Sink {
     }
 }
 
-/// How many of `items` events one of `threads` threads checks together: as many as batch
-/// verification still gains from, but few enough that every thread gets two batches to
-/// share the chunk evenly, and not so few that batching costs more than it saves.
-fn verify_batch(items: usize, threads: usize) -> usize {
-    items
-        .div_ceil(2 * threads.max(1))
-        .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
-}
-
 /// Appends a `verdict` message, `{"type":"verdict","data":{...}}` without the newline: the
 /// bytes `envelope("verdict", &Verdict {...})` gives, written directly. Claim codes and
 /// statuses are fixed ASCII names and ids hex, so only the input, the details and the record
@@ -1380,17 +1366,5 @@ mod tests {
                 assert_eq!(serde_json::to_string(name).unwrap(), format!("\"{name}\""));
             }
         }
-    }
-
-    #[test]
-    fn verify_batches_share_a_chunk_within_the_measured_bounds() {
-        // Two threads and a full chunk: the largest batch, two per thread.
-        assert_eq!(verify_batch(CHUNK_EVENTS, 2), MAX_VERIFY_BATCH);
-        // Many threads: smaller batches, so that each gets two.
-        assert_eq!(verify_batch(CHUNK_EVENTS, 16), 128);
-        // Few events or very many threads: never below the bound that still gains.
-        assert_eq!(verify_batch(CHUNK_EVENTS, 64), MIN_VERIFY_BATCH);
-        assert_eq!(verify_batch(10, 2), MIN_VERIFY_BATCH);
-        assert_eq!(verify_batch(0, 0), MIN_VERIFY_BATCH);
     }
 }

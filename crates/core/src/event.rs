@@ -641,6 +641,24 @@ pub fn verify_expected(event: &Event, expect: &Expect) -> Verification {
     Verifier::new().verify_expected(event, expect)
 }
 
+/// Most events whose signatures [`Verifier::verify_many`] should check together: the size
+/// `docs/benchmarks.md` recommends ("BIP-340 batch verification").
+pub const MAX_VERIFY_BATCH: usize = 1024;
+
+/// Fewest events worth checking together, however many threads there are: 16 cost more than
+/// one check each, 64 much less (`docs/benchmarks.md`, "Batch event verification").
+pub const MIN_VERIFY_BATCH: usize = 64;
+
+/// How many of `items` events each of `threads` threads should pass to one
+/// [`Verifier::verify_many`] call: as many as batch verification still gains from
+/// ([`MAX_VERIFY_BATCH`]), few enough that every thread gets two batches (a thread that
+/// finishes early takes over another's second), and never fewer than [`MIN_VERIFY_BATCH`].
+pub fn verify_batch_size(items: usize, threads: usize) -> usize {
+    items
+        .div_ceil(2 * threads.max(1))
+        .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
+}
+
 /// Most parsed keys a [`Verifier`] keeps; past this the cache starts over.
 const MAX_CACHED_KEYS: usize = 4096;
 
@@ -1348,5 +1366,27 @@ mod tests {
         verification.add_evidence(mismatch);
         assert!(verification.verified().is_none());
         assert_eq!(verification.record(), Some(&record()));
+    }
+
+    #[test]
+    fn verify_batch_sizes_stay_within_the_measured_bounds_and_feed_every_thread() {
+        // A chunk of 4,096 on two cores: the largest batch, two per thread.
+        assert_eq!(verify_batch_size(4096, 2), MAX_VERIFY_BATCH);
+        // Many threads: smaller batches, so that each gets two.
+        assert_eq!(verify_batch_size(4096, 16), 128);
+        // Few events or very many threads: never below the size that still gains.
+        assert_eq!(verify_batch_size(4096, 64), MIN_VERIFY_BATCH);
+        assert_eq!(verify_batch_size(10, 2), MIN_VERIFY_BATCH);
+        assert_eq!(verify_batch_size(0, 0), MIN_VERIFY_BATCH);
+        for threads in [0, 1, 2, 3, 8, 16, 64, 256] {
+            for items in [0, 1, 10, 300, 1000, 4096] {
+                let size = verify_batch_size(items, threads);
+                assert!((MIN_VERIFY_BATCH..=MAX_VERIFY_BATCH).contains(&size));
+                // Every thread gets a batch, unless that would take batches below the floor.
+                if items >= 2 * threads * MIN_VERIFY_BATCH {
+                    assert!(items.div_ceil(size) >= threads, "{items} on {threads}");
+                }
+            }
+        }
     }
 }

@@ -535,7 +535,7 @@ impl Index {
         drop(stmt);
         // The keys come from the verified record, as at ingest.
         let mut found = Vec::new();
-        for batch in stored.chunks(crate::ingest::MAX_VERIFY_BATCH) {
+        for batch in stored.chunks(provenance::event::MAX_VERIFY_BATCH) {
             let inputs = batch.iter().map(|(_, json)| Ok::<_, String>(json));
             let prepared = Prepared::verify_many_json(&mut self.verifier, inputs);
             for ((seq, _), p) in batch.iter().zip(prepared) {

@@ -23,14 +23,6 @@ use crate::index::{Index, Ingested, Prepared};
 /// Events per transaction in bulk ingest, verified together on every core.
 pub const BATCH: usize = 4096;
 
-/// Most events whose signatures one thread checks together (BIP-340 batch verification): the
-/// size `docs/benchmarks.md` recommends ("BIP-340 batch verification").
-pub(crate) const MAX_VERIFY_BATCH: usize = 1024;
-
-/// Fewest events checked together, however many threads there are: below about 64 a batch
-/// gains little over one check each (`docs/benchmarks.md`, "Batch event verification").
-const MIN_VERIFY_BATCH: usize = 64;
-
 /// Longest line accepted in a JSON Lines file (events are at most 512 KiB by default).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -109,7 +101,10 @@ fn ingest_chunks(
                     break;
                 }
             };
-            let size = verify_batch(chunk.inputs.len(), rayon::current_num_threads());
+            let size = provenance::event::verify_batch_size(
+                chunk.inputs.len(),
+                rayon::current_num_threads(),
+            );
             let prepared: Vec<Result<Prepared, String>> = chunk
                 .inputs
                 .into_par_iter()
@@ -141,15 +136,6 @@ fn ingest_chunks(
             None => Ok(report),
         }
     })
-}
-
-/// Events per batch for a chunk of `items` on `threads` threads: at most
-/// [`MAX_VERIFY_BATCH`], small enough that every thread gets two batches (a thread that
-/// finishes early takes over the other's second), and at least [`MIN_VERIFY_BATCH`].
-fn verify_batch(items: usize, threads: usize) -> usize {
-    items
-        .div_ceil(2 * threads.max(1))
-        .clamp(MIN_VERIFY_BATCH, MAX_VERIFY_BATCH)
 }
 
 /// Ingests a JSON Lines stream of events (one event object per line; blank lines skipped),
@@ -366,27 +352,6 @@ pub async fn ingest_from_relays(
         }
         if end {
             return Ok((report, relay_reports));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verify_batches_stay_within_the_measured_bounds_and_feed_every_thread() {
-        // A full chunk on two cores: the largest batch, two per thread.
-        assert_eq!(verify_batch(BATCH, 2), MAX_VERIFY_BATCH);
-        for threads in [0, 1, 2, 3, 8, 16, 64, 256] {
-            for items in [0, 1, 10, 300, 1000, BATCH] {
-                let size = verify_batch(items, threads);
-                assert!((MIN_VERIFY_BATCH..=MAX_VERIFY_BATCH).contains(&size));
-                // Every thread gets a batch, unless that would take batches below the floor.
-                if items >= 2 * threads * MIN_VERIFY_BATCH {
-                    assert!(items.div_ceil(size) >= threads, "{items} on {threads}");
-                }
-            }
         }
     }
 }
