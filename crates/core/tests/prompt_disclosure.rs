@@ -47,16 +47,19 @@ fn chat_request() -> Value {
     })
 }
 
-#[test]
-fn chat_commitment_opens_with_committed_bytes_and_with_the_request_body() {
+/// [`chat_request`], its committed `chat.v1` bytes, a fresh salt and a record committing to
+/// them.
+fn chat_commitment() -> (Value, Vec<u8>, Salt, Record) {
     let request = chat_request();
     let committed = prompt::chat(request.as_object().unwrap()).unwrap().unwrap();
     let salt = Salt::random();
-    let record = record_with(PromptCommitment::commit(
-        prompt::FORMAT_CHAT,
-        &committed,
-        &salt,
-    ));
+    let commitment = PromptCommitment::commit(prompt::FORMAT_CHAT, &committed, &salt);
+    (request, committed, salt, record_with(commitment))
+}
+
+#[test]
+fn chat_commitment_opens_with_committed_bytes_and_with_the_request_body() {
+    let (request, committed, salt, record) = chat_commitment();
 
     let exact = check(&record, &committed, &salt);
     assert_eq!(exact.code, Code::PromptMatch, "{}", exact.detail);
@@ -124,14 +127,7 @@ fn text_commitment_is_checked_byte_for_byte_only() {
 
 #[test]
 fn garbage_disclosure_of_a_json_format_is_a_mismatch_not_an_error() {
-    let request = chat_request();
-    let committed = prompt::chat(request.as_object().unwrap()).unwrap().unwrap();
-    let salt = Salt::random();
-    let record = record_with(PromptCommitment::commit(
-        prompt::FORMAT_CHAT,
-        &committed,
-        &salt,
-    ));
+    let (_, _, salt, record) = chat_commitment();
     for junk in [
         &b""[..],
         b"{",
