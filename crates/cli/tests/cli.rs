@@ -4,7 +4,6 @@
 #[allow(dead_code)] // Each test file uses part of it.
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -23,15 +22,11 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = bin();
+    command.args(args);
+    let (output, written) = common::output_with_stdin(command, stdin);
+    written.unwrap();
+    output
 }
 
 fn stdout(o: &Output) -> String {

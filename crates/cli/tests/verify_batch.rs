@@ -6,9 +6,8 @@
 #[allow(dead_code)] // Each test file uses part of it.
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use provenance::clock::SystemClock;
 use provenance::{Keys, Model, Output as RecordOutput, Record, event, nip19};
@@ -20,26 +19,13 @@ use serde_json::Value;
 use common::Tmp;
 
 fn verify(args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<Value>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("verify")
-        .args(args)
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("provenance-verify-batch-cache"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        // The verifier may stop reading early (an error); that is not this test's concern.
-        let _ = input.write_all(&data);
-    });
-    let o: Output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provenance"));
+    command.arg("verify").args(args).env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join("provenance-verify-batch-cache"),
+    );
+    // The verifier may stop reading early (an error); that is not this test's concern.
+    let (o, _written): (Output, _) = common::output_with_stdin(command, stdin);
     let text = String::from_utf8(o.stdout).unwrap();
     let msgs = if args.contains(&"--json") {
         text.lines()

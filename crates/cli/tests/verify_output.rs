@@ -7,9 +7,8 @@
 #[allow(dead_code)] // Each test file uses part of it.
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -17,19 +16,10 @@ use common::Tmp;
 
 /// Runs `provenance verify ARGS` with `stdin`; returns stdout (asserting it is UTF-8).
 fn verify(args: &[&str], stdin: &[u8]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("verify")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data).unwrap());
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provenance"));
+    command.arg("verify").args(args);
+    let (o, written) = common::output_with_stdin(command, stdin);
+    written.unwrap();
     String::from_utf8(o.stdout).unwrap()
 }
 

@@ -38,3 +38,25 @@ impl Tmp {
         self.write(name, content).to_str().unwrap().to_owned()
     }
 }
+
+/// Runs `command` with `stdin` piped in (written from another thread, so a large input cannot
+/// deadlock against a full stdout pipe) and stdout and stderr captured. Also returns whether
+/// all of `stdin` was written: a command may stop reading early.
+pub(crate) fn output_with_stdin(
+    mut command: std::process::Command,
+    stdin: &[u8],
+) -> (std::process::Output, std::io::Result<()>) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&data));
+    let output = child.wait_with_output().unwrap();
+    (output, writer.join().unwrap())
+}
