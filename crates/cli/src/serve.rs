@@ -317,6 +317,7 @@ async fn serve(args: Args) -> Result<()> {
     let mut relay_hints = vec![own_relay.trim_end_matches('/').to_owned()];
     relay_hints.extend(args.relays.iter().cloned());
     let app = Router::new()
+        .route("/provenance/metrics", get(metrics))
         .route("/provenance/{id}", get(event))
         .route("/", get(root))
         .with_state(AppState {
@@ -453,6 +454,15 @@ impl nip01::Transport for Socket {
     async fn send(&mut self, text: String) -> bool {
         self.0.send(Message::Text(text.into())).await.is_ok()
     }
+}
+
+/// `GET /provenance/metrics`: the signer's counters and timings in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.signer.metrics().render(),
+    )
+        .into_response()
 }
 
 /// `GET /provenance/<id>`: 200 the event (and its `nevent` in a header), 202 while the

@@ -150,6 +150,28 @@ fn curl_through_the_proxy_gets_signed_answers_that_verify() {
     // Unknown ids: 404.
     let (status, _, _) = curl(&[&format!("{}/provenance/{}", server.base, "0".repeat(32))]);
     assert_eq!(status, 404);
+
+    // The signer's counters and timings, for Prometheus: three answers signed, each timed.
+    let (status, headers, body) = curl(&[&format!("{}/provenance/metrics", server.base)]);
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("\nprovenance_events_signed_total 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprovenance_signer_added_seconds_count 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprovenance_answers_unsigned_total 0\n"),
+        "{text}"
+    );
 }
 
 #[test]

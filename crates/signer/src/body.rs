@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -30,6 +31,7 @@ use provenance::digest::{Sha256Digest, Sha256Hasher};
 use crate::Signer;
 use crate::adapter::stream::{Framing, Item, Kind};
 use crate::adapter::{Generation, RequestInfo};
+use crate::metrics::Metrics;
 use crate::record::{self, Exchange, Fixed};
 use crate::store::RequestId;
 
@@ -232,6 +234,7 @@ where
 impl<B> Drop for Streaming<B> {
     fn drop(&mut self) {
         if matches!(self.phase, Phase::Streaming) {
+            Metrics::bump(&self.pending.signer.metrics().abandoned);
             self.pending.signer.registry.fail(
                 self.pending.id,
                 "the client went away before the response ended; nothing was signed".to_owned(),
@@ -250,6 +253,8 @@ pub(crate) struct Pending {
     pub(crate) caller: Option<provenance::PublicKey>,
     pub(crate) start_ms: u64,
     pub(crate) streamed: bool,
+    /// The signer's time on the request before it was forwarded.
+    pub(crate) request_work: Duration,
 }
 
 /// The signing and storing of one event: resolves to the inline message (in inline mode)
@@ -269,11 +274,14 @@ impl Pending {
         response_bytes: u64,
         truncated: bool,
     ) -> Finishing {
+        let upstream_done = Instant::now();
+        let request_work = self.request_work;
         let signer = self.signer.clone();
         let signed = self.sign(generation, response_sha256, response_bytes, truncated);
         let (event, inline) = match signed {
             Ok(signed) => signed,
             Err(reason) => {
+                Metrics::bump(&signer.metrics().failed);
                 signer.registry.fail(self.id, reason.clone());
                 return Box::pin(std::future::ready(Err(reason)));
             }
@@ -281,12 +289,22 @@ impl Pending {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let id = self.id;
         let store = signer.store.clone();
+        let submitted = Instant::now();
         store.submit(
             id,
             event,
             Box::new(move |event, outcome| {
+                let metrics = signer.metrics();
                 let outcome = match outcome {
                     Ok(()) => {
+                        metrics.store_commit.observe(submitted.elapsed());
+                        metrics
+                            .added
+                            .observe(request_work + upstream_done.elapsed());
+                        Metrics::bump(&metrics.signed);
+                        if truncated {
+                            Metrics::bump(&metrics.truncated);
+                        }
                         signer.registry.done(id);
                         if let Some(hook) = &signer.on_stored {
                             hook(event);
@@ -294,6 +312,7 @@ impl Pending {
                         Ok(inline)
                     }
                     Err(e) => {
+                        Metrics::bump(&metrics.failed);
                         let reason = format!("the event could not be stored: {e}");
                         signer.registry.fail(id, reason.clone());
                         Err(reason)
@@ -420,6 +439,7 @@ mod tests {
             caller: None,
             start_ms: 0,
             streamed: true,
+            request_work: Duration::ZERO,
         };
         let generation = Generation {
             text: "x".into(),

@@ -49,6 +49,7 @@
 pub mod adapter;
 pub mod body;
 pub mod layer;
+pub mod metrics;
 pub mod nip01;
 pub mod nip98;
 pub mod outbox;
@@ -67,6 +68,7 @@ use serde_json::{Map, Value};
 
 pub use crate::body::SigningBody;
 pub use crate::layer::SigningLayer;
+pub use crate::metrics::Metrics;
 pub use crate::service::SigningService;
 use crate::store::Registry;
 pub use crate::store::{Durability, Lookup, RequestId, SqliteStore, Store, StoreError};
@@ -110,6 +112,7 @@ pub struct Signer {
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     registry: Registry,
+    metrics: Metrics,
     inline: bool,
     include_text: bool,
     record_caller: bool,
@@ -167,6 +170,11 @@ impl Signer {
             Some(json) => Lookup::Done(json),
             None => Lookup::Unknown,
         })
+    }
+
+    /// What the signer has counted and timed so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The store events are committed to.
@@ -279,6 +287,7 @@ impl SignerBuilder {
             clock: self.clock,
             store,
             registry: Registry::default(),
+            metrics: Metrics::default(),
             inline: self.inline,
             include_text: self.include_text,
             record_caller: self.record_caller,

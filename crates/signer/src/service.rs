@@ -19,6 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -31,6 +32,7 @@ use tower_service::Service;
 
 use crate::adapter::{self, Api, Generation};
 use crate::body::{BoxError, Pending, SigningBody};
+use crate::metrics::Metrics;
 use crate::store::RequestId;
 use crate::{Caller, Signer};
 
@@ -126,6 +128,7 @@ where
     RB: Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
 {
+    let received = Instant::now();
     let start_ms = signer.clock.now_ms();
     let caller = request.extensions().get::<Caller>().map(|c| c.0);
     let (parts, body) = request.into_parts();
@@ -147,12 +150,15 @@ where
     let request_sha256 = sha256(&bytes);
     let info = adapter::parse_request(api, &bytes);
     let forwarded = Request::from_parts(parts, Either::Left(Full::new(bytes)));
+    let request_work = received.elapsed();
     let response = inner.call(forwarded).await.map_err(Reply::Inner)?;
     let Ok(info) = info else {
         // Not a request the adapter can describe: answered, never signed.
+        Metrics::bump(&signer.metrics().unsigned);
         return Ok(response.map(SigningBody::passthrough));
     };
     if !response.status().is_success() {
+        Metrics::bump(&signer.metrics().unsigned);
         return Ok(response.map(SigningBody::passthrough));
     }
     let id = RequestId::random();
@@ -192,6 +198,7 @@ where
         caller,
         start_ms,
         streamed,
+        request_work,
     };
     signer.registry.start(id);
     if streamed {
@@ -208,6 +215,7 @@ where
         Err(e) => {
             let reason = format!("upstream response could not be read: {e}");
             signer.registry.fail(id, reason.clone());
+            Metrics::bump(&signer.metrics().failed);
             return Err(Reply::Local(StatusCode::BAD_GATEWAY, reason));
         }
     };

@@ -523,3 +523,57 @@ async fn a_body_that_says_it_has_ended_is_signed_without_another_poll() {
     assert!(!record.output.truncated);
     assert_eq!(record.output.finish_reason.as_deref(), Some("eos"));
 }
+
+#[tokio::test]
+async fn metrics_count_every_outcome_and_time_every_signed_answer() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let setup = setup(false);
+    let stream = r#"{"prompt":"p","stream":true}"#;
+    // Signed: one whole, one streamed and cut short.
+    let whole = canned(
+        "application/json",
+        vec![
+            r#"{"choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#,
+        ],
+    );
+    exchange(&setup, "/v1/chat/completions", CHAT, whole).await;
+    let cut = canned(
+        "text/event-stream",
+        vec!["data: {\"content\":\"par\",\"stop\":false}\n\n"],
+    );
+    exchange(&setup, "/completion", stream, cut).await;
+    // Unsigned: the upstream said no; a request the adapter cannot read.
+    let mut refused = canned("application/json", vec![r#"{"error":"bad"}"#]);
+    refused.status = StatusCode::BAD_REQUEST;
+    exchange(&setup, "/v1/chat/completions", CHAT, refused).await;
+    let any = canned("application/json", vec!["{}"]);
+    exchange(&setup, "/v1/chat/completions", "not json", any).await;
+    // Failed: an answer that cannot be read is never signed.
+    let unreadable = canned("text/event-stream", vec!["data: {nope\n\n"]);
+    exchange(&setup, "/completion", stream, unreadable).await;
+    // Passed through: not counted at all.
+    let tokens = canned("application/json", vec![r#"{"tokens":[1]}"#]);
+    exchange(&setup, "/tokenize", r#"{"content":"hi"}"#, tokens).await;
+
+    let m = setup.signer.metrics();
+    assert_eq!(m.signed.load(Relaxed), 2);
+    assert_eq!(m.truncated.load(Relaxed), 1);
+    assert_eq!(m.unsigned.load(Relaxed), 2);
+    assert_eq!(m.failed.load(Relaxed), 1);
+    assert_eq!(m.abandoned.load(Relaxed), 0);
+    assert_eq!(m.added.count(), 2, "one timing per signed answer");
+    assert_eq!(m.store_commit.count(), 2);
+    let text = m.render();
+    assert!(
+        text.contains("\nprovenance_events_signed_total 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprovenance_answers_unsigned_total 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprovenance_signer_added_seconds_count 2\n"),
+        "{text}"
+    );
+}
