@@ -19,6 +19,19 @@
 #
 #   scripts/bench-signer.sh [SECONDS]        (default 10 s per run)
 #
+# Environment: UPSTREAMS ("nginx llama-server", the default, or either alone); LLAMA_MODEL
+# (a GGUF; default the tiny test model; `scripts/fetch-gemma.sh` installs Gemma 3 270M);
+# TOKENS (tokens per answer, default 8; greedy, fixed seed, end of sequence ignored, so that
+# every answer is the same work); LLAMA_SECONDS (seconds per llama-server run, default
+# SECONDS). llama-server gets one HTTP thread per client and a few more (`--threads-http`),
+# so that its direct rows serve all 64 connections at once instead of starving most of them.
+# It runs at `nice` LLAMA_NICE (default 10), in its direct rows as in its signed ones: on a
+# machine without a GPU its compute threads keep every core busy, and the signer's short
+# bursts of work (a signature, a commit) would otherwise wait a scheduler slice or two for a
+# core, which is what an operator of a CPU-only box avoids the same way (docs/signer.md).
+# The nginx rows with `full` durability also time `pass`, a POST the signer passes on
+# unsigned (`/v1/embeddings`): the cost of the extra HTTP hop alone, as a control.
+#
 # The load generator is wrk (Debian `wrk`), one thread, keep-alive connections, each run
 # bounded by SECONDS. Everything binds 127.0.0.1; every process the script starts is stopped by
 # PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
@@ -26,6 +39,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-10}"
+upstreams="${UPSTREAMS:-nginx llama-server}"
+tokens="${TOKENS:-8}"
+llama_seconds="${LLAMA_SECONDS:-$seconds}"
+llama_nice="${LLAMA_NICE:-10}"
 say() { printf 'bench-signer: %s\n' "$*" >&2; }
 for tool in nginx wrk curl; do
     command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
@@ -94,14 +111,16 @@ wait_http "http://127.0.0.1:$up/"
 
 cat > "$work/chat.lua" <<'EOF'
 wrk.method = "POST"
-wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":8}'
+wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":TOKENS,"temperature":0,"seed":42,"ignore_eos":true}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 cat > "$work/stream.lua" <<'EOF'
 wrk.method = "POST"
-wrk.body = '{"prompt":"Why is the sky blue?","n_predict":8,"stream":true}'
+wrk.body = '{"prompt":"Why is the sky blue?","n_predict":TOKENS,"temperature":0,"seed":42,"ignore_eos":true,"stream":true}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
+
+sed -i "s/TOKENS/$tokens/" "$work/chat.lua" "$work/stream.lua"
 
 # Waits until no slot of the llama-server at $1 is working (at most 60 s).
 drain() {
@@ -112,11 +131,11 @@ drain() {
     say "llama-server at $1 still busy after 60 s"
 }
 
-# Prints "requests/s p50_ms p99_ms non_2xx" for one wrk run.
+# Prints "requests/s p50_ms p99_ms non_2xx answers" for one wrk run.
 run_wrk() {
     local url="$1" conns="$2" case="$3"
     [ -n "${drain_url:-}" ] && drain "$drain_url"
-    wrk -t1 -c"$conns" -d"${seconds}s" --timeout 60s --latency -s "$work/$case.lua" "$url" > "$work/wrk.out"
+    wrk -t1 -c"$conns" -d"${run_seconds}s" --timeout 60s --latency -s "$work/$case.lua" "$url" > "$work/wrk.out"
     awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
@@ -128,8 +147,34 @@ run_wrk() {
         $1 == "99%" { p99 = ms($2) }
         $1 == "Requests/sec:" { rps = $2 }
         /Non-2xx/ { bad = $NF }
-        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad == "" ? 0 : bad) }
+        / requests in / { n = $1 }
+        END { printf "%s %.3f %.3f %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad), n }
     ' "$work/wrk.out"
+}
+
+# The signer's own time per answer during one run, from its histogram at
+# /provenance/metrics scraped before ($1) and after ($2): "p50_ms p99_ms", each the upper bound
+# of the bucket the quantile falls in (so "at most").
+own_time() {
+    awk '
+        /^provenance_signer_added_seconds_bucket/ {
+            match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+            if (FNR == NR) { before[le] = $2 } else { n++; les[n] = le; after[le] = $2 }
+        }
+        END {
+            total = after["+Inf"] - before["+Inf"]
+            if (total <= 0) { print "- -"; exit }
+            for (q = 1; q <= 2; q++) {
+                want = (q == 1 ? 0.5 : 0.99) * total
+                for (i = 1; i <= n; i++) {
+                    if (after[les[i]] - before[les[i]] >= want) {
+                        out[q] = (les[i] == "+Inf" ? "inf" : sprintf("%.3g", les[i] * 1000)); break
+                    }
+                }
+            }
+            print out[1], out[2]
+        }
+    ' "$1" "$2"
 }
 
 # One table row per (durability, answer, clients) against the upstream on port $2, named $1.
@@ -143,20 +188,28 @@ matrix() {
         serve_pid=$!
         pids+=("$serve_pid")
         wait_http "http://127.0.0.1:$px/provenance/0"
-        for case in chat stream; do
+        local cases="chat stream"
+        [ "$name" = nginx ] && [ "$durability" = full ] && cases="chat stream pass"
+        for case in $cases; do
             route=/v1/chat/completions
             [ "$case" = stream ] && route=/completion
+            # The control: a route the signer passes on unsigned, so the row is the cost of
+            # the extra HTTP hop alone.
+            [ "$case" = pass ] && route=/v1/embeddings
             for conns in 1 16 64; do
-                read -r d_rps d_p50 d_p99 d_bad <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
-                read -r s_rps s_p50 s_p99 s_bad <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
+                read -r d_rps d_p50 d_p99 d_bad d_n <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
+                curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.before"
+                read -r s_rps s_p50 s_p99 s_bad s_n <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
+                curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.after"
+                read -r o_p50 o_p99 <<<"$(own_time "$work/metrics.before" "$work/metrics.after")"
                 # Non-2xx answers are counted in the row, not hidden: the rates include them.
                 if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
                     say "$name $durability $case $conns: non-2xx answers: direct $d_bad, signed $s_bad (see $work/serve.log)"
                 fi
                 awk -v u="$name" -v d="$durability" -v k="$case" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" \
-                    -v d50="$d_p50" -v d99="$d_p99" -v s50="$s_p50" -v s99="$s_p99" 'BEGIN {
-                    printf "| %s | %s | %s | %d | %.0f | %.0f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n",
-                        u, d, k, c, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99 }'
+                    -v d50="$d_p50" -v d99="$d_p99" -v s50="$s_p50" -v s99="$s_p99" -v dn="$d_n" -v sn="$s_n" -v o50="$o_p50" -v o99="$o_p99" 'BEGIN {
+                    printf "| %s | %s | %s | %d | %d / %d | %.1f | %.1f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %s / %s |\n",
+                        u, d, k, c, dn, sn, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99, o50, o99 }'
             done
         done
         signed="$(sqlite3 "$work/events-$name-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
@@ -167,15 +220,22 @@ matrix() {
 }
 
 printf '\nload average at the start: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
-printf '\n| upstream | durability | answer | clients | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
-matrix nginx "$up" "full process"
+printf "\n| upstream | durability | answer | clients | answers direct / signed | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms | signer's own time p50 / p99 ms (bucket bound) |\n"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+if [[ " $upstreams " == *" nginx "* ]]; then
+    run_seconds="$seconds"
+    cp "$work/chat.lua" "$work/pass.lua"
+    matrix nginx "$up" "full process"
+fi
 
 llama_bin="${PROVENANCE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/tools}/bin/llama-server"
 llama_model="${LLAMA_MODEL:-fixtures/gguf/valid/tiny-llama-f16.gguf}"
-if [ -x "$llama_bin" ]; then
+if [[ " $upstreams " != *" llama-server "* ]]; then
+    :
+elif [ -x "$llama_bin" ]; then
     lp="$(free_port)"
-    "$llama_bin" --model "$llama_model" --host 127.0.0.1 --port "$lp" -c 1024 -np 4 >"$work/llama.log" 2>&1 &
+    nice -n "$llama_nice" "$llama_bin" --model "$llama_model" --host 127.0.0.1 --port "$lp" \
+        -c 1024 -np 4 --threads-http 72 >"$work/llama.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 600); do
         curl -sf -o /dev/null "http://127.0.0.1:$lp/health" && break
@@ -186,7 +246,9 @@ if [ -x "$llama_bin" ]; then
     for _ in 1 2 3 4; do
         curl -sf -o /dev/null -d '{"prompt":"Why is the sky blue?","n_predict":8}' "http://127.0.0.1:$lp/completion"
     done
+    printf '\nllama-server: %s, %s tokens per answer, %s s per run, nice %s\n' "$(basename "$llama_model")" "$tokens" "$llama_seconds" "$llama_nice"
     drain_url="http://127.0.0.1:$lp"
+    run_seconds="$llama_seconds"
     matrix llama-server "$lp" "full"
 else
     say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it): llama-server rows skipped"

@@ -103,7 +103,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Generation requests sent to the upstream at once; more wait in the proxy, in order of
-    /// arrival (0: no limit) [default: llama.cpp's slot count from /props, else no limit]
+    /// arrival (0: no limit) [default: one more than llama.cpp's slot count from /props, else
+    /// no limit]
     #[arg(long, value_name = "N")]
     upstream_concurrency: Option<usize>,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
@@ -208,13 +209,19 @@ async fn serve(args: Args) -> Result<()> {
     let (runtime, defaults) = probe(&client, &upstream, args.engine_binary.as_deref()).await?;
     // llama-server works on as many requests as it has slots and reads the requests of only a
     // few more connections; a proxy that opened a connection per waiting client would leave
-    // most of them unread while the slots go to others. Waiting here keeps the order.
+    // most of them unread while the slots go to others. Waiting here keeps the order. One
+    // request more than the slots waits in llama-server's own queue, read and ready, so that a
+    // slot that frees up starts on it at once instead of idling while the proxy sends the
+    // next one (measured: 3.93-3.95 busy slots of 4 per decode step with the slot count,
+    // 3.99 with one more, 4.00 direct). llama-server keeps at least two HTTP threads more
+    // than slots, so the extra connection is always read.
     let concurrency = args.upstream_concurrency.or_else(|| {
         runtime
             .params
             .get("slots")
             .and_then(Value::as_u64)
             .and_then(|n| usize::try_from(n).ok())
+            .map(|n| n + 1)
     });
     let slots = concurrency
         .filter(|n| *n > 0)

@@ -530,10 +530,10 @@ fn most_at_once(slots: usize, extra: &[&str]) -> usize {
 fn generations_wait_in_the_proxy_beyond_the_upstreams_slots() {
     assert_eq!(
         most_at_once(2, &[]),
-        2,
-        "llama.cpp's slot count is the default"
+        3,
+        "one more than llama.cpp's slot count is the default"
     );
-    assert_eq!(most_at_once(2, &["--upstream-concurrency", "3"]), 3);
+    assert_eq!(most_at_once(2, &["--upstream-concurrency", "2"]), 2);
     assert!(
         most_at_once(2, &["--upstream-concurrency", "0"]) > 3,
         "0: no limit"

@@ -577,3 +577,60 @@ async fn metrics_count_every_outcome_and_time_every_signed_answer() {
         "{text}"
     );
 }
+
+/// A body that yields one frame, then never another.
+struct Stalls(Option<Bytes>);
+
+impl Body for Stalls {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.0.take() {
+            Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_stream_is_counted_and_nothing_is_signed() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let setup = setup(false);
+    let upstream = service_fn(|_req: Request<_>| async {
+        let first = Bytes::from_static(b"data: {\"content\":\"par\",\"stop\":false}\n\n");
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Stalls(Some(first)))
+                .unwrap(),
+        )
+    });
+    let service = SigningLayer::new(setup.signer.clone()).layer(upstream);
+    let request = Request::post("/completion")
+        .body(Full::new(Bytes::from_static(
+            br#"{"prompt":"p","stream":true}"#,
+        )))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let id: RequestId = response.headers()[HEADER_REQUEST_ID]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = response.into_body();
+    assert!(body.frame().await.unwrap().unwrap().is_data());
+    drop(body); // The client goes away.
+
+    let m = setup.signer.metrics();
+    assert_eq!(m.abandoned.load(Relaxed), 1);
+    assert_eq!(m.signed.load(Relaxed), 0);
+    assert_eq!(m.added.count(), 0);
+    assert!(matches!(
+        setup.signer.lookup(id).unwrap(),
+        Lookup::Failed(_)
+    ));
+}

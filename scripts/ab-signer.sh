@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Compares two builds of `provenance serve` on the same work: each in turn in front of one
+# nginx answering a canned chat completion, driven by wrk, ROUNDS times alternating (A, B,
+# A, B, ...) so that a machine that gets busier or quieter during the run affects both
+# alike. Prints, per run, the answers per second and the quantiles of the signer's own time
+# per answer from its `/provenance/metrics` histogram (each the upper bound of its bucket).
+#
+#   scripts/ab-signer.sh A_BINARY B_BINARY [CLIENTS] [SECONDS] [DURABILITY] [ROUNDS]
+#
+# Defaults: 16 clients, 6 s per run, durability full, 2 rounds. Both binaries need
+# `/provenance/metrics` (commit d7454aa and later). Build one with, for example,
+# `git worktree add /somewhere/old OLD && cargo build --release --manifest-path
+# /somewhere/old/Cargo.toml -p provenance-cli`. Everything binds 127.0.0.1; every process
+# started is stopped by PID on exit. Needs nginx, wrk and curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+a="${1:?A binary}"
+b="${2:?B binary}"
+clients="${3:-16}"
+seconds="${4:-6}"
+durability="${5:-full}"
+rounds="${6:-2}"
+say() { printf 'ab-signer: %s\n' "$*" >&2; }
+for tool in nginx wrk curl; do
+    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
+done
+
+# $work, $pids (stopped on exit) and free_port.
+source scripts/lib-processes.sh
+
+up="$(free_port)"
+json='{"id":"chatcmpl-1","object":"chat.completion","created":1793491198,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"The sky is blue because of Rayleigh scattering."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":10,"total_tokens":19}}'
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$up;
+        location / {
+            default_type application/json;
+            return 200 '$json';
+        }
+    }
+}
+EOF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>/dev/null &
+pids+=($!)
+cat > "$work/chat.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":8}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+"$a" keygen --out "$work/key.nsec" >/dev/null
+
+wait_http() {
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    say "$1 did not answer"; exit 2
+}
+wait_http "http://127.0.0.1:$up/"
+
+printf 'load average at the start: %s; %s clients, %s s per run, durability %s\n' \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$clients" "$seconds" "$durability"
+for round in $(seq 1 "$rounds"); do
+    for which in A B; do
+        bin="$a"
+        [ "$which" = B ] && bin="$b"
+        port="$(free_port)"
+        rm -f "$work"/events.sqlite*
+        "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$port" \
+            --model fixtures/gguf/valid/tiny-llama-f16.gguf --key "$work/key.nsec" \
+            --store "$work/events.sqlite" --durability "$durability" 2>"$work/serve.log" &
+        pid=$!
+        pids+=("$pid")
+        wait_http "http://127.0.0.1:$port/provenance/metrics"
+        rps="$(wrk -t1 -c"$clients" -d"${seconds}s" -s "$work/chat.lua" \
+            "http://127.0.0.1:$port/v1/chat/completions" | awk '/Requests\/sec/ { print $2 }')"
+        curl -sf "http://127.0.0.1:$port/provenance/metrics" | awk -v w="$which" -v r="$round" -v rps="$rps" '
+            /^provenance_signer_added_seconds_bucket/ {
+                match($0, /le="[^"]*"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2
+            }
+            END {
+                out = ""
+                for (k = 1; k <= 3; k++) {
+                    q = (k == 1 ? 0.5 : (k == 2 ? 0.99 : 0.999))
+                    for (i = 1; i <= n; i++) if (cum[i] >= q * cum[n]) {
+                        out = out sprintf(" p%s <= %s ms", q * 100, le[i] == "+Inf" ? "inf" : le[i] * 1000); break
+                    }
+                }
+                printf "round %s %s: %s answers/s, %d signed,%s\n", r, w, rps, cum[n], out
+            }'
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+    done
+done
+printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
