@@ -23,8 +23,10 @@
 # (a GGUF; default the tiny test model; `scripts/fetch-gemma.sh` installs Gemma 3 270M);
 # TOKENS (tokens per answer, default 8; greedy, fixed seed, end of sequence ignored, so that
 # every answer is the same work); LLAMA_SECONDS (seconds per llama-server run, default
-# SECONDS). llama-server gets one HTTP thread per client and a few more (`--threads-http`),
-# so that its direct rows serve all 64 connections at once instead of starving most of them.
+# SECONDS); LLAMA_DURABILITIES (store durability modes of its rows, default "full"; "full
+# process" for both). llama-server gets one HTTP thread per client and a few more
+# (`--threads-http`), so that its direct rows serve all 64 connections at once instead of
+# starving most of them.
 # It runs at `nice` LLAMA_NICE (default 10), in its direct rows as in its signed ones: on a
 # machine without a GPU its compute threads keep every core busy, and the signer's short
 # bursts of work (a signature, a commit) would otherwise wait a scheduler slice or two for a
@@ -43,6 +45,7 @@ upstreams="${UPSTREAMS:-nginx llama-server}"
 tokens="${TOKENS:-8}"
 llama_seconds="${LLAMA_SECONDS:-$seconds}"
 llama_nice="${LLAMA_NICE:-10}"
+llama_durabilities="${LLAMA_DURABILITIES:-full}"
 say() { printf 'bench-signer: %s\n' "$*" >&2; }
 for tool in nginx wrk curl; do
     command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
@@ -249,7 +252,7 @@ elif [ -x "$llama_bin" ]; then
     printf '\nllama-server: %s, %s tokens per answer, %s s per run, nice %s\n' "$(basename "$llama_model")" "$tokens" "$llama_seconds" "$llama_nice"
     drain_url="http://127.0.0.1:$lp"
     run_seconds="$llama_seconds"
-    matrix llama-server "$lp" "full"
+    matrix llama-server "$lp" "$llama_durabilities"
 else
     say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it): llama-server rows skipped"
 fi
