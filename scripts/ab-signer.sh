@@ -29,49 +29,15 @@ done
 # $work, $pids (stopped on exit) and free_port.
 source scripts/lib-processes.sh
 
-up="$(free_port)"
-json='{"id":"chatcmpl-1","object":"chat.completion","created":1793491198,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"The sky is blue because of Rayleigh scattering."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":10,"total_tokens":19}}'
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$up;
-        location / {
-            default_type application/json;
-            return 200 '$json';
-        }
-    }
-}
-EOF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>/dev/null &
-pids+=($!)
+# wait_http and start_canned_nginx ($up).
+source scripts/lib-nginx.sh
+start_canned_nginx
 cat > "$work/chat.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"model":"tiny","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":8}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 "$a" keygen --out "$work/key.nsec" >/dev/null
-
-wait_http() {
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    say "$1 did not answer"; exit 2
-}
-wait_http "http://127.0.0.1:$up/"
 
 printf 'load average at the start: %s; %s clients, %s s per run, durability %s\n' \
     "$(cut -d' ' -f1-3 /proc/loadavg)" "$clients" "$seconds" "$durability"
