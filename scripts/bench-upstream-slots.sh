@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Does `provenance serve` cost llama-server throughput? Counts the work llama-server itself
+# did (its `--metrics`: answers, tokens predicted, decode steps, busy slots per decode step)
+# during one wrk run of CLIENTS clients, direct or through the signer, with a fresh
+# llama-server for every run so that each run's counters are its own. Runs in the order
+# given (default "direct signed signed direct", so that a machine getting slower or faster
+# during the runs affects both alike).
+#
+#   scripts/bench-upstream-slots.sh [SECONDS] [CLIENTS] [UPSTREAM_CONCURRENCY] [ORDER]
+#
+# Defaults: 45 s, 16 clients, the signer's default concurrency (llama.cpp's slots + 1; give
+# a number to compare), ORDER "direct signed signed direct". The model is LLAMA_MODEL
+# (default Gemma 3 270M from scripts/fetch-gemma.sh), 32 tokens per answer, greedy, fixed
+# seed, end of sequence ignored; llama-server with 4 slots, an HTTP thread per client, at
+# nice 10 (as in scripts/bench-signer.sh). Everything binds 127.0.0.1; every process started
+# is stopped by PID on exit. Needs wrk and curl, and the llama-server `.ci/llama-server.sh`
+# builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-45}"
+clients="${2:-16}"
+concurrency="${3:-}"
+order="${4:-direct signed signed direct}"
+say() { printf 'bench-upstream-slots: %s\n' "$*" >&2; }
+llama_bin="${PROVENANCE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/tools}/bin/llama-server"
+model="${LLAMA_MODEL:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/models/gemma-3-270m-q4_k_m.gguf}"
+[ -x "$llama_bin" ] || { say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it)"; exit 2; }
+[ -f "$model" ] || { say "no model at $model (bash scripts/fetch-gemma.sh)"; exit 2; }
+for tool in wrk curl; do
+    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install wrk curl)"; exit 2; }
+done
+
+say "building the release binary"
+cargo build --release --quiet -p provenance-cli
+bin="${CARGO_TARGET_DIR:-target}/release/provenance"
+
+# $work, $pids (stopped on exit) and free_port; wait_http.
+source scripts/lib-processes.sh
+source scripts/lib-nginx.sh
+
+"$bin" keygen --out "$work/key.nsec" >/dev/null
+cat > "$work/chat.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"model":"m","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":32,"temperature":0,"seed":42,"ignore_eos":true}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+printf 'load average at the start: %s; %s clients, %s s per run\n' \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$clients" "$seconds"
+printf '\n| run | answers | tokens predicted | decode steps | busy slots per decode step |\n|---|---|---|---|---|\n'
+for mode in $order; do
+    lp="$(free_port)"
+    nice -n 10 "$llama_bin" --model "$model" --host 127.0.0.1 --port "$lp" -c 1024 -np 4 \
+        --threads-http $((clients + 8)) --metrics >"$work/llama.log" 2>&1 &
+    llama_pid=$!
+    pids+=("$llama_pid")
+    for _ in $(seq 1 600); do
+        curl -sf -o /dev/null "http://127.0.0.1:$lp/health" && break
+        sleep 0.1
+    done
+    target="$lp"
+    serve_pid=""
+    if [ "$mode" = signed ]; then
+        target="$(free_port)"
+        extra=()
+        [ -n "$concurrency" ] && extra=(--upstream-concurrency "$concurrency")
+        "$bin" serve --upstream "http://127.0.0.1:$lp" --listen "127.0.0.1:$target" \
+            --model "$model" --key "$work/key.nsec" --store "$work/events.sqlite" \
+            "${extra[@]}" 2>"$work/serve.log" &
+        serve_pid=$!
+        pids+=("$serve_pid")
+        wait_http "http://127.0.0.1:$target/provenance/metrics"
+    fi
+    answers="$(wrk -t1 -c"$clients" -d"${seconds}s" --timeout 60s -s "$work/chat.lua" \
+        "http://127.0.0.1:$target/v1/chat/completions" | awk '/ requests in / { print $1 }')"
+    curl -sf "http://127.0.0.1:$lp/metrics" | awk -v m="$mode" -v a="$answers" '
+        /^llamacpp:tokens_predicted_total / { t = $2 }
+        /^llamacpp:n_decode_total / { d = $2 }
+        /^llamacpp:n_busy_slots_per_decode / { b = $2 }
+        END { printf "| %s | %s | %s | %s | %.4f |\n", m, a, t, d, b }'
+    [ -n "$serve_pid" ] && { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+    kill "$llama_pid"
+    wait "$llama_pid" 2>/dev/null || true
+done
+printf '\nload average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
