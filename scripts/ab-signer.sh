@@ -22,12 +22,10 @@ seconds="${4:-6}"
 durability="${5:-full}"
 rounds="${6:-2}"
 say() { printf 'ab-signer: %s\n' "$*" >&2; }
-for tool in nginx wrk curl; do
-    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
-done
-
 # $work, $pids (stopped on exit) and free_port.
 source scripts/lib-processes.sh
+require_tools "apt-get install nginx-light wrk curl" nginx wrk curl
+
 
 # wait_http and start_canned_nginx ($up).
 source scripts/lib-nginx.sh

@@ -47,16 +47,14 @@ llama_seconds="${LLAMA_SECONDS:-$seconds}"
 llama_nice="${LLAMA_NICE:-10}"
 llama_durabilities="${LLAMA_DURABILITIES:-full}"
 say() { printf 'bench-signer: %s\n' "$*" >&2; }
-for tool in nginx wrk curl; do
-    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install nginx-light wrk curl)"; exit 2; }
-done
+# $work, $pids (stopped on exit) and free_port.
+source scripts/lib-processes.sh
+require_tools "apt-get install nginx-light wrk curl" nginx wrk curl
 
 say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-# $work, $pids (stopped on exit) and free_port.
-source scripts/lib-processes.sh
 # wait_http and start_canned_nginx ($up).
 source scripts/lib-nginx.sh
 start_canned_nginx

@@ -27,16 +27,14 @@ llama_bin="${PROVENANCE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/tools}
 model="${LLAMA_MODEL:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/models/gemma-3-270m-q4_k_m.gguf}"
 [ -x "$llama_bin" ] || { say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it)"; exit 2; }
 [ -f "$model" ] || { say "no model at $model (bash scripts/fetch-gemma.sh)"; exit 2; }
-for tool in wrk curl; do
-    command -v "$tool" >/dev/null 2>&1 || { say "$tool is missing (apt-get install wrk curl)"; exit 2; }
-done
+# $work, $pids (stopped on exit) and free_port; wait_http.
+source scripts/lib-processes.sh
+require_tools "apt-get install wrk curl" wrk curl
 
 say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-# $work, $pids (stopped on exit) and free_port; wait_http.
-source scripts/lib-processes.sh
 source scripts/lib-nginx.sh
 
 "$bin" keygen --out "$work/key.nsec" >/dev/null

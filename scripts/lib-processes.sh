@@ -3,6 +3,7 @@
 # Creates a temporary directory in $work and an array $pids; on exit, every process whose PID
 # was added to $pids is stopped (only those: nothing else is touched) and $work is removed.
 # free_port prints a port on 127.0.0.1 that was free a moment ago.
+# require_tools "HOW TO INSTALL" TOOL... exits 2 naming the first TOOL not on PATH.
 
 work="$(mktemp -d)"
 pids=()
@@ -14,3 +15,11 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+require_tools() {
+    local hint="$1"
+    shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || { printf '%s is missing (%s)\n' "$tool" "$hint" >&2; exit 2; }
+    done
+}
