@@ -29,10 +29,12 @@ use provenance_signer::{Lookup, RequestId, Signer, SigningLayer, SqliteStore};
 use serde_json::Value;
 use tower::{Layer, ServiceExt, service_fn};
 
-/// A body that yields given frames, then maybe an error.
+/// A body that yields given frames, then maybe an error, or (`stall_at_end`) nothing ever
+/// again.
 struct Frames {
     frames: VecDeque<Bytes>,
     fail_at_end: bool,
+    stall_at_end: bool,
     /// Say `is_end_stream` once the frames are out (hyper's bodies with a known length do).
     says_end: bool,
 }
@@ -51,6 +53,7 @@ impl Body for Frames {
         );
         Poll::Ready(match self.frames.pop_front() {
             Some(bytes) => Some(Ok(Frame::data(bytes))),
+            None if self.stall_at_end => return Poll::Pending,
             None if self.fail_at_end => {
                 self.fail_at_end = false;
                 Some(Err(std::io::Error::other("upstream died")))
@@ -115,6 +118,7 @@ async fn exchange(setup: &Setup, path: &str, request: &str, answer: Canned) -> E
             let body = Frames {
                 frames: answer.chunks.iter().map(|c| Bytes::from(*c)).collect(),
                 fail_at_end: answer.fail,
+                stall_at_end: false,
                 says_end: answer.says_end,
             };
             Ok::<_, Infallible>(
@@ -578,24 +582,6 @@ async fn metrics_count_every_outcome_and_time_every_signed_answer() {
     );
 }
 
-/// A body that yields one frame, then never another.
-struct Stalls(Option<Bytes>);
-
-impl Body for Stalls {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        match self.0.take() {
-            Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-            None => Poll::Pending,
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_client_leaving_mid_stream_is_counted_and_nothing_is_signed() {
     use std::sync::atomic::Ordering::Relaxed;
@@ -605,7 +591,12 @@ async fn a_client_leaving_mid_stream_is_counted_and_nothing_is_signed() {
         Ok::<_, Infallible>(
             Response::builder()
                 .header("content-type", "text/event-stream")
-                .body(Stalls(Some(first)))
+                .body(Frames {
+                    frames: VecDeque::from([first]),
+                    fail_at_end: false,
+                    stall_at_end: true,
+                    says_end: false,
+                })
                 .unwrap(),
         )
     });
