@@ -637,6 +637,69 @@ mod tests {
         assert_eq!(store.query(&Filter::new(), 100).unwrap().len(), 20);
     }
 
+    /// The log's checkpoint sequence number (bytes 12..16 of its header): SQLite adds one
+    /// each time the log starts over.
+    fn log_restarts(path: &Path) -> u32 {
+        let wal = std::fs::read(format!("{}-wal", path.display())).unwrap();
+        u32::from_be_bytes(wal[12..16].try_into().unwrap())
+    }
+
+    #[test]
+    fn the_writer_finishes_a_checkpoint_so_the_log_starts_over_under_steady_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.sqlite");
+        // The schema, then a writer thread driven by hand, with no checkpointer beside it.
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let (writer, jobs) = mpsc::channel::<Write>();
+        let (kick, _kicks) = mpsc::sync_channel(1);
+        let copied = Arc::new(AtomicI64::new(0));
+        let checkpoints = Checkpoints {
+            kick,
+            copied: copied.clone(),
+        };
+        let thread = std::thread::spawn(move || group_commit(conn, &jobs, &checkpoints));
+        let put = |n: u64| {
+            let event = event(&format!("{n}"), 1_000);
+            let (tx, rx) = mpsc::channel();
+            writer
+                .send(Write {
+                    request_id: RequestId::random().to_string(),
+                    event_id: event.id.to_hex(),
+                    created_at: 1_000,
+                    json: event.as_json(),
+                    relays: Arc::from([]),
+                    event,
+                    done: Box::new(move |_, outcome| tx.send(outcome.is_ok()).unwrap()),
+                })
+                .unwrap();
+            assert!(rx.recv().unwrap());
+        };
+        put(0);
+        put(1);
+        let before = log_restarts(&path);
+        put(2);
+        assert_eq!(
+            log_restarts(&path),
+            before,
+            "nothing copied: the log goes on"
+        );
+        // The checkpointer says it has just copied enough: after its next commit the writer
+        // copies the rest, and the commit after that starts the log over.
+        copied.store(WAL_RESTART_FRAMES, Ordering::Relaxed);
+        put(3);
+        assert_eq!(
+            copied.load(Ordering::Relaxed),
+            0,
+            "the writer took the count"
+        );
+        put(4);
+        assert_eq!(log_restarts(&path), before + 1);
+        drop(writer);
+        thread.join().unwrap();
+    }
+
     #[test]
     fn events_survive_reopening_and_answer_filters() {
         let dir = tempfile::tempdir().unwrap();
