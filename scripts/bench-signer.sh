@@ -33,6 +33,11 @@
 # core, which is what an operator of a CPU-only box avoids the same way (docs/signer.md).
 # The nginx rows with `full` durability also time `pass`, a POST the signer passes on
 # unsigned (`/v1/embeddings`): the cost of the extra HTTP hop alone, as a control.
+# The peer: every `chat` and `stream` run against an upstream is also made through nginx as
+# a plain reverse proxy (`proxy_pass`, keep-alive upstream connections, streams unbuffered:
+# scripts/lib-nginx.sh), in the same run, right after the direct one; its rows (proxy
+# "nginx") are what the field's usual proxy loses on the same machine while signing
+# nothing, beside the signer's rows (proxy "provenance").
 #
 # The load generator is wrk (Debian `wrk`), one thread, keep-alive connections, each run
 # bounded by SECONDS. Everything binds 127.0.0.1; every process the script starts is stopped by
@@ -129,9 +134,19 @@ own_time() {
     ' "$1" "$2"
 }
 
-# One table row per (durability, answer, clients) against the upstream on port $2, named $1.
+# Prints one table row from a direct run and a run through a proxy.
+row() {
+    awk -v u="$1" -v p="$2" -v d="$3" -v k="$4" -v c="$5" -v dr="$6" -v sr="$7" \
+        -v d50="$8" -v d99="$9" -v s50="${10}" -v s99="${11}" -v dn="${12}" -v sn="${13}" -v o50="${14}" -v o99="${15}" 'BEGIN {
+        printf "| %s | %s | %s | %s | %d | %d / %d | %.1f | %.1f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %s / %s |\n",
+            u, p, d, k, c, dn, sn, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99, o50, o99 }'
+}
+
+# Table rows per (durability, answer, clients) against the upstream on port $2, named $1:
+# the signer's, and (for the first durability) the peer proxy's.
 matrix() {
-    local name="$1" up="$2" durabilities="$3"
+    local name="$1" up="$2" durabilities="$3" first=1
+    start_proxy_nginx "$up"
     for durability in $durabilities; do
         px="$(free_port)"
         "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \
@@ -150,6 +165,11 @@ matrix() {
             [ "$case" = pass ] && route=/v1/embeddings
             for conns in 1 16 64; do
                 read -r d_rps d_p50 d_p99 d_bad d_n <<<"$(run_wrk "http://127.0.0.1:$up$route" "$conns" "$case")"
+                if [ "$first" = 1 ] && [ "$case" != pass ]; then
+                    read -r p_rps p_p50 p_p99 p_bad p_n <<<"$(run_wrk "http://127.0.0.1:$peer$route" "$conns" "$case")"
+                    [ "$p_bad" != 0 ] && say "$name $case $conns: non-2xx answers through nginx: $p_bad"
+                    row "$name" nginx - "$case" "$conns" "$d_rps" "$p_rps" "$d_p50" "$d_p99" "$p_p50" "$p_p99" "$d_n" "$p_n" - -
+                fi
                 curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.before"
                 read -r s_rps s_p50 s_p99 s_bad s_n <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
                 curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.after"
@@ -158,22 +178,20 @@ matrix() {
                 if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
                     say "$name $durability $case $conns: non-2xx answers: direct $d_bad, signed $s_bad (see $work/serve.log)"
                 fi
-                awk -v u="$name" -v d="$durability" -v k="$case" -v c="$conns" -v dr="$d_rps" -v sr="$s_rps" \
-                    -v d50="$d_p50" -v d99="$d_p99" -v s50="$s_p50" -v s99="$s_p99" -v dn="$d_n" -v sn="$s_n" -v o50="$o_p50" -v o99="$o_p99" 'BEGIN {
-                    printf "| %s | %s | %s | %d | %d / %d | %.1f | %.1f | %.1f %% | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %s / %s |\n",
-                        u, d, k, c, dn, sn, dr, sr, 100 * (1 - sr / dr), d50, d99, s50, s99, s50 - d50, s99 - d99, o50, o99 }'
+                row "$name" provenance "$durability" "$case" "$conns" "$d_rps" "$s_rps" "$d_p50" "$d_p99" "$s_p50" "$s_p99" "$d_n" "$s_n" "$o_p50" "$o_p99"
             done
         done
         signed="$(sqlite3 "$work/events-$name-$durability.sqlite" 'SELECT COUNT(*) FROM events' 2>/dev/null || echo '?')"
         say "$name, durability $durability: $signed events stored"
         kill "$serve_pid"
         wait "$serve_pid" 2>/dev/null || true
+        first=0
     done
 }
 
 printf '\nload average at the start: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
-printf "\n| upstream | durability | answer | clients | answers direct / signed | direct req/s | signed req/s | throughput loss | direct p50 / p99 ms | signed p50 / p99 ms | added p50 / p99 ms | signer's own time p50 / p99 ms (bucket bound) |\n"
-printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf "\n| upstream | proxy | durability | answer | clients | answers direct / proxied | direct req/s | proxied req/s | throughput loss | direct p50 / p99 ms | proxied p50 / p99 ms | added p50 / p99 ms | signer's own time p50 / p99 ms (bucket bound) |\n"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 if [[ " $upstreams " == *" nginx "* ]]; then
     run_seconds="$seconds"
     cp "$work/chat.lua" "$work/pass.lua"

@@ -6,6 +6,13 @@
 # start_canned_nginx   starts nginx on a free port, in $work/nginx, with its PID in $pids,
 #                      and sets $up to that port: `/completion` answers a llama.cpp SSE
 #                      stream of five messages, every other path an OpenAI chat completion.
+# start_proxy_nginx PORT
+#                      starts a second nginx, the peer: a plain reverse proxy (proxy_pass)
+#                      in front of 127.0.0.1:PORT, configured as operators put nginx in front
+#                      of a model server (keep-alive upstream connections, responses not
+#                      buffered so that streams pass as they come, one worker per core), and
+#                      sets $peer to its port. It signs nothing: its rows are what one extra
+#                      HTTP hop through the field's usual proxy costs on the same machine.
 
 wait_http() {
     for _ in $(seq 1 200); do
@@ -61,4 +68,41 @@ EOF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>/dev/null &
 pids+=($!)
 wait_http "http://127.0.0.1:$up/"
+}
+
+start_proxy_nginx() {
+local target="$1" dir="$work/nginx-proxy-$1"
+peer="$(free_port)"
+mkdir -p "$dir"
+cat > "$dir/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    upstream model { server 127.0.0.1:$target; keepalive 128; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$peer;
+        client_body_buffer_size 64k;
+        location / {
+            proxy_pass http://model;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+        }
+    }
+}
+EOF
+nginx -c "$dir/nginx.conf" -p "$dir" 2>/dev/null &
+pids+=($!)
+wait_http "http://127.0.0.1:$peer/"
 }
