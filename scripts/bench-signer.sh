@@ -146,7 +146,9 @@ row() {
 # the signer's, and (for the first durability) the peer proxy's.
 matrix() {
     local name="$1" up="$2" durabilities="$3" first=1
-    start_proxy_nginx "$up"
+    # llama-server closes a connection after a streamed answer: nginx gets a new one per
+    # request there (scripts/lib-nginx.sh).
+    start_proxy_nginx "$up" "$([ "$name" = llama-server ] && echo close)"
     for durability in $durabilities; do
         px="$(free_port)"
         "$bin" serve --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$px" \

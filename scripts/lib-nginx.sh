@@ -6,13 +6,17 @@
 # start_canned_nginx   starts nginx on a free port, in $work/nginx, with its PID in $pids,
 #                      and sets $up to that port: `/completion` answers a llama.cpp SSE
 #                      stream of five messages, every other path an OpenAI chat completion.
-# start_proxy_nginx PORT
+# start_proxy_nginx PORT [close]
 #                      starts a second nginx, the peer: a plain reverse proxy (proxy_pass)
 #                      in front of 127.0.0.1:PORT, configured as operators put nginx in front
 #                      of a model server (keep-alive upstream connections, responses not
 #                      buffered so that streams pass as they come, one worker per core), and
 #                      sets $peer to its port. It signs nothing: its rows are what one extra
 #                      HTTP hop through the field's usual proxy costs on the same machine.
+#                      With `close`, a new upstream connection per request: in front of
+#                      llama-server, whose HTTP server closes a connection after a streamed
+#                      answer, nginx otherwise sends the next POST on the closed connection
+#                      and answers 502 (50 of 156 streamed answers at one client, measured).
 
 wait_http() {
     for _ in $(seq 1 200); do
@@ -71,7 +75,9 @@ wait_http "http://127.0.0.1:$up/"
 }
 
 start_proxy_nginx() {
-local target="$1" dir="$work/nginx-proxy-$1"
+local target="$1" dir="$work/nginx-proxy-$1" keepalive="keepalive 128; keepalive_requests 1000000;"
+local connection='""'
+[ "${2:-}" = close ] && keepalive="" && connection=close
 peer="$(free_port)"
 mkdir -p "$dir"
 cat > "$dir/nginx.conf" <<EOF
@@ -88,14 +94,14 @@ http {
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
     keepalive_requests 1000000;
-    upstream model { server 127.0.0.1:$target; keepalive 128; keepalive_requests 1000000; }
+    upstream model { server 127.0.0.1:$target; $keepalive }
     server {
         listen 127.0.0.1:$peer;
         client_body_buffer_size 64k;
         location / {
             proxy_pass http://model;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection $connection;
             proxy_buffering off;
             proxy_read_timeout 300s;
         }
