@@ -60,7 +60,7 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-# wait_http and start_canned_nginx ($up).
+# wait_http, start_canned_nginx ($up) and start_proxy_nginx ($peer).
 source scripts/lib-nginx.sh
 start_canned_nginx
 
