@@ -256,8 +256,11 @@ async fn serve(args: Args) -> Result<()> {
     // Every stored event wakes the outbox and goes to the live subscriptions of the relay.
     let hub = nip01::Hub::default();
     let (wake, publish) = (outbox.waker(), hub.hook());
+    let queues = !args.relays.is_empty();
     builder = builder.on_stored(Arc::new(move |event| {
-        wake(event);
+        if queues {
+            wake(event);
+        }
         publish(event);
     }));
     tokio::spawn(outbox.run());

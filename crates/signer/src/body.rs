@@ -3,8 +3,9 @@
 //!
 //! A streamed answer is passed on frame by frame, unchanged and without delay; each data
 //! frame is hashed and fed to the stream parser. When the upstream body ends (it returns no
-//! more frames, or says [`Body::is_end_stream`]), the record is built, signed and committed
-//! to the store on a blocking thread, and only then does this body end, so a client never
+//! more frames, or says [`Body::is_end_stream`]), the record is built and signed here and
+//! committed to the store ([`crate::store::Store::submit`]: on this thread when the store is
+//! idle, else by its writer thread), and only then does this body end, so a client never
 //! sees the end of a response whose event is not stored. In inline mode one more message
 //! follows: an SSE event `provenance` or an NDJSON line `{"provenance": ...}`, outside the
 //! bytes the record's `response.sha256` covers.

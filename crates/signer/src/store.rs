@@ -15,12 +15,27 @@
 //! operating system still holds the written pages), but the last commits may be lost to a
 //! power cut or kernel crash. It saves one fsync per answer.
 //!
+//! # Who commits
+//!
+//! One connection writes. When it is idle, [`Store::submit`] commits on the caller's thread:
+//! at low load that saves handing the event to another thread and being woken by it (two
+//! wake-ups, each of which can wait for a core). When a commit is running or events are
+//! queued, events go to the writer thread, which commits all those waiting in one
+//! transaction (group commit: concurrent answers share one fsync).
+//!
+//! # Checkpoints
+//!
 //! Checkpoints (copying the log into the database file) are kept off the commit path: with
 //! SQLite's automatic checkpoint the writer thread copied 1,000 pages and fsynced the
 //! database every few hundred commits, 5 to 25 ms during which every waiting commit waited
 //! too. Here the writer does not checkpoint on its own (`wal_autocheckpoint=0`); a
 //! checkpointer thread with its own connection runs passive checkpoints, which never block
-//! the writer, at most every [`CHECKPOINT_PAUSE`] while there are new commits. Under steady
+//! the writer, after each commit that follows a pause of [`CHECKPOINT_PAUSE`]. The pause is
+//! short on purpose: a checkpoint's cost (pages copied, then the database file's fsync and its
+//! writeback) grows with the commits since the last one, and while it runs it holds a core.
+//! With 100 ms between checkpoints, at one client against a canned upstream on two cores, each
+//! checkpoint copied about 800 pages and the answers that waited behind it made the p99
+//! 3.1 to 3.5 ms; with 5 ms, 1.55 ms, at the same rate (docs/benchmarks.md). Under steady
 //! load a passive checkpoint never catches up with the end of the log, and SQLite restarts
 //! the log only once every frame is copied; so when the checkpointer has just copied
 //! [`WAL_RESTART_FRAMES`] frames or more, the writer, after its next commit, runs one passive
@@ -34,8 +49,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, mpsc};
 use std::time::Duration;
 
 use provenance::nostr::filter::MatchEventOptions;
@@ -142,7 +157,8 @@ pub enum Durability {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     relays: std::sync::Arc<[String]>,
-    writer: mpsc::Sender<Write>,
+    writer: Arc<Writer>,
+    jobs: mpsc::Sender<Write>,
 }
 
 /// One event for the writer thread, and where to say how it went.
@@ -159,8 +175,8 @@ struct Write {
 /// Most events committed in one transaction.
 const MAX_GROUP: usize = 256;
 
-/// Least time between two checkpoints.
-pub const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+/// Least time between two checkpoints (see the module docs for why it is short).
+pub const CHECKPOINT_PAUSE: Duration = Duration::from_millis(5);
 
 /// Log frames (pages) copied by the checkpointer after which the writer finishes the
 /// checkpoint itself so that the log restarts: 4,096 frames of 4 KiB pages, a 16 MiB log.
@@ -216,7 +232,6 @@ impl SqliteStore {
                 PRIMARY KEY (event_id, relay)
             );",
         )?;
-        let (writer, jobs) = mpsc::channel();
         let write_conn = connect()?;
         write_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         write_conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
@@ -229,15 +244,22 @@ impl SqliteStore {
             .name("provenance-checkpoint".to_owned())
             .spawn(move || checkpointer(&checkpoint_conn, &kicks, &checkpointer_copied))
             .map_err(|e| StoreError::Thread(e.to_string()))?;
-        let checkpoints = Checkpoints { kick, copied };
+        let writer = Arc::new(Writer {
+            conn: Mutex::new(write_conn),
+            queued: AtomicUsize::new(0),
+            checkpoints: Checkpoints { kick, copied },
+        });
+        let (jobs, queue) = mpsc::channel();
+        let thread_writer = writer.clone();
         std::thread::Builder::new()
             .name("provenance-store".to_owned())
-            .spawn(move || group_commit(write_conn, &jobs, &checkpoints))
+            .spawn(move || write_queued(&thread_writer, &queue))
             .map_err(|e| StoreError::Thread(e.to_string()))?;
         Ok(Self {
             conn: Mutex::new(conn),
             relays: std::sync::Arc::from([]),
             writer,
+            jobs,
         })
     }
 
@@ -312,9 +334,8 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    /// Hands the event to the writer thread and waits until its transaction is committed
-    /// (with `synchronous=FULL`: fsynced). Events arriving together share one transaction
-    /// (group commit), so concurrent answers share one fsync.
+    /// Commits the event (see [`Store::submit`] for where) and waits until its transaction
+    /// is committed (with `synchronous=FULL`: fsynced).
     fn put(&self, id: RequestId, event: &Event) -> Result<(), StoreError> {
         let (done, outcome) = mpsc::sync_channel(1);
         self.submit(
@@ -328,7 +349,12 @@ impl Store for SqliteStore {
         outcome.recv().map_err(|_| gone())?
     }
 
-    /// Hands the event to the writer thread; `done` runs there after the commit.
+    /// When no commit is running or queued, commits the event on the caller's thread and
+    /// calls `done` before returning: one commit (a few hundred microseconds with its fsync)
+    /// instead of two thread hand-offs and their wake-ups, which at one client were most of
+    /// the signer's tail latency. Otherwise hands it to the writer thread, which commits every
+    /// event waiting in one transaction (group commit: concurrent answers share one fsync)
+    /// and calls `done` there.
     fn submit(&self, id: RequestId, event: Event, done: Done) {
         let write = Write {
             request_id: id.to_string(),
@@ -340,7 +366,20 @@ impl Store for SqliteStore {
             event,
             done,
         };
-        if let Err(mpsc::SendError(write)) = self.writer.send(write) {
+        if self.writer.queued.load(Ordering::Acquire) == 0 {
+            let idle = match self.writer.conn.try_lock() {
+                Ok(conn) => Some(conn),
+                Err(TryLockError::Poisoned(conn)) => Some(conn.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(conn) = idle {
+                self.writer.commit(conn, vec![write]);
+                return;
+            }
+        }
+        self.writer.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::SendError(write)) = self.jobs.send(write) {
+            self.writer.queued.fetch_sub(1, Ordering::AcqRel);
             (write.done)(&write.event, Err(gone()));
         }
     }
@@ -406,8 +445,15 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer thread: takes every event waiting, writes each in its own savepoint (one
-/// failing insert does not undo the others), commits once, then answers each.
+/// The write connection, shared by the writer thread and by callers of [`Store::submit`]
+/// that find it idle.
+struct Writer {
+    conn: Mutex<Connection>,
+    /// Events handed to the writer thread and not yet answered.
+    queued: AtomicUsize,
+    checkpoints: Checkpoints,
+}
+
 /// The writer's side of checkpointing.
 struct Checkpoints {
     /// Wakes the checkpointer after a commit.
@@ -417,15 +463,16 @@ struct Checkpoints {
     copied: Arc<AtomicI64>,
 }
 
-fn group_commit(mut conn: Connection, jobs: &mpsc::Receiver<Write>, checkpoints: &Checkpoints) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
+impl Writer {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // As for the read connection: SQLite's transactions are atomic, so a poisoned lock
+        // is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes each event of `group` in its own savepoint (one failing insert does not undo
+    /// the others), commits once, lets go of the connection, then answers each.
+    fn commit(&self, mut conn: MutexGuard<'_, Connection>, group: Vec<Write>) {
         let mut outcomes: Vec<Result<(), rusqlite::Error>> = Vec::with_capacity(group.len());
         let committed = (|| {
             let mut tx = conn.transaction()?;
@@ -441,8 +488,9 @@ fn group_commit(mut conn: Connection, jobs: &mpsc::Receiver<Write>, checkpoints:
             }
             tx.commit()
         })();
+        drop(conn);
         // Full: a kick is already waiting, which covers this commit too.
-        let _ = checkpoints.kick.try_send(());
+        let _ = self.checkpoints.kick.try_send(());
         for (n, job) in group.into_iter().enumerate() {
             let outcome = match (&committed, outcomes.get_mut(n)) {
                 (Ok(()), Some(outcome)) => std::mem::replace(outcome, Ok(())),
@@ -453,10 +501,27 @@ fn group_commit(mut conn: Connection, jobs: &mpsc::Receiver<Write>, checkpoints:
         }
         // After answering: the events are durable, this only lets the log restart. The
         // count is taken (swapped for 0) at the first commit after the checkpointer has
-        // finished, so only the frames of that commit and the ones since remain to copy.
-        if checkpoints.copied.swap(0, Ordering::Relaxed) >= WAL_RESTART_FRAMES {
-            let _ = passive_checkpoint(&conn);
+        // finished, so only the frames of that commit and the few since remain to copy.
+        if self.checkpoints.copied.swap(0, Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+            let _ = passive_checkpoint(&self.lock());
         }
+    }
+}
+
+/// The writer thread: takes every event waiting (at most [`MAX_GROUP`]) and commits them in
+/// one transaction. Ends when the store is dropped.
+fn write_queued(writer: &Writer, queue: &mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let taken = group.len();
+        writer.commit(writer.lock(), group);
+        writer.queued.fetch_sub(taken, Ordering::AcqRel);
     }
 }
 
@@ -648,32 +713,33 @@ mod tests {
     fn the_writer_finishes_a_checkpoint_so_the_log_starts_over_under_steady_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.sqlite");
-        // The schema, then a writer thread driven by hand, with no checkpointer beside it.
+        // The schema, then a writer driven by hand, with no checkpointer beside it.
         drop(SqliteStore::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let (writer, jobs) = mpsc::channel::<Write>();
         let (kick, _kicks) = mpsc::sync_channel(1);
         let copied = Arc::new(AtomicI64::new(0));
-        let checkpoints = Checkpoints {
-            kick,
-            copied: copied.clone(),
+        let writer = Writer {
+            conn: Mutex::new(conn),
+            queued: AtomicUsize::new(0),
+            checkpoints: Checkpoints {
+                kick,
+                copied: copied.clone(),
+            },
         };
-        let thread = std::thread::spawn(move || group_commit(conn, &jobs, &checkpoints));
         let put = |n: u64| {
             let event = event(&format!("{n}"), 1_000);
             let (tx, rx) = mpsc::channel();
-            writer
-                .send(Write {
-                    request_id: RequestId::random().to_string(),
-                    event_id: event.id.to_hex(),
-                    created_at: 1_000,
-                    json: event.as_json(),
-                    relays: Arc::from([]),
-                    event,
-                    done: Box::new(move |_, outcome| tx.send(outcome.is_ok()).unwrap()),
-                })
-                .unwrap();
+            let write = Write {
+                request_id: RequestId::random().to_string(),
+                event_id: event.id.to_hex(),
+                created_at: 1_000,
+                json: event.as_json(),
+                relays: Arc::from([]),
+                event,
+                done: Box::new(move |_, outcome| tx.send(outcome.is_ok()).unwrap()),
+            };
+            writer.commit(writer.lock(), vec![write]);
             assert!(rx.recv().unwrap());
         };
         put(0);
@@ -696,8 +762,6 @@ mod tests {
         );
         put(4);
         assert_eq!(log_restarts(&path), before + 1);
-        drop(writer);
-        thread.join().unwrap();
     }
 
     #[test]
@@ -733,6 +797,84 @@ mod tests {
             output,
         );
         assert_eq!(store.query(&by_x, 10).unwrap(), vec![ea]);
+    }
+
+    /// Submits `event` and says, through the returned channel, on which thread `done` ran
+    /// and whether the event was stored.
+    fn submit_and_watch(
+        store: &SqliteStore,
+        id: RequestId,
+        event: Event,
+    ) -> mpsc::Receiver<(std::thread::ThreadId, bool)> {
+        let (tx, rx) = mpsc::channel();
+        store.submit(
+            id,
+            event,
+            Box::new(move |_, outcome| {
+                tx.send((std::thread::current().id(), outcome.is_ok()))
+                    .unwrap();
+            }),
+        );
+        rx
+    }
+
+    #[test]
+    fn an_idle_store_commits_on_the_callers_thread_before_submit_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("e.sqlite")).unwrap();
+        let id = RequestId::random();
+        let done = submit_and_watch(&store, id, event("idle", 1_000));
+        // Already answered, here: no hand-off to the writer thread and back.
+        assert_eq!(
+            done.try_recv().unwrap(),
+            (std::thread::current().id(), true)
+        );
+        assert!(store.get(id).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_busy_store_hands_events_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("e.sqlite")).unwrap();
+        // A commit in progress: the write connection is taken.
+        let busy = store.writer.lock();
+        let ids: Vec<RequestId> = (0..3).map(|_| RequestId::random()).collect();
+        let watches: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| submit_and_watch(&store, *id, event(&format!("busy-{n}"), 1_000)))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        for watch in &watches {
+            assert!(
+                watch.try_recv().is_err(),
+                "not answered while the connection is taken"
+            );
+        }
+        drop(busy);
+        let mut threads = std::collections::HashSet::new();
+        for watch in watches {
+            let (thread, stored) = watch.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(stored);
+            threads.insert(thread);
+        }
+        assert_eq!(threads.len(), 1, "one writer thread answered them all");
+        assert!(!threads.contains(&std::thread::current().id()));
+        for id in ids {
+            assert!(store.get(id).unwrap().is_some());
+        }
+        // Once the queue is empty, the store is idle again: the next commit is inline.
+        for _ in 0..100 {
+            if store.writer.queued.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let done = submit_and_watch(&store, RequestId::random(), event("after", 1_000));
+        assert_eq!(
+            done.try_recv().unwrap(),
+            (std::thread::current().id(), true)
+        );
     }
 
     #[test]
