@@ -140,7 +140,7 @@ fn ingest_reads_a_signer_store_once_and_then_only_its_new_events() {
     let db = dir.path().join("lookup.sqlite");
     let store = SqliteStore::open(&store_path).unwrap();
     for ev in kit::lookup_events() {
-        store.put(RequestId::random(), &ev).unwrap();
+        store.put(RequestId::generate(), &ev).unwrap();
     }
     // A store holds what it was given: an event whose signature is another's is refused.
     let keys = kit::golden_keys();
@@ -148,7 +148,7 @@ fn ingest_reads_a_signer_store_once_and_then_only_its_new_events() {
         serde_json::from_str(&kit::synthetic_event(&keys, 5).as_json()).unwrap();
     forged["sig"] = serde_json::Value::String(kit::synthetic_event(&keys, 6).sig.to_string());
     let forged = provenance::event::parse_event(&forged.to_string(), &Default::default()).unwrap();
-    store.put(RequestId::random(), &forged).unwrap();
+    store.put(RequestId::generate(), &forged).unwrap();
 
     let stderr = ingest_reports(
         &db,
@@ -167,7 +167,7 @@ fn ingest_reads_a_signer_store_once_and_then_only_its_new_events() {
     );
     store
         .put(
-            RequestId::random(),
+            RequestId::generate(),
             &kit::synthetic_event(&kit::golden_keys(), 3),
         )
         .unwrap();
@@ -185,7 +185,7 @@ fn ingest_reads_a_signer_store_once_and_then_only_its_new_events() {
     }
     let store = SqliteStore::open(&store_path).unwrap();
     store
-        .put(RequestId::random(), &kit::lookup_events()[0])
+        .put(RequestId::generate(), &kit::lookup_events()[0])
         .unwrap();
     ingest_reports(
         &db,
@@ -241,7 +241,7 @@ fn serve_follows_a_signer_store() {
         .into_iter()
         .zip([kit::LOOKUP_PARAGRAPH, kit::LOOKUP_OTHER])
     {
-        store.put(RequestId::random(), &ev).unwrap();
+        store.put(RequestId::generate(), &ev).unwrap();
         let started = Instant::now();
         loop {
             let v = lookup(&addr, text);

@@ -429,7 +429,7 @@ mod tests {
                 }))
                 .build(store.clone()),
         );
-        let id = RequestId::random();
+        let id = RequestId::generate();
         signer.registry.start(id);
         let pending = Pending {
             signer: signer.clone(),

@@ -445,7 +445,7 @@ mod tests {
         for (n, text) in ["a", "b", "c"].iter().enumerate() {
             let event = event(&keys, text, 1000 + n as u64);
             ids.push(event.id.to_hex());
-            store.put(RequestId::random(), &event).unwrap();
+            store.put(RequestId::generate(), &event).unwrap();
         }
         (dir, store, keys, ids)
     }
@@ -453,7 +453,7 @@ mod tests {
     /// Stores and publishes, as the signer does.
     fn sign_and_publish(store: &SqliteStore, hub: &Hub, keys: &Keys, text: &str) -> Event {
         let event = event(keys, text, 2000);
-        store.put(RequestId::random(), &event).unwrap();
+        store.put(RequestId::generate(), &event).unwrap();
         hub.publish(&event);
         event
     }

@@ -161,7 +161,7 @@ where
         Metrics::bump(&signer.metrics().unsigned);
         return Ok(response.map(SigningBody::passthrough));
     }
-    let id = RequestId::random();
+    let id = RequestId::generate();
     let salt = Salt::random();
     let (mut parts, body) = response.into_parts();
     let streamed = match parts

@@ -486,7 +486,7 @@ async fn errors_and_unknown_routes_pass_through_unsigned() {
         Lookup::Failed(_)
     ));
     assert_eq!(
-        setup.signer.lookup(RequestId::random()).unwrap(),
+        setup.signer.lookup(RequestId::generate()).unwrap(),
         Lookup::Unknown
     );
 }

@@ -49,7 +49,7 @@ async fn events_wait_while_the_relay_is_down_and_arrive_when_it_returns() {
             let record = Record::new(Output::from_text(text), Model::named("m"));
             let event = provenance::event::sign(&record, &keys, &SystemClock).unwrap();
             ids.push(event.id);
-            store.put(RequestId::random(), &event).unwrap();
+            store.put(RequestId::generate(), &event).unwrap();
         }
         let outbox = Outbox::new(store.clone(), Arc::new(SystemClock)).options(options.clone());
         // Nothing listens: every attempt fails and the rows stay.
