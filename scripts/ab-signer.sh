@@ -2,8 +2,9 @@
 # Compares two builds of `provenance serve` on the same work: each in turn in front of one
 # nginx answering a canned chat completion, driven by wrk, ROUNDS times alternating (A, B,
 # A, B, ...) so that a machine that gets busier or quieter during the run affects both
-# alike. Prints, per run, the answers per second and the quantiles of the signer's own time
-# per answer from its `/provenance/metrics` histogram (each the upper bound of its bucket).
+# alike. Prints, per run, the answers per second, wrk's end-to-end p50 and p99, and the
+# quantiles of the signer's own time per answer from its `/provenance/metrics` histogram
+# (each the upper bound of its bucket).
 #
 #   scripts/ab-signer.sh A_BINARY B_BINARY [CLIENTS] [SECONDS] [DURABILITY] [ROUNDS]
 #
@@ -51,9 +52,12 @@ for round in $(seq 1 "$rounds"); do
         pid=$!
         pids+=("$pid")
         wait_http "http://127.0.0.1:$port/provenance/metrics"
-        rps="$(wrk -t1 -c"$clients" -d"${seconds}s" -s "$work/chat.lua" \
-            "http://127.0.0.1:$port/v1/chat/completions" | awk '/Requests\/sec/ { print $2 }')"
-        curl -sf "http://127.0.0.1:$port/provenance/metrics" | awk -v w="$which" -v r="$round" -v rps="$rps" '
+        # Answers per second, and wrk's end-to-end p50 and p99.
+        read -r rps e50 e99 <<<"$(wrk -t1 -c"$clients" -d"${seconds}s" --latency -s "$work/chat.lua" \
+            "http://127.0.0.1:$port/v1/chat/completions" | awk '
+                $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 } /Requests\/sec/ { rps = $2 }
+                END { print rps, p50, p99 }')"
+        curl -sf "http://127.0.0.1:$port/provenance/metrics" | awk -v w="$which" -v r="$round" -v rps="$rps" -v e="end to end p50 $e50 p99 $e99;" '
             /^provenance_signer_added_seconds_bucket/ {
                 match($0, /le="[^"]*"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2
             }
@@ -65,7 +69,7 @@ for round in $(seq 1 "$rounds"); do
                         out = out sprintf(" p%s <= %s ms", q * 100, le[i] == "+Inf" ? "inf" : le[i] * 1000); break
                     }
                 }
-                printf "round %s %s: %s answers/s, %d signed,%s\n", r, w, rps, cum[n], out
+                printf "round %s %s: %s answers/s, %d signed, %s own time%s\n", r, w, rps, cum[n], e, out
             }'
         kill "$pid"
         wait "$pid" 2>/dev/null || true

@@ -23,7 +23,7 @@ fn commit(c: &mut Criterion) {
                 let event = generator.event(i);
                 i += 1;
                 store
-                    .put(RequestId::random(), &event)
+                    .put(RequestId::generate(), &event)
                     .expect("the event is stored");
             })
         });

@@ -34,8 +34,8 @@
 //! short on purpose: a checkpoint's cost (pages copied, then the database file's fsync and its
 //! writeback) grows with the commits since the last one, and while it runs it holds a core.
 //! With 100 ms between checkpoints, at one client against a canned upstream on two cores, each
-//! checkpoint copied about 800 pages and the answers that waited behind it made the p99
-//! 3.1 to 3.5 ms; with 5 ms, 1.55 ms, at the same rate (docs/benchmarks.md). Under steady
+//! checkpoint copied about 800 pages and the answers that waited behind it made most of the
+//! p99 (docs/benchmarks.md, "The one-client tail"). Under steady
 //! load a passive checkpoint never catches up with the end of the log, and SQLite restarts
 //! the log only once every frame is copied; so when the checkpointer has just copied
 //! [`WAL_RESTART_FRAMES`] frames or more, the writer, after its next commit, runs one passive
