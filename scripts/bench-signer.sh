@@ -60,7 +60,7 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-# wait_http, start_canned_nginx ($up) and start_proxy_nginx ($peer).
+# wait_http, wait_ok, start_canned_nginx ($up) and start_proxy_nginx ($peer).
 source scripts/lib-nginx.sh
 start_canned_nginx
 
@@ -209,11 +209,7 @@ elif [ -x "$llama_bin" ]; then
     nice -n "$llama_nice" "$llama_bin" --model "$llama_model" --host 127.0.0.1 --port "$lp" \
         -c 1024 -np 4 --threads-http 72 >"$work/llama.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 1 600); do
-        curl -sf -o /dev/null "http://127.0.0.1:$lp/health" && break
-        sleep 0.1
-    done
-    curl -sf -o /dev/null "http://127.0.0.1:$lp/health" || { say "llama-server did not start (see $work/llama.log)"; exit 2; }
+    wait_ok "http://127.0.0.1:$lp/health" 60 "$work/llama.log"
     # Warm-up, so that the first timed run does not take it.
     for _ in 1 2 3 4; do
         curl -sf -o /dev/null -d '{"prompt":"Why is the sky blue?","n_predict":8}' "http://127.0.0.1:$lp/completion"

@@ -27,7 +27,7 @@ llama_bin="${PROVENANCE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/tools}
 model="${LLAMA_MODEL:-${XDG_CACHE_HOME:-$HOME/.cache}/provenance/models/gemma-3-270m-q4_k_m.gguf}"
 [ -x "$llama_bin" ] || { say "no llama-server at $llama_bin (bash .ci/llama-server.sh builds it)"; exit 2; }
 [ -f "$model" ] || { say "no model at $model (bash scripts/fetch-gemma.sh)"; exit 2; }
-# $work, $pids (stopped on exit) and free_port; wait_http.
+# $work, $pids (stopped on exit) and free_port.
 source scripts/lib-processes.sh
 require_tools "apt-get install wrk curl" wrk curl
 
@@ -35,6 +35,7 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
+# wait_http and wait_ok.
 source scripts/lib-nginx.sh
 
 "$bin" keygen --out "$work/key.nsec" >/dev/null
@@ -53,10 +54,7 @@ for mode in $order; do
         --threads-http $((clients + 8)) --metrics >"$work/llama.log" 2>&1 &
     llama_pid=$!
     pids+=("$llama_pid")
-    for _ in $(seq 1 600); do
-        curl -sf -o /dev/null "http://127.0.0.1:$lp/health" && break
-        sleep 0.1
-    done
+    wait_ok "http://127.0.0.1:$lp/health" 60 "$work/llama.log"
     target="$lp"
     serve_pid=""
     if [ "$mode" = signed ]; then

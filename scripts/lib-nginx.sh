@@ -3,6 +3,9 @@
 # timed behind it is the signer's own work.
 #
 # wait_http URL        waits (at most 10 s) until URL answers; exits 2 if it never does.
+# wait_ok URL SECONDS LOG
+#                      waits until URL answers 2xx (llama-server's /health once the model
+#                      is loaded); exits 2, naming LOG, if it does not within SECONDS.
 # start_canned_nginx   starts nginx on a free port, in $work/nginx, with its PID in $pids,
 #                      and sets $up to that port: `/completion` answers a llama.cpp SSE
 #                      stream of five messages, every other path an OpenAI chat completion.
@@ -24,6 +27,17 @@ wait_http() {
         sleep 0.05
     done
     printf '%s did not answer\n' "$1" >&2
+    exit 2
+}
+
+# Waits until $1 answers 2xx (llama-server answers 503 while it loads its model), at most
+# $2 seconds; else says so, pointing at the log $3, and exits 2.
+wait_ok() {
+    for _ in $(seq 1 $(($2 * 10))); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    printf '%s did not answer 2xx within %s s (see %s)\n' "$1" "$2" "$3" >&2
     exit 2
 }
 
