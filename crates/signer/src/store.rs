@@ -30,13 +30,13 @@
 //! database every few hundred commits, 5 to 25 ms during which every waiting commit waited
 //! too. Here the writer does not checkpoint on its own (`wal_autocheckpoint=0`); a
 //! checkpointer thread with its own connection runs passive checkpoints, which never block
-//! the writer, after each commit that follows a pause of [`CHECKPOINT_PAUSE`]. The pause is
-//! short on purpose: a checkpoint's cost (pages copied, then the database file's fsync and its
-//! writeback) grows with the commits since the last one, and while it runs it holds a core.
-//! With 100 ms between checkpoints, at one client against a canned upstream on two cores, each
-//! checkpoint copied about 800 pages and the answers that waited behind it made most of the
-//! p99 (docs/benchmarks.md, "The one-client tail"). Under steady
-//! load a passive checkpoint never catches up with the end of the log, and SQLite restarts
+//! the writer, after each commit that follows a pause ([`Durability::checkpoint_pause`]: 5 ms,
+//! or 1 ms with [`Durability::Process`]). The pause is short on purpose: a checkpoint's cost
+//! (pages copied, then the fsyncs and their writeback) grows with the commits since the last
+//! one, and while it runs it holds a core. With 100 ms between checkpoints, at one client
+//! against a canned upstream on two cores, each checkpoint copied about 800 pages and the
+//! answers that waited behind it made most of the p99 (docs/benchmarks.md, "The one-client
+//! tail"). Under steady load a passive checkpoint never catches up with the end of the log, and SQLite restarts
 //! the log only once every frame is copied; so when the checkpointer has just copied
 //! [`WAL_RESTART_FRAMES`] frames or more, the writer, after its next commit, runs one passive
 //! checkpoint itself, which copies only that commit's frames (and fsyncs the database file),
@@ -167,6 +167,23 @@ pub enum Durability {
     Process,
 }
 
+impl Durability {
+    /// Least time between two checkpoints (see the module docs for why it is short).
+    ///
+    /// 5 ms with [`Durability::Full`]; 1 ms with [`Durability::Process`], whose checkpoint
+    /// also fsyncs the log, writing back every commit since the last checkpoint (with `Full`
+    /// each commit has already done that). At one client against a canned upstream on two
+    /// cores, 5 ms left that mode's p99 at 3.1 to 4.5 ms and 1 ms brought it to 1.3 to 1.7 ms,
+    /// with as many answers a second at 1 and 16 clients; with `Full`, 1 ms cost 10 % of the
+    /// one-client rate (docs/benchmarks.md, "The one-client tail").
+    pub fn checkpoint_pause(self) -> Duration {
+        match self {
+            Self::Full => Duration::from_millis(5),
+            Self::Process => Duration::from_millis(1),
+        }
+    }
+}
+
 /// A [`Store`] in one SQLite database file (WAL mode).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -188,9 +205,6 @@ struct Write {
 
 /// Most events committed in one transaction.
 const MAX_GROUP: usize = 256;
-
-/// Least time between two checkpoints (see the module docs for why it is short).
-pub const CHECKPOINT_PAUSE: Duration = Duration::from_millis(5);
 
 /// Log frames (pages) copied by the checkpointer after which the writer finishes the
 /// checkpoint itself so that the log restarts: 4,096 frames of 4 KiB pages, a 16 MiB log.
@@ -254,9 +268,10 @@ impl SqliteStore {
         let (kick, kicks) = mpsc::sync_channel(1);
         let copied = Arc::new(AtomicI64::new(0));
         let checkpointer_copied = copied.clone();
+        let pause = durability.checkpoint_pause();
         std::thread::Builder::new()
             .name("provenance-checkpoint".to_owned())
-            .spawn(move || checkpointer(&checkpoint_conn, &kicks, &checkpointer_copied))
+            .spawn(move || checkpointer(&checkpoint_conn, &kicks, &checkpointer_copied, pause))
             .map_err(|e| StoreError::Thread(e.to_string()))?;
         let writer = Arc::new(Writer {
             conn: Mutex::new(write_conn),
@@ -539,16 +554,21 @@ fn write_queued(writer: &Writer, queue: &mpsc::Receiver<Write>) {
     }
 }
 
-/// The checkpointer thread: after each kick (a commit), one passive checkpoint, then a pause.
-/// Ends, after a last checkpoint, once the writer thread has ended.
-fn checkpointer(conn: &Connection, kicks: &mpsc::Receiver<()>, copied: &AtomicI64) {
+/// The checkpointer thread: after each kick (a commit), one passive checkpoint, then a pause
+/// of `pause`. Ends, after a last checkpoint, once the writer thread has ended.
+fn checkpointer(
+    conn: &Connection,
+    kicks: &mpsc::Receiver<()>,
+    copied: &AtomicI64,
+    pause: Duration,
+) {
     while kicks.recv().is_ok() {
         // A failed checkpoint loses nothing (the log keeps every commit); the next kick
         // tries again.
         if let Ok((_, frames)) = passive_checkpoint(conn) {
             copied.store(frames, Ordering::Relaxed);
         }
-        std::thread::sleep(CHECKPOINT_PAUSE);
+        std::thread::sleep(pause);
     }
     let _ = passive_checkpoint(conn);
 }
@@ -694,9 +714,15 @@ mod tests {
 
     #[test]
     fn the_checkpointer_copies_commits_into_the_database_file() {
+        for durability in [Durability::Full, Durability::Process] {
+            checkpointer_copies_commits(durability);
+        }
+    }
+
+    fn checkpointer_copies_commits(durability: Durability) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.sqlite");
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open_with(&path, durability).unwrap();
         // Fewer pages than SQLite's automatic checkpoint (1,000): only the checkpointer
         // copies these.
         for n in 0..20 {
@@ -708,12 +734,20 @@ mod tests {
         while checkpointed(&path) < 20 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "no checkpoint within 10 s"
+                "{durability:?}: no checkpoint within 10 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
         // And every event is still there, through the log or the file.
         assert_eq!(store.query(&Filter::new(), 100).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn checkpoints_stay_small_and_process_durability_runs_them_more_often() {
+        // Longer pauses made bigger checkpoints and the one-client tail (module docs).
+        assert!(Durability::Full.checkpoint_pause() <= Duration::from_millis(5));
+        // Its checkpoints also write back the log, so more often (Durability docs).
+        assert!(Durability::Process.checkpoint_pause() < Durability::Full.checkpoint_pause());
     }
 
     /// The log's checkpoint sequence number (bytes 12..16 of its header): SQLite adds one
