@@ -173,7 +173,7 @@ impl Durability {
     /// 5 ms with [`Durability::Full`]; 1 ms with [`Durability::Process`], whose checkpoint
     /// also fsyncs the log, writing back every commit since the last checkpoint (with `Full`
     /// each commit has already done that). At one client against a canned upstream on two
-    /// cores, 5 ms left that mode's p99 at 3.1 to 4.5 ms and 1 ms brought it to 1.3 to 1.7 ms,
+    /// cores, 5 ms left that mode's p99 at 3.1 to 7 ms and 1 ms brought it to 1.3 to 2.8 ms,
     /// with as many answers a second at 1 and 16 clients; with `Full`, 1 ms cost 10 % of the
     /// one-client rate (docs/benchmarks.md, "The one-client tail").
     pub fn checkpoint_pause(self) -> Duration {
