@@ -39,6 +39,14 @@
 # "nginx") are what the field's usual proxy loses on the same machine while signing
 # nothing, beside the signer's rows (proxy "provenance").
 #
+# RATE (answers per second, unset by default): paced clients instead of back-to-back ones.
+# After every answer each client then waits a random time (exponential, so that arrivals
+# are as irregular as independent users', with a mean of clients * 1000 / RATE ms, at least
+# 1 ms; wrk's `delay()`) before its next request, so that 1, 16 and 64 clients offer about
+# RATE answers a second together and the rows time the proxy below saturation (wrk's latency
+# runs from sending a request to its answer; the pause is not in it). Back to back, 16 or 64 clients
+# saturate two shared cores against the canned nginx, and the added latency there is queueing.
+#
 # The load generator is wrk (Debian `wrk`), one thread, keep-alive connections, each run
 # bounded by SECONDS. Everything binds 127.0.0.1; every process the script starts is stopped by
 # PID on exit. Needs `nginx` and `wrk` (apt-get install nginx-light wrk).
@@ -51,6 +59,11 @@ tokens="${TOKENS:-8}"
 llama_seconds="${LLAMA_SECONDS:-$seconds}"
 llama_nice="${LLAMA_NICE:-10}"
 llama_durabilities="${LLAMA_DURABILITIES:-full}"
+rate="${RATE:-}"
+if [ -n "$rate" ] && ! [[ "$rate" =~ ^[1-9][0-9]*$ ]]; then
+    printf 'bench-signer: RATE must be a whole number of answers per second, not %s\n' "$rate" >&2
+    exit 2
+fi
 say() { printf 'bench-signer: %s\n' "$*" >&2; }
 # $work, $pids (stopped on exit) and free_port.
 source scripts/lib-processes.sh
@@ -88,11 +101,25 @@ drain() {
     say "llama-server at $1 still busy after 60 s"
 }
 
+# With RATE: how long each of $1 clients waits after an answer, in whole ms (at least 1).
+think_ms() {
+    local ms=$((($1 * 1000 + rate / 2) / rate))
+    echo $((ms < 1 ? 1 : ms))
+}
+
 # Prints "requests/s p50_ms p99_ms non_2xx answers" for one wrk run.
 run_wrk() {
-    local url="$1" conns="$2" case="$3"
+    local url="$1" conns="$2" case="$3" script="$work/$3.lua"
     [ -n "${drain_url:-}" ] && drain "$drain_url"
-    wrk -t1 -c"$conns" -d"${run_seconds}s" --timeout 60s --latency -s "$work/$case.lua" "$url" > "$work/wrk.out"
+    if [ -n "$rate" ]; then
+        script="$work/$case-paced.lua"
+        cp "$work/$case.lua" "$script"
+        # Exponential pauses (rounded to wrk's whole ms) keep the clients from falling into
+        # step: with a fixed pause all of them, started together, send together every time.
+        printf 'function delay()\n    return math.floor(-%d * math.log(1 - math.random()) + 0.5)\nend\n' \
+            "$(think_ms "$conns")" >> "$script"
+    fi
+    wrk -t1 -c"$conns" -d"${run_seconds}s" --timeout 60s --latency -s "$script" "$url" > "$work/wrk.out"
     awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
@@ -192,6 +219,10 @@ matrix() {
 }
 
 printf '\nload average at the start: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
+if [ -n "$rate" ]; then
+    printf '\npaced clients, about %s answers/s in all: after each answer a client waits on average %s ms (1 client), %s ms (16), %s ms (64)\n' \
+        "$rate" "$(think_ms 1)" "$(think_ms 16)" "$(think_ms 64)"
+fi
 printf "\n| upstream | proxy | durability | answer | clients | answers direct / proxied | direct req/s | proxied req/s | throughput loss | direct p50 / p99 ms | proxied p50 / p99 ms | added p50 / p99 ms | signer's own time p50 / p99 ms (bucket bound) |\n"
 printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 if [[ " $upstreams " == *" nginx "* ]]; then
