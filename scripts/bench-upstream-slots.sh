@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Does `provenance serve` cost llama-server throughput? Counts the work llama-server itself
 # did (its `--metrics`: answers, tokens predicted, decode steps, busy slots per decode step)
-# during one wrk run of CLIENTS clients, direct or through the signer, with a fresh
-# llama-server for every run so that each run's counters are its own. Runs in the order
-# given (default "direct signed signed direct", so that a machine getting slower or faster
-# during the runs affects both alike).
+# during one wrk run of CLIENTS clients, direct, through the signer (`signed`) or through
+# nginx as a plain reverse proxy (`nginx`, the peer of scripts/lib-nginx.sh, which signs
+# nothing), with a fresh llama-server for every run so that each run's counters are its own.
+# Runs in the order given (default "direct signed signed direct", so that a machine getting
+# slower or faster during the runs affects both alike); a longer ORDER, such as "direct
+# signed nginx" three times over, gives each mode several runs to set against the spread.
 #
 #   scripts/bench-upstream-slots.sh [SECONDS] [CLIENTS] [UPSTREAM_CONCURRENCY] [ORDER]
 #
 # Defaults: 45 s, 16 clients, the signer's default concurrency (llama.cpp's slots + 1; give
 # a number to compare), ORDER "direct signed signed direct". The model is LLAMA_MODEL
-# (default Gemma 3 270M from scripts/fetch-gemma.sh), 32 tokens per answer, greedy, fixed
-# seed, end of sequence ignored; llama-server with 4 slots, an HTTP thread per client, at
+# (default Gemma 3 270M from scripts/fetch-gemma.sh), TOKENS tokens per answer (default 32;
+# a range such as 16-48 draws each answer's length from it, evenly, in the same sequence in
+# every run), greedy, fixed seed, end of sequence ignored; llama-server with 4 slots, an HTTP thread per client, at
 # nice 10 (as in scripts/bench-signer.sh). Everything binds 127.0.0.1; every process started
 # is stopped by PID on exit. Needs wrk and curl, and the llama-server `.ci/llama-server.sh`
 # builds.
@@ -35,18 +38,40 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
-# wait_http and wait_ok.
+# wait_http, wait_ok and start_proxy_nginx.
 source scripts/lib-nginx.sh
+for mode in $order; do
+    case "$mode" in
+        direct | signed) ;;
+        nginx) require_tools "apt-get install nginx-light" nginx ;;
+        *) say "ORDER names direct, signed or nginx runs, not $mode"; exit 2 ;;
+    esac
+done
 
 "$bin" keygen --out "$work/key.nsec" >/dev/null
-cat > "$work/chat.lua" <<'EOF'
+tokens="${TOKENS:-32}"
+if [[ "$tokens" =~ ^([1-9][0-9]*)-([1-9][0-9]*)$ ]] && [ "${BASH_REMATCH[1]}" -le "${BASH_REMATCH[2]}" ]; then
+    low="${BASH_REMATCH[1]}" high="${BASH_REMATCH[2]}"
+elif [[ "$tokens" =~ ^[1-9][0-9]*$ ]]; then
+    low="$tokens" high="$tokens"
+else
+    say "TOKENS must be a number of tokens or a range such as 16-48, not $tokens"
+    exit 2
+fi
+# Answers all of one length start and end in step on every slot; real ones do not, and
+# that changes what a queue in front of llama-server costs (docs/benchmarks.md).
+cat > "$work/chat.lua" <<EOF
+math.randomseed(7)
 wrk.method = "POST"
-wrk.body = '{"model":"m","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":32,"temperature":0,"seed":42,"ignore_eos":true}'
 wrk.headers["Content-Type"] = "application/json"
+request = function()
+    local n = math.random($low, $high)
+    return wrk.format(nil, nil, nil, '{"model":"m","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":' .. n .. ',"temperature":0,"seed":42,"ignore_eos":true}')
+end
 EOF
 
-printf 'load average at the start: %s; %s clients, %s s per run\n' \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" "$clients" "$seconds"
+printf 'load average at the start: %s; %s clients, %s s per run, %s tokens per answer\n' \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$clients" "$seconds" "$tokens"
 printf '\n| run | answers | tokens predicted | decode steps | busy slots per decode step |\n|---|---|---|---|---|\n'
 for mode in $order; do
     lp="$(free_port)"
@@ -67,6 +92,11 @@ for mode in $order; do
         serve_pid=$!
         pids+=("$serve_pid")
         wait_http "http://127.0.0.1:$target/provenance/metrics"
+    elif [ "$mode" = nginx ]; then
+        # A new upstream connection per request, as in bench-signer.sh's llama-server rows.
+        start_proxy_nginx "$lp" close
+        target="$peer"
+        serve_pid="${pids[-1]}"
     fi
     answers="$(wrk -t1 -c"$clients" -d"${seconds}s" --timeout 60s -s "$work/chat.lua" \
         "http://127.0.0.1:$target/v1/chat/completions" | awk '/ requests in / { print $1 }')"
