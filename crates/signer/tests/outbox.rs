@@ -1,5 +1,6 @@
 //! The outbox against a real in-process relay: events queued while the relay is down stay
-//! queued across a restart of the store, and are delivered once the relay is back.
+//! queued across a restart of the store, and are delivered once the relay is back; a stored
+//! event wakes the worker at once instead of waiting for its timer.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::sync::Arc;
@@ -86,4 +87,35 @@ async fn events_wait_while_the_relay_is_down_and_arrive_when_it_returns() {
     got.sort();
     ids.sort();
     assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn a_stored_event_wakes_the_outbox_before_its_timer() {
+    let relay = MockRelay::start().await.unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("events.sqlite"))
+            .unwrap()
+            .publish_to(vec![url.clone()]),
+    );
+    let outbox = Outbox::new(store.clone(), Arc::new(SystemClock));
+    let wake = outbox.waker();
+    let worker = tokio::spawn(outbox.run());
+    // Its first round finds nothing; then it waits for a wake or its timer.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let record = Record::new(Output::from_text("woken"), Model::named("m"));
+    let event = provenance::event::sign(&record, &Keys::generate(), &SystemClock).unwrap();
+    store.put(RequestId::generate(), &event).unwrap();
+    let stored = std::time::Instant::now();
+    wake(&event);
+    // The timer would fire about 0.9 s from now: delivery within half of it is the wake's.
+    while store.outbox_len().unwrap() > 0 {
+        assert!(
+            stored.elapsed() < Outbox::FIRST_DELAY / 2,
+            "not delivered within half the outbox's own timer: the wake did nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    worker.abort();
 }
