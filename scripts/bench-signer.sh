@@ -44,8 +44,9 @@
 # are as irregular as independent users', with a mean of clients * 1000 / RATE ms, at least
 # 1 ms; wrk's `delay()`) before its next request, so that 1, 16 and 64 clients offer about
 # RATE answers a second together and the rows time the proxy below saturation (wrk's latency
-# runs from sending a request to its answer; the pause is not in it). Back to back, 16 or 64 clients
-# saturate two shared cores against the canned nginx, and the added latency there is queueing.
+# runs from sending a request to its answer; the pause is not in it). Back to back, 16 or 64
+# clients saturate two shared cores against the canned nginx, and the added latency there is
+# queueing.
 #
 # The load generator is wrk (Debian `wrk`), one thread, keep-alive connections, each run
 # bounded by SECONDS. Everything binds 127.0.0.1; every process the script starts is stopped by

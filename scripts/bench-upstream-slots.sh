@@ -14,8 +14,8 @@
 # a number to compare), ORDER "direct signed signed direct". The model is LLAMA_MODEL
 # (default Gemma 3 270M from scripts/fetch-gemma.sh), TOKENS tokens per answer (default 32;
 # a range such as 16-48 draws each answer's length from it, evenly, in the same sequence in
-# every run), greedy, fixed seed, end of sequence ignored; llama-server with 4 slots, an HTTP thread per client, at
-# nice 10 (as in scripts/bench-signer.sh). Everything binds 127.0.0.1; every process started
+# every run), greedy, fixed seed, end of sequence ignored; llama-server with 4 slots, an HTTP
+# thread per client, at nice 10 (as in scripts/bench-signer.sh). Everything binds 127.0.0.1; every process started
 # is stopped by PID on exit. Needs wrk and curl, and the llama-server `.ci/llama-server.sh`
 # builds.
 set -euo pipefail
@@ -81,7 +81,7 @@ for mode in $order; do
     pids+=("$llama_pid")
     wait_ok "http://127.0.0.1:$lp/health" 60 "$work/llama.log"
     target="$lp"
-    serve_pid=""
+    proxy_pid=""
     if [ "$mode" = signed ]; then
         target="$(free_port)"
         extra=()
@@ -89,14 +89,14 @@ for mode in $order; do
         "$bin" serve --upstream "http://127.0.0.1:$lp" --listen "127.0.0.1:$target" \
             --model "$model" --key "$work/key.nsec" --store "$work/events.sqlite" \
             "${extra[@]}" 2>"$work/serve.log" &
-        serve_pid=$!
-        pids+=("$serve_pid")
+        proxy_pid=$!
+        pids+=("$proxy_pid")
         wait_http "http://127.0.0.1:$target/provenance/metrics"
     elif [ "$mode" = nginx ]; then
         # A new upstream connection per request, as in bench-signer.sh's llama-server rows.
         start_proxy_nginx "$lp" close
         target="$peer"
-        serve_pid="${pids[-1]}"
+        proxy_pid="${pids[-1]}"
     fi
     answers="$(wrk -t1 -c"$clients" -d"${seconds}s" --timeout 60s -s "$work/chat.lua" \
         "http://127.0.0.1:$target/v1/chat/completions" | awk '/ requests in / { print $1 }')"
@@ -105,7 +105,7 @@ for mode in $order; do
         /^llamacpp:n_decode_total / { d = $2 }
         /^llamacpp:n_busy_slots_per_decode / { b = $2 }
         END { printf "| %s | %s | %s | %s | %.4f |\n", m, a, t, d, b }'
-    [ -n "$serve_pid" ] && { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+    [ -n "$proxy_pid" ] && { kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; }
     kill "$llama_pid"
     wait "$llama_pid" 2>/dev/null || true
 done

@@ -36,12 +36,12 @@
 //! one, and while it runs it holds a core. With 100 ms between checkpoints, at one client
 //! against a canned upstream on two cores, each checkpoint copied about 800 pages and the
 //! answers that waited behind it made most of the p99 (docs/benchmarks.md, "The one-client
-//! tail"). Under steady load a passive checkpoint never catches up with the end of the log, and SQLite restarts
-//! the log only once every frame is copied; so when the checkpointer has just copied
-//! [`WAL_RESTART_FRAMES`] frames or more, the writer, after its next commit, runs one passive
-//! checkpoint itself, which copies only that commit's frames (and fsyncs the database file),
-//! after which the following commit starts the log over. The log file is cut back to
-//! [`WAL_SIZE_LIMIT`] bytes when it restarts.
+//! tail"). Under steady load a passive checkpoint never catches up with the end of the log,
+//! and SQLite restarts the log only once every frame is copied; so when the checkpointer has
+//! just copied [`WAL_RESTART_FRAMES`] frames or more, the writer, after its next commit, runs
+//! one passive checkpoint itself, which copies only that commit's frames (and fsyncs the
+//! database file), after which the following commit starts the log over. The log file is cut
+//! back to [`WAL_SIZE_LIMIT`] bytes when it restarts.
 //!
 //! The prompt salt is never stored: it goes to the caller only (see `docs/signer.md`).
 
