@@ -253,14 +253,12 @@ async fn serve(args: Args) -> Result<()> {
     // The outbox runs even without --relay: rows queued by an earlier run with relays are
     // still delivered.
     let outbox = Outbox::new(store.clone(), Arc::new(SystemClock));
-    // Every stored event wakes the outbox and goes to the live subscriptions of the relay.
+    // Every stored event wakes the outbox (when --relay queued it somewhere: see
+    // `Outbox::waker`) and goes to the live subscriptions of the relay.
     let hub = nip01::Hub::default();
     let (wake, publish) = (outbox.waker(), hub.hook());
-    let queues = !args.relays.is_empty();
     builder = builder.on_stored(Arc::new(move |event| {
-        if queues {
-            wake(event);
-        }
+        wake(event);
         publish(event);
     }));
     tokio::spawn(outbox.run());

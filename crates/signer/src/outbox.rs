@@ -58,8 +58,15 @@ impl Outbox {
         self
     }
 
-    /// A hook for [`crate::SignerBuilder::on_stored`] that wakes the worker.
+    /// A hook for [`crate::SignerBuilder::on_stored`] that wakes the worker, so that a new
+    /// event goes out at once. When the store queues events for no relay
+    /// ([`SqliteStore::relays`] is empty) the hook does nothing: a stored event added no row,
+    /// and a round would be an SQLite query per answer for nothing (rows left by an earlier
+    /// run with relays still go on the worker's timer).
     pub fn waker(&self) -> OnStored {
+        if self.store.relays().is_empty() {
+            return Arc::new(|_event: &Event| {});
+        }
         let wake = self.wake.clone();
         Arc::new(move |_event: &Event| wake.notify_one())
     }
@@ -131,6 +138,34 @@ fn delay(attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provenance::clock::SystemClock;
+    use provenance::{Keys, Model, Output, Record};
+
+    /// Whether the worker has a wake waiting (taken if so).
+    fn woken(outbox: &Outbox) -> bool {
+        let notified = outbox.wake.notified();
+        tokio::pin!(notified);
+        // A stored permit completes the first poll; none leaves it pending.
+        notified.as_mut().enable()
+    }
+
+    #[test]
+    fn a_stored_event_wakes_the_worker_only_when_the_store_queues_for_relays() {
+        let event = provenance::event::sign(
+            &Record::new(Output::from_text("x"), Model::named("m")),
+            &Keys::generate(),
+            &SystemClock,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (relays, wakes) in [(vec![], false), (vec!["ws://127.0.0.1:1".to_owned()], true)] {
+            let path = dir.path().join(format!("{}.sqlite", relays.len()));
+            let store = Arc::new(SqliteStore::open(&path).unwrap().publish_to(relays));
+            let outbox = Outbox::new(store, Arc::new(SystemClock));
+            (outbox.waker())(&event);
+            assert_eq!(woken(&outbox), wakes);
+        }
+    }
 
     #[test]
     fn backoff_doubles_and_stops_at_the_cap() {

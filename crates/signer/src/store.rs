@@ -300,6 +300,11 @@ impl SqliteStore {
         self
     }
 
+    /// The relays set with [`SqliteStore::publish_to`]: where each stored event is queued.
+    pub fn relays(&self) -> &[String] {
+        &self.relays
+    }
+
     /// Outbox entries due at `now_ms`: (event JSON, relay, attempts so far), oldest first.
     pub fn outbox_due(
         &self,
