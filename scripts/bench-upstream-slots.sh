@@ -15,7 +15,9 @@
 # (default Gemma 3 270M from scripts/fetch-gemma.sh), TOKENS tokens per answer (default 32;
 # a range such as 16-48 draws each answer's length from it, evenly, in the same sequence in
 # every run), greedy, fixed seed, end of sequence ignored; llama-server with 4 slots, an HTTP
-# thread per client, at nice 10 (as in scripts/bench-signer.sh). Everything binds 127.0.0.1; every process started
+# thread per client, at nice 10 (as in scripts/bench-signer.sh). STORE_DIR: where the signer
+# keeps its store (default the script's temporary directory; a tmpfs such as /dev/shm takes
+# the disk out of the comparison). Everything binds 127.0.0.1; every process started
 # is stopped by PID on exit. Needs wrk and curl, and the llama-server `.ci/llama-server.sh`
 # builds.
 set -euo pipefail
@@ -38,6 +40,8 @@ say "building the release binary"
 cargo build --release --quiet -p provenance-cli
 bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
+store_dir="$(mktemp -d -p "${STORE_DIR:-$work}")"
+trap 'cleanup; rm -rf "$store_dir"' EXIT
 # wait_http, wait_ok and start_proxy_nginx.
 source scripts/lib-nginx.sh
 for mode in $order; do
@@ -87,7 +91,7 @@ for mode in $order; do
         extra=()
         [ -n "$concurrency" ] && extra=(--upstream-concurrency "$concurrency")
         "$bin" serve --upstream "http://127.0.0.1:$lp" --listen "127.0.0.1:$target" \
-            --model "$model" --key "$work/key.nsec" --store "$work/events.sqlite" \
+            --model "$model" --key "$work/key.nsec" --store "$store_dir/events.sqlite" \
             "${extra[@]}" 2>"$work/serve.log" &
         proxy_pid=$!
         pids+=("$proxy_pid")
