@@ -1,7 +1,8 @@
 // End to end: a real `provenance lookup serve` on 127.0.0.1 with the demo corpus ingested,
 // Debian's Chromium in new headless mode with the unpacked extension, driven by
 // playwright-core (no browser is downloaded). Runs the check from the extension's own page
-// for each case and asserts what it shows; screenshots go to e2e/out/.
+// for each case and asserts what it shows, then from the toolbar popup and the context menu on
+// a selection in a web page; screenshots go to e2e/out/.
 //
 // node e2e/run.mjs --provenance PATH/TO/provenance --corpus DIR
 //   DIR holds events.jsonl and texts.json, as written by `lookup-corpus demo DIR` (testkit).
@@ -69,6 +70,25 @@ try {
   const extensionId = new URL(worker.url()).host;
   expect(/^[a-p]{32}$/.test(extensionId), `extension loaded (${extensionId})`);
 
+  // What the result page shows.
+  const extractResults = () => ({
+    status: document.getElementById('status').textContent,
+    none: !!document.getElementById('none'),
+    matches: [...document.querySelectorAll('section.match:not(.refused)')].map((s) => ({
+      kind: s.dataset.kind,
+      coverage: Number(s.dataset.coverage),
+      npub: s.querySelector('.npub').textContent,
+      trust: s.querySelector('.trust').textContent,
+      model: s.querySelector('.model').textContent,
+      time: s.querySelector('.time').textContent,
+      marked: [...s.querySelectorAll('mark')].map((m) => m.textContent),
+      statuses: [...s.querySelectorAll('.claims tr')].map((r) => `${r.cells[1].textContent}=${r.cells[0].textContent}`),
+    })),
+    refused: [...document.querySelectorAll('section.refused')].map((s) => s.textContent),
+    body: document.body.innerText,
+  });
+  const readResults = (page) => page.evaluate(extractResults);
+
   // Runs one check from the extension page; returns what the page shows.
   const runCase = async (name, text, { tamper = false } = {}) => {
     const page = await context.newPage();
@@ -87,22 +107,7 @@ try {
     await page.fill('#text', text);
     await page.click('#check');
     await page.waitForSelector('body[data-done="true"]', { timeout: 15000 });
-    const shown = await page.evaluate(() => ({
-      status: document.getElementById('status').textContent,
-      none: !!document.getElementById('none'),
-      matches: [...document.querySelectorAll('section.match:not(.refused)')].map((s) => ({
-        kind: s.dataset.kind,
-        coverage: Number(s.dataset.coverage),
-        npub: s.querySelector('.npub').textContent,
-        trust: s.querySelector('.trust').textContent,
-        model: s.querySelector('.model').textContent,
-        time: s.querySelector('.time').textContent,
-        marked: [...s.querySelectorAll('mark')].map((m) => m.textContent),
-        statuses: [...s.querySelectorAll('.claims tr')].map((r) => `${r.cells[1].textContent}=${r.cells[0].textContent}`),
-      })),
-      refused: [...document.querySelectorAll('section.refused')].map((s) => s.textContent),
-      body: document.body.innerText,
-    }));
+    const shown = await readResults(page);
     await page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
     await page.close();
     return shown;
@@ -137,6 +142,82 @@ try {
 
   r = await runCase('tampered-answer', texts.answer, { tamper: true });
   expect(r.matches.length === 0 && r.refused.length === 1 && /does not verify/.test(r.refused[0]), 'event altered after the server: refused by the extension');
+
+  // A web page that shows the answer (a paragraph each), with all of it selected. Served on
+  // loopback, where the extension's host permission lets the toolbar popup read the selection
+  // (on other sites the user's click on the button grants that through `activeTab`).
+  const article = await context.newPage();
+  await article.route(`${base}/article`, (route) => route.fulfill({ contentType: 'text/html', body: '<h1>An answer</h1><article></article><footer>Posted today.</footer>' }));
+  await article.goto(`${base}/article`);
+  const selected = await article.evaluate((text) => {
+    const body = document.querySelector('article');
+    for (const para of text.split('\n\n')) body.append(Object.assign(document.createElement('p'), { textContent: para }));
+    const range = document.createRange();
+    range.selectNodeContents(body);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return String(getSelection());
+  }, texts.answer);
+  const sw = context.serviceWorkers().find((w) => w.url().includes(extensionId)) || worker;
+  const found = (what, shown) => {
+    const m = shown.matches[0] || {};
+    expect(shown.matches.length === 1 && ['exact', 'normalized'].includes(m.kind) && m.coverage === 1 && m.npub === texts.trusted_npub,
+      `${what}: the selected answer is found, whole, from the trusted signer (${JSON.stringify(shown.matches.map((x) => [x.kind, x.coverage]))}, ${shown.status})`);
+  };
+
+  // The toolbar button: `action.openPopup()` opens the same popup a click does. Playwright
+  // does not attach to an action popup, so it is driven over a raw DevTools session.
+  await article.bringToFront();
+  const opening = await sw.evaluate(() => chrome.action.openPopup().then(() => 'opened', (e) => e.message));
+  expect(opening === 'opened', `toolbar: the popup opens (${opening})`);
+  const cdp = await context.newCDPSession(article);
+  let popupTarget;
+  for (let i = 0; i < 100 && !popupTarget; i++) {
+    popupTarget = (await cdp.send('Target.getTargets')).targetInfos.find((t) => t.url === `chrome-extension://${extensionId}/popup.html`);
+    if (!popupTarget) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (!popupTarget) throw new Error('toolbar: no popup target within 10 s');
+  const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: popupTarget.targetId, flatten: false });
+  const replies = new Map();
+  let nextId = 1;
+  cdp.on('Target.receivedMessageFromTarget', (e) => {
+    const m = e.sessionId === sessionId && JSON.parse(e.message);
+    if (m && replies.has(m.id)) replies.get(m.id)(m);
+  });
+  // Evaluates a function of the popup's document there; returns its value.
+  const inPopup = (fn) => new Promise((resolve, reject) => {
+    const id = nextId++;
+    replies.set(id, (m) => (m.error || m.result.exceptionDetails ? reject(new Error(JSON.stringify(m.error || m.result.exceptionDetails))) : resolve(m.result.result.value)));
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.evaluate', params: { expression: `(${fn})()`, returnByValue: true } }) });
+  });
+  let done = false;
+  for (let i = 0; i < 150 && !done; i++) {
+    done = await inPopup(() => document.body?.dataset.done === 'true');
+    if (!done) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  expect(done, 'toolbar: the popup runs the check on its own');
+  expect((await inPopup(() => document.getElementById('text').value)) === selected, 'toolbar: the popup takes the selection from the active tab');
+  found('toolbar', await inPopup(extractResults));
+  await cdp.send('Target.closeTarget', { targetId: popupTarget.targetId });
+  await cdp.detach();
+
+  // The context menu. The selection as Chromium fills `selectionText` for a click; headless
+  // Chromium draws no menu to click, so the test calls the worker's click listener with that
+  // `info`. The lookup server is the one the cases above stored from the result page.
+  const menu = await sw.evaluate(() => new Promise((resolve) => chrome.contextMenus.update('provenance-check', {}, () => resolve(chrome.runtime.lastError ? chrome.runtime.lastError.message : 'exists'))));
+  expect(menu === 'exists', `context menu: the item was created at install (${menu})`);
+  expect(await sw.evaluate(() => chrome.contextMenus.onClicked.hasListener(globalThis.onMenuClick)), 'context menu: clicks reach the listener the test calls');
+  const opened = context.waitForEvent('page', { timeout: 15000 });
+  await sw.evaluate((selectionText) => globalThis.onMenuClick({ menuItemId: 'provenance-check', selectionText }), selected);
+  const popup = await opened;
+  await popup.waitForSelector('body[data-done="true"]', { timeout: 15000 });
+  expect(new URL(popup.url()).search === '?from=menu', `context menu: opens the result page for the selection (${popup.url()})`);
+  expect((await popup.inputValue('#text')) === selected, 'context menu: the page shows the selected text');
+  found('context menu', await readResults(popup));
+  const left = await sw.evaluate(() => chrome.storage.session.get('pending'));
+  expect(left.pending === undefined, 'context menu: the selection does not stay in session storage');
+  await popup.screenshot({ path: join(outDir, 'context-menu.png'), fullPage: true });
+  await Promise.all([popup.close(), article.close()]);
 } finally {
   if (context) await context.close();
   server.kill('SIGTERM');

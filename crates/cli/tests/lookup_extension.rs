@@ -2,7 +2,8 @@
 //! real `provenance` binary, serves it on 127.0.0.1, and drives Debian's Chromium (new headless
 //! mode, the unpacked extension loaded) with playwright-core through the item cases: exact
 //! text, a whitespace variant, a copied paragraph, an edited copy, unrelated text, a forged
-//! event, and an event altered after the server (refused by the extension itself).
+//! event, an event altered after the server (refused by the extension itself), and a selection
+//! on a web page checked from the toolbar popup and through the context menu's click listener.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
