@@ -8,6 +8,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use provenance::json;
 use serde::Serialize;
 
 // Exit status 0: everything checked held (the default of `Status`).
@@ -118,11 +119,11 @@ pub(crate) fn warn(message: &str) {
 /// Appends `value` as compact JSON to `out`: the bytes `serde_json::to_writer` writes, faster.
 ///
 /// `--json` verdicts are mostly strings that need no escaping (hex ids, digests, claim
-/// details), and serde_json looks each byte up in its escape table; [`Compact`] skips eight
-/// bytes at a time that need no escape and copies them whole. Anything it does not write
-/// itself (byte strings, 128-bit integers, maps with non-string keys, serde_json's private
-/// raw-value and number tokens) makes it give up, and serde_json writes the whole value
-/// instead, so the output is always serde_json's.
+/// details), and serde_json looks each byte up in its escape table; [`Compact`] escapes with
+/// [`provenance::json`], which checks eight bytes at a time and copies a plain string whole.
+/// Anything it does not write itself (byte strings, 128-bit integers, maps with non-string
+/// keys, serde_json's private raw-value and number tokens) makes it give up, and serde_json
+/// writes the whole value instead, so the output is always serde_json's.
 pub(crate) fn write_json<T: Serialize + ?Sized>(out: &mut String, value: &T) {
     let start = out.len();
     if value.serialize(Compact(out)).is_ok() {
@@ -155,43 +156,6 @@ impl serde::ser::Error for Unsupported {
     }
 }
 
-/// serde_json's escape for each ASCII byte: 0 for none, `u` for `\u00XX`, else the letter
-/// after the backslash.
-const ESCAPE: [u8; 128] = {
-    let mut table = [0u8; 128];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// Whether any of the eight bytes of `word` is a control character, `"` or `\`.
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte below 0x20, or one equal to `"` or `\` (zero after the XOR): the classic
-    // "has less than" bit trick, exact for the word as a whole.
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    below(word, 0x20) | below(word ^ (ONES * 0x22), 1) | below(word ^ (ONES * 0x5c), 1) != 0
-}
-
-/// Appends `s` as a JSON string, quotes included, escaped exactly as serde_json does.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    push_escaped_contents(out, s);
-    out.push('"');
-}
-
 /// Appends `bytes` as lowercase hex.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -200,51 +164,6 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-}
-
-/// Appends `s` escaped, without quotes. Most strings need no escape: one pass of eight-byte
-/// checks proves it and the string is copied whole; the others go byte by byte.
-fn push_escaped_contents(out: &mut String, s: &str) {
-    if !any_escape(s.as_bytes()) {
-        out.push_str(s);
-        return;
-    }
-    let bytes = s.as_bytes();
-    let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE.get(usize::from(b)).copied().unwrap_or(0);
-        if escape == 0 {
-            continue;
-        }
-        // Escaped bytes are ASCII, so `copied..i` starts and ends on character boundaries.
-        out.push_str(&s[copied..i]);
-        out.push('\\');
-        if escape == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push(char::from(escape));
-        }
-        copied = i + 1;
-    }
-    out.push_str(&s[copied..]);
-}
-
-/// Whether any byte of `bytes` needs an escape, eight bytes at a time.
-fn any_escape(bytes: &[u8]) -> bool {
-    let words = bytes.chunks_exact(8);
-    let tail = words.remainder();
-    let mut found = false;
-    for word in words {
-        // `chunks_exact` gives eight bytes.
-        found |= needs_escape(u64::from_le_bytes(word.try_into().expect("eight bytes")));
-    }
-    // The last few bytes, padded with a letter that needs no escape.
-    let mut last = [b'a'; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    found | needs_escape(u64::from_le_bytes(last))
 }
 
 /// Appends the decimal digits of `n`.
@@ -338,12 +257,12 @@ impl<'a> serde::Serializer for Compact<'a> {
     }
 
     fn serialize_char(self, v: char) -> Result<(), Unsupported> {
-        push_json_str(self.0, v.encode_utf8(&mut [0; 4]));
+        json::push_str(self.0, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
-        push_json_str(self.0, v);
+        json::push_str(self.0, v);
         Ok(())
     }
 
@@ -396,7 +315,7 @@ impl<'a> serde::Serializer for Compact<'a> {
         value: &T,
     ) -> Result<(), Unsupported> {
         self.0.push('{');
-        push_json_str(self.0, variant);
+        json::push_str(self.0, variant);
         self.0.push(':');
         value.serialize(Compact(&mut *self.0))?;
         self.0.push('}');
@@ -424,7 +343,7 @@ impl<'a> serde::Serializer for Compact<'a> {
         _: usize,
     ) -> Result<Seq<'a>, Unsupported> {
         self.0.push('{');
-        push_json_str(self.0, variant);
+        json::push_str(self.0, variant);
         self.0.push_str(":[");
         Ok(Seq::new(self.0, "]}"))
     }
@@ -449,7 +368,7 @@ impl<'a> serde::Serializer for Compact<'a> {
         _: usize,
     ) -> Result<Seq<'a>, Unsupported> {
         self.0.push('{');
-        push_json_str(self.0, variant);
+        json::push_str(self.0, variant);
         self.0.push_str(":{");
         Ok(Seq::new(self.0, "}}"))
     }
@@ -459,7 +378,7 @@ impl<'a> serde::Serializer for Compact<'a> {
         struct Escaping<'b>(&'b mut String);
         impl std::fmt::Write for Escaping<'_> {
             fn write_str(&mut self, s: &str) -> std::fmt::Result {
-                push_escaped_contents(self.0, s);
+                json::push_str_contents(self.0, s);
                 Ok(())
             }
         }
@@ -500,7 +419,7 @@ impl<'a> Seq<'a> {
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Unsupported> {
         self.comma();
-        push_json_str(self.out, key);
+        json::push_str(self.out, key);
         self.out.push(':');
         value.serialize(Compact(&mut *self.out))
     }
@@ -595,7 +514,7 @@ impl serde::Serializer for MapKey<'_> {
     type SerializeStructVariant = serde::ser::Impossible<(), Unsupported>;
 
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
-        push_json_str(self.0, v);
+        json::push_str(self.0, v);
         Ok(())
     }
 
@@ -851,21 +770,5 @@ mod tests {
             }
         }
         Bytes(bytes)
-    }
-
-    #[test]
-    fn needs_escape_finds_exactly_the_bytes_serde_json_escapes() {
-        for b in 0u8..=255 {
-            for at in 0..8 {
-                let mut word = [b'a'; 8];
-                word[at] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(
-                    needs_escape(u64::from_le_bytes(word)),
-                    expected,
-                    "{b:#x} at {at}"
-                );
-            }
-        }
     }
 }

@@ -21,14 +21,14 @@ use provenance::event::{self, Expect, Limits, Verification, Verifier};
 use provenance::label::{self, VerifiedLabel};
 use provenance::nostr::prelude::{Filter, Kind, Timestamp};
 use provenance::verdict::{Claim, Code, Status};
-use provenance::{Event, EventId, PublicKey, nip19};
+use provenance::{Event, EventId, PublicKey, json, nip19};
 use provenance_gguf::resolve::{self, StoreDirs};
 use provenance_gguf::{Cache, Hasher, ModelIdentity};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::input::{self, Item, ReadError, Source};
-use crate::output::{Out, Status as Exit, push_hex, push_json_str, push_u64, warn, write_json};
+use crate::output::{Out, Status as Exit, push_hex, push_u64, warn, write_json};
 use crate::sign::read_capped;
 use crate::trust::{TrustList, load_trust, parse_key};
 
@@ -1184,7 +1184,7 @@ fn verdict_json(out: &mut String, origin: &str, ev: &Event, v: &Verification, li
         + if v.record().is_some() { 1024 } else { 0 };
     out.reserve(line.saturating_mul(lines));
     out.push_str(r#"{"type":"verdict","data":{"input":"#);
-    push_json_str(out, origin);
+    json::push_str(out, origin);
     out.push_str(r#","id":""#);
     push_hex(out, ev.id.as_bytes());
     out.push_str(r#"","author":""#);
@@ -1211,7 +1211,7 @@ fn verdict_json(out: &mut String, origin: &str, ev: &Event, v: &Verification, li
         out.push_str(r#"","status":""#);
         out.push_str(status.as_str());
         out.push_str(r#"","detail":"#);
-        push_json_str(out, detail);
+        json::push_str(out, detail);
         out.push('}');
     }
     out.push(']');

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::ser::{self, Impossible};
 use serde_json::Value;
 
+use crate::json;
 use crate::record::Record;
 
 /// The largest integer a JSON number may carry and still mean the same in JavaScript.
@@ -97,7 +98,7 @@ fn write<'a>(
                 path: render_path(path),
             })?
         }
-        Value::String(s) => write_str(s, out),
+        Value::String(s) => json::write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -122,7 +123,7 @@ fn write<'a>(
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(key, out);
+                json::write_str(out, key);
                 out.push(b':');
                 path.push(Step::Key(key));
                 write(item, out, path)?;
@@ -279,7 +280,7 @@ impl<'b, 'a> ser::Serializer for &'b mut Direct<'a> {
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Declined> {
-        write_str(v, self.out);
+        json::write_str(self.out, v);
         Ok(())
     }
 
@@ -400,13 +401,13 @@ impl<'b, 'a> ser::Serializer for &'b mut Direct<'a> {
         let start = self.out.len() + 1;
         self.out.push(b'"');
         fmt::write(&mut Raw(self.out), format_args!("{value}")).map_err(|_| Declined)?;
-        if self.out[start..].iter().copied().all(plain) {
+        if !json::needs_escape(&self.out[start..]) {
             self.out.push(b'"');
         } else {
             let raw = self.out.split_off(start - 1);
             // `raw` is a quote followed by whole UTF-8 strings.
             let text = std::str::from_utf8(&raw[1..]).map_err(|_| Declined)?;
-            write_str(text, self.out);
+            json::write_str(self.out, text);
         }
         Ok(())
     }
@@ -501,7 +502,7 @@ impl Object<'_, '_> {
             if i > 0 {
                 out.push(b',');
             }
-            write_str(name, out);
+            json::write_str(out, name);
             out.push(b':');
             out.extend_from_slice(&values[range.start - self.start..range.end - self.start]);
         }
@@ -552,25 +553,6 @@ impl ser::SerializeStruct for Object<'_, '_> {
 
     fn end(self) -> Result<(), Declined> {
         self.close()
-    }
-}
-
-/// True for a byte that `JSON.stringify` writes as itself inside a string.
-fn plain(b: u8) -> bool {
-    b >= 0x20 && b != b'"' && b != b'\\'
-}
-
-/// Writes a JSON string with `JSON.stringify`'s escaping (which serde_json shares); plain
-/// text is copied as it is.
-fn write_str(s: &str, out: &mut Vec<u8>) {
-    if s.bytes().all(plain) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a string into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, s).expect("JSON string into memory");
     }
 }
 

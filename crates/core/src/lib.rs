@@ -47,6 +47,7 @@ pub mod commitment;
 pub mod digest;
 pub mod event;
 pub mod fingerprint;
+pub mod json;
 pub mod label;
 pub mod manual;
 pub mod nip19;
