@@ -30,6 +30,8 @@ require_tools "apt-get install nginx-light wrk curl" nginx wrk curl
 
 # wait_http and start_canned_nginx ($up).
 source scripts/lib-nginx.sh
+# wrk_figures and own_time.
+source scripts/lib-metrics.sh
 start_canned_nginx
 cat > "$work/chat.lua" <<'EOF'
 wrk.method = "POST"
@@ -52,25 +54,14 @@ for round in $(seq 1 "$rounds"); do
         pid=$!
         pids+=("$pid")
         wait_http "http://127.0.0.1:$port/provenance/metrics"
-        # Answers per second, and wrk's end-to-end p50 and p99.
-        read -r rps e50 e99 <<<"$(wrk -t1 -c"$clients" -d"${seconds}s" --latency -s "$work/chat.lua" \
-            "http://127.0.0.1:$port/v1/chat/completions" | awk '
-                $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 } /Requests\/sec/ { rps = $2 }
-                END { print rps, p50, p99 }')"
-        curl -sf "http://127.0.0.1:$port/provenance/metrics" | awk -v w="$which" -v r="$round" -v rps="$rps" -v e="end to end p50 $e50 p99 $e99;" '
-            /^provenance_signer_added_seconds_bucket/ {
-                match($0, /le="[^"]*"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2
-            }
-            END {
-                out = ""
-                for (k = 1; k <= 3; k++) {
-                    q = (k == 1 ? 0.5 : (k == 2 ? 0.99 : 0.999))
-                    for (i = 1; i <= n; i++) if (cum[i] >= q * cum[n]) {
-                        out = out sprintf(" p%s <= %s ms", q * 100, le[i] == "+Inf" ? "inf" : le[i] * 1000); break
-                    }
-                }
-                printf "round %s %s: %s answers/s, %d signed, %s own time%s\n", r, w, rps, cum[n], e, out
-            }'
+        wrk -t1 -c"$clients" -d"${seconds}s" --latency -s "$work/chat.lua" \
+            "http://127.0.0.1:$port/v1/chat/completions" > "$work/wrk.out"
+        curl -sf "http://127.0.0.1:$port/provenance/metrics" > "$work/metrics"
+        # Answers per second, and wrk's end-to-end p50 and p99 (ms).
+        read -r rps e50 e99 _ _ <<<"$(wrk_figures "$work/wrk.out")"
+        read -r signed o50 o99 o999 <<<"$(own_time /dev/null "$work/metrics" 0.5 0.99 0.999)"
+        printf 'round %s %s: %s answers/s, %s signed, end to end p50 %s p99 %s ms; own time p50 <= %s p99 <= %s p99.9 <= %s ms\n' \
+            "$round" "$which" "$rps" "$signed" "$e50" "$e99" "$o50" "$o99" "$o999"
         kill "$pid"
         wait "$pid" 2>/dev/null || true
     done

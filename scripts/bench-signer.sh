@@ -76,6 +76,8 @@ bin="${CARGO_TARGET_DIR:-target}/release/provenance"
 
 # wait_http, wait_ok, start_canned_nginx ($up) and start_proxy_nginx ($peer).
 source scripts/lib-nginx.sh
+# wrk_figures and own_time.
+source scripts/lib-metrics.sh
 start_canned_nginx
 
 "$bin" keygen --out "$work/key.nsec" >/dev/null
@@ -121,46 +123,9 @@ run_wrk() {
             "$(think_ms "$conns")" >> "$script"
     fi
     wrk -t1 -c"$conns" -d"${run_seconds}s" --timeout 60s --latency -s "$script" "$url" > "$work/wrk.out"
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-            if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-            return v
-        }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        $1 == "Requests/sec:" { rps = $2 }
-        /Non-2xx/ { bad = $NF }
-        / requests in / { n = $1 }
-        END { printf "%s %.3f %.3f %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad), n }
-    ' "$work/wrk.out"
+    wrk_figures "$work/wrk.out"
 }
 
-# The signer's own time per answer during one run, from its histogram at
-# /provenance/metrics scraped before ($1) and after ($2): "p50_ms p99_ms", each the upper bound
-# of the bucket the quantile falls in (so "at most").
-own_time() {
-    awk '
-        /^provenance_signer_added_seconds_bucket/ {
-            match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
-            if (FNR == NR) { before[le] = $2 } else { n++; les[n] = le; after[le] = $2 }
-        }
-        END {
-            total = after["+Inf"] - before["+Inf"]
-            if (total <= 0) { print "- -"; exit }
-            for (q = 1; q <= 2; q++) {
-                want = (q == 1 ? 0.5 : 0.99) * total
-                for (i = 1; i <= n; i++) {
-                    if (after[les[i]] - before[les[i]] >= want) {
-                        out[q] = (les[i] == "+Inf" ? "inf" : sprintf("%.3g", les[i] * 1000)); break
-                    }
-                }
-            }
-            print out[1], out[2]
-        }
-    ' "$1" "$2"
-}
 
 # Prints one table row from a direct run and a run through a proxy.
 row() {
@@ -203,7 +168,7 @@ matrix() {
                 curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.before"
                 read -r s_rps s_p50 s_p99 s_bad s_n <<<"$(run_wrk "http://127.0.0.1:$px$route" "$conns" "$case")"
                 curl -sf "http://127.0.0.1:$px/provenance/metrics" > "$work/metrics.after"
-                read -r o_p50 o_p99 <<<"$(own_time "$work/metrics.before" "$work/metrics.after")"
+                read -r _ o_p50 o_p99 <<<"$(own_time "$work/metrics.before" "$work/metrics.after" 0.5 0.99)"
                 # Non-2xx answers are counted in the row, not hidden: the rates include them.
                 if [ "$d_bad" != 0 ] || [ "$s_bad" != 0 ]; then
                     say "$name $durability $case $conns: non-2xx answers: direct $d_bad, signed $s_bad (see $work/serve.log)"
