@@ -44,6 +44,8 @@ store_dir="$(mktemp -d -p "${STORE_DIR:-$work}")"
 trap 'cleanup; rm -rf "$store_dir"' EXIT
 # wait_http, wait_ok and start_proxy_nginx.
 source scripts/lib-nginx.sh
+# wrk_figures.
+source scripts/lib-metrics.sh
 for mode in $order; do
     case "$mode" in
         direct | signed) ;;
@@ -102,8 +104,9 @@ for mode in $order; do
         target="$peer"
         proxy_pid="${pids[-1]}"
     fi
-    answers="$(wrk -t1 -c"$clients" -d"${seconds}s" --timeout 60s -s "$work/chat.lua" \
-        "http://127.0.0.1:$target/v1/chat/completions" | awk '/ requests in / { print $1 }')"
+    wrk -t1 -c"$clients" -d"${seconds}s" --timeout 60s -s "$work/chat.lua" \
+        "http://127.0.0.1:$target/v1/chat/completions" > "$work/wrk.out"
+    read -r _ _ _ _ answers <<<"$(wrk_figures "$work/wrk.out")"
     curl -sf "http://127.0.0.1:$lp/metrics" | awk -v m="$mode" -v a="$answers" '
         /^llamacpp:tokens_predicted_total / { t = $2 }
         /^llamacpp:n_decode_total / { d = $2 }

@@ -1,8 +1,8 @@
 //! The signer's store: the time from handing one signed event to the store until its
 //! transaction is committed (what every signed answer waits for before its last byte), one
 //! event at a time on an otherwise idle store, which commits it on the calling thread, for
-//! both durability modes. `full` waits
-//! for the log to reach the disk (an fsync per commit); `process` only for the write.
+//! both durability modes. `full` waits for the log to reach the disk (an fsync per commit);
+//! `process` only for the write.
 //!
 //! `cargo bench -p provenance-benches --bench signer_store`. Figures and the machine they were
 //! taken on: `docs/benchmarks.md` ("Signing proxy").

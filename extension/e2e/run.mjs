@@ -171,11 +171,16 @@ try {
   const opening = await sw.evaluate(() => chrome.action.openPopup().then(() => 'opened', (e) => e.message));
   expect(opening === 'opened', `toolbar: the popup opens (${opening})`);
   const cdp = await context.newCDPSession(article);
-  let popupTarget;
-  for (let i = 0; i < 100 && !popupTarget; i++) {
-    popupTarget = (await cdp.send('Target.getTargets')).targetInfos.find((t) => t.url === `chrome-extension://${extensionId}/popup.html`);
-    if (!popupTarget) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  // `probe()` every 100 ms until it returns something truthy or `seconds` pass; its last value.
+  const poll = async (seconds, probe) => {
+    let value;
+    for (let i = 0; i < seconds * 10 && !value; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      value = await probe();
+    }
+    return value;
+  };
+  const popupTarget = await poll(10, async () => (await cdp.send('Target.getTargets')).targetInfos.find((t) => t.url === `chrome-extension://${extensionId}/popup.html`));
   if (!popupTarget) throw new Error('toolbar: no popup target within 10 s');
   const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: popupTarget.targetId, flatten: false });
   const replies = new Map();
@@ -190,11 +195,7 @@ try {
     replies.set(id, (m) => (m.error || m.result.exceptionDetails ? reject(new Error(JSON.stringify(m.error || m.result.exceptionDetails))) : resolve(m.result.result.value)));
     cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.evaluate', params: { expression: `(${fn})()`, returnByValue: true } }) });
   });
-  let done = false;
-  for (let i = 0; i < 150 && !done; i++) {
-    done = await inPopup(() => document.body?.dataset.done === 'true');
-    if (!done) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const done = await poll(15, () => inPopup(() => document.body?.dataset.done === 'true'));
   expect(done, 'toolbar: the popup runs the check on its own');
   expect((await inPopup(() => document.getElementById('text').value)) === selected, 'toolbar: the popup takes the selection from the active tab');
   found('toolbar', await inPopup(extractResults));

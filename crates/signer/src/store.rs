@@ -431,11 +431,9 @@ impl Store for SqliteStore {
             }
         }
         self.writer.queued.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Write(write)) {
+        if let Err(mpsc::SendError(Job::Write(write))) = self.jobs.send(Job::Write(write)) {
             self.writer.queued.fetch_sub(1, Ordering::AcqRel);
-            if let Job::Write(write) = job {
-                (write.done)(&write.event, Err(gone()));
-            }
+            (write.done)(&write.event, Err(gone()));
         }
     }
 
