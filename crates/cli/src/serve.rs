@@ -20,7 +20,6 @@ use axum::extract::{Path, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Either, Full};
@@ -34,6 +33,7 @@ use provenance::record::{Model, Runtime};
 use provenance_gguf::Cache;
 use provenance_gguf::resolve::{StoreDirs, resolve};
 use provenance_signer::adapter::Api;
+use provenance_signer::delivery::{Delivery, DeliveryIo};
 use provenance_signer::nip98::{self, Allow, Nip98Verifier};
 use provenance_signer::outbox::Outbox;
 use provenance_signer::service::ProxyBody;
@@ -315,6 +315,11 @@ async fn serve(args: Args) -> Result<()> {
         }
         None => BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response)),
     };
+    let signing = BoxCloneSyncService::new(
+        tower::ServiceBuilder::new()
+            .map_request(delivered)
+            .service(signing),
+    );
     let public = args
         .public_url
         .clone()
@@ -346,15 +351,68 @@ async fn serve(args: Args) -> Result<()> {
         runtime.version.as_deref().unwrap_or("version unknown"),
         store_path.display(),
     ));
-    let listener = listener.tap_io(|tcp| {
+    serve_counted(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("server failed")
+}
+
+/// Serves `app` until `shutdown`, each connection counting its flushes for the signer (the
+/// service that signs must map its requests with [`delivered`]).
+async fn serve_counted(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        Counted(listener),
+        app.into_make_service_with_connect_info::<Flushes>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The listener: connections without Nagle's delay (streamed answers are small writes), that
+/// count their flushes for the signer ([`provenance_signer::delivery`]).
+struct Counted(tokio::net::TcpListener);
+
+impl axum::serve::Listener for Counted {
+    type Io = DeliveryIo<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("server failed")
+        (DeliveryIo::new(tcp), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A connection's flush count, as axum's connect info.
+#[derive(Clone)]
+struct Flushes(Delivery);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Counted>> for Flushes {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Counted>) -> Self {
+        Self(stream.io().delivery())
+    }
+}
+
+/// Hands the connection's flush count to the signer, so that an answer that breaks
+/// mid-stream reaches the client whole up to the break.
+fn delivered(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let flushes = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<Flushes>>()
+        .map(|info| info.0.0.clone());
+    if let Some(delivery) = flushes {
+        request.extensions_mut().insert(delivery);
+    }
+    request
 }
 
 type Proxy = BoxCloneSyncService<Request<axum::body::Body>, Response, Infallible>;
@@ -778,7 +836,76 @@ fn default_store() -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// Each request reaches the signing service with its own connection's flush count: the
+    /// second request on a connection sees the flush of the first answer.
+    #[tokio::test]
+    async fn signed_requests_carry_their_connections_flush_count() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let probe = tower::service_fn(|request: Request<axum::body::Body>| async move {
+            let flushes = request
+                .extensions()
+                .get::<Delivery>()
+                .map(Delivery::flushes);
+            Ok::<_, Infallible>(format!("{flushes:?}").into_response())
+        });
+        let app = Router::new().fallback_service(
+            tower::ServiceBuilder::new()
+                .map_request(delivered)
+                .service(probe),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_counted(listener, app, async {
+            let _ = stopped.await;
+        }));
+
+        let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let mut counts = Vec::new();
+        for _ in 0..2 {
+            tcp.write_all(b"GET /v1/models HTTP/1.1\r\nhost: box\r\n\r\n")
+                .await
+                .unwrap();
+            counts.push(read_body(&mut tcp).await);
+        }
+        let parse = |body: &str| -> u64 {
+            let count = body.strip_prefix("Some(").and_then(|b| b.strip_suffix(')'));
+            count
+                .unwrap_or_else(|| panic!("no flush count in the request: {body}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(parse(&counts[1]) > parse(&counts[0]), "{counts:?}");
+        stop.send(()).unwrap();
+        drop(tcp);
+        server.await.unwrap().unwrap();
+    }
+
+    /// One response with a `content-length` body, read from a kept-alive connection.
+    async fn read_body(tcp: &mut tokio::net::TcpStream) -> String {
+        let mut bytes = Vec::new();
+        let mut buf = [0; 1024];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed mid-response");
+            bytes.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if body.len() >= length {
+                    return body[..length].to_owned();
+                }
+            }
+        }
+    }
 
     #[test]
     fn config_files_become_arguments_and_the_command_line_wins() {

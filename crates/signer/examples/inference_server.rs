@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use provenance::{Keys, Model};
+use provenance_signer::delivery::DeliveryIo;
 use provenance_signer::service::ProxyBody;
 use provenance_signer::{Lookup, Signer, SigningLayer, SqliteStore};
 use tower::{Layer, ServiceExt, service_fn};
@@ -73,9 +74,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (stream, _) = listener.accept().await?;
         // Streamed answers are small writes; do not let Nagle's algorithm hold them back.
         stream.set_nodelay(true)?;
+        // Count the connection's flushes, so that an answer that breaks mid-stream reaches
+        // the client whole up to the break (`provenance_signer::delivery`).
+        let stream = DeliveryIo::new(stream);
+        let delivery = stream.delivery();
         let (signing, signer) = (signing.clone(), signer.clone());
         // GET /provenance/<id> answers from the store; everything else goes through the layer.
-        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+        let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(delivery.clone());
             let (signing, signer) = (signing.clone(), signer.clone());
             async move {
                 if let Some(id) = request.uri().path().strip_prefix("/provenance/") {

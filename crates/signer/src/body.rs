@@ -12,8 +12,10 @@
 //!
 //! When the upstream body fails mid-stream, the event is signed with `output.truncated`
 //! over exactly the bytes already passed on, then the error is passed on (the client sees the
-//! connection break). When the client goes away first, nothing is signed: the bytes handed
-//! out may never have reached it.
+//! connection break), but only once the server has written out what it holds: a server
+//! drops its unwritten buffer on a body error, and the client would miss bytes the event
+//! covers ([`crate::delivery`]). When the client goes away first, nothing is signed: the
+//! bytes handed out may never have reached it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +34,7 @@ use provenance::digest::{Sha256Digest, Sha256Hasher};
 use crate::Signer;
 use crate::adapter::stream::{Framing, Item, Kind};
 use crate::adapter::{Generation, RequestInfo};
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::record::{self, Exchange, Fixed};
 use crate::store::RequestId;
@@ -70,6 +73,13 @@ enum Phase {
     },
     /// The inline message, then the tail.
     Tail(Vec<Result<Frame<Bytes>, BoxError>>),
+    /// An error to pass on once the bytes before it are written out: after the next flush
+    /// counted from `since` (with a [`Delivery`]), or after one yield to the server.
+    Breaking {
+        error: Option<BoxError>,
+        since: u64,
+        yielded: bool,
+    },
     Done,
 }
 
@@ -187,9 +197,38 @@ where
                     self.phase = Phase::Tail(frames);
                 }
                 Phase::Tail(frames) => match frames.pop() {
+                    Some(Err(error)) => {
+                        let delivery = self.pending.delivery.as_ref();
+                        self.phase = Phase::Breaking {
+                            error: Some(error),
+                            since: delivery.map_or(0, Delivery::flushes),
+                            yielded: false,
+                        };
+                    }
                     Some(frame) => return Poll::Ready(Some(frame)),
                     None => self.phase = Phase::Done,
                 },
+                Phase::Breaking {
+                    error,
+                    since,
+                    yielded,
+                } => {
+                    match &self.pending.delivery {
+                        Some(delivery) => ready!(delivery.poll_flushed_since(*since, cx)),
+                        // Pending lets the server flush before it polls the body again.
+                        None if !*yielded => {
+                            *yielded = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        None => {}
+                    }
+                    let error = error.take();
+                    self.phase = Phase::Done;
+                    if let Some(error) = error {
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
                 Phase::Done => return Poll::Ready(None),
             }
         }
@@ -256,6 +295,8 @@ pub(crate) struct Pending {
     pub(crate) streamed: bool,
     /// The signer's time on the request before it was forwarded.
     pub(crate) request_work: Duration,
+    /// The connection's flushes, when the server counts them.
+    pub(crate) delivery: Option<Delivery>,
 }
 
 /// The signing and storing of one event: resolves to the inline message (in inline mode)
@@ -441,6 +482,7 @@ mod tests {
             start_ms: 0,
             streamed: true,
             request_work: Duration::ZERO,
+            delivery: None,
         };
         let generation = Generation {
             text: "x".into(),

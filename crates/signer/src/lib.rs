@@ -24,6 +24,10 @@
 //! [`Caller`] in the request extensions, see [`nip98`]), or publish to relays (see
 //! [`SignerBuilder::on_stored`]).
 //!
+//! A server that mounts the layer should wrap each connection in [`delivery::DeliveryIo`] and
+//! put its [`delivery::Delivery`] in the request extensions: then an answer that breaks
+//! mid-stream reaches the client whole up to the break, as its truncated event says.
+//!
 //! # Example
 //!
 //! ```
@@ -48,6 +52,7 @@
 
 pub mod adapter;
 pub mod body;
+pub mod delivery;
 pub mod layer;
 pub mod metrics;
 pub mod nip01;

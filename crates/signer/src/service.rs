@@ -32,6 +32,7 @@ use tower_service::Service;
 
 use crate::adapter::{self, Api, Generation};
 use crate::body::{BoxError, Pending, SigningBody};
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::store::RequestId;
 use crate::{Caller, Signer};
@@ -131,6 +132,7 @@ where
     let received = Instant::now();
     let start_ms = signer.clock.now_ms();
     let caller = request.extensions().get::<Caller>().map(|c| c.0);
+    let delivery = request.extensions().get::<Delivery>().cloned();
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, signer.max_request_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -199,6 +201,7 @@ where
         start_ms,
         streamed,
         request_work,
+        delivery,
     };
     signer.registry.start(id);
     if streamed {

@@ -6,15 +6,14 @@
 
 mod common;
 
+use common::Frames;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use provenance::Keys;
 use provenance::clock::FixedClock;
@@ -28,44 +27,6 @@ use provenance_signer::service::{HEADER_EVENT_URL, HEADER_PROMPT_SALT, HEADER_RE
 use provenance_signer::{Lookup, RequestId, Signer, SigningLayer, SqliteStore};
 use serde_json::Value;
 use tower::{Layer, ServiceExt, service_fn};
-
-/// A body that yields given frames, then maybe an error, or (`stall_at_end`) nothing ever
-/// again.
-struct Frames {
-    frames: VecDeque<Bytes>,
-    fail_at_end: bool,
-    stall_at_end: bool,
-    /// Say `is_end_stream` once the frames are out (hyper's bodies with a known length do).
-    says_end: bool,
-}
-
-impl Body for Frames {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        assert!(
-            !self.is_end_stream(),
-            "polled after saying the body has ended"
-        );
-        Poll::Ready(match self.frames.pop_front() {
-            Some(bytes) => Some(Ok(Frame::data(bytes))),
-            None if self.stall_at_end => return Poll::Pending,
-            None if self.fail_at_end => {
-                self.fail_at_end = false;
-                Some(Err(std::io::Error::other("upstream died")))
-            }
-            None => None,
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.says_end && self.frames.is_empty() && !self.fail_at_end
-    }
-}
 
 #[derive(Clone)]
 struct Canned {
