@@ -28,8 +28,9 @@
 //!
 //! Without a [`Delivery`], the body yields to the server once before the error, which lets
 //! hyper flush when the socket takes the bytes at once (a client that keeps reading), but not
-//! when a slow client has let the socket fill up. With HTTP/2 the wait covers what reached
-//! the connection; bytes a stream's flow-control window still holds back are dropped with the
+//! when a slow client has let the socket fill up. Requests over HTTP/2 get that one yield
+//! too, [`Delivery`] or not: hyper's HTTP/2 server flushes only when it has frames to write,
+//! so the next flush may never come; bytes still queued on the stream are dropped with the
 //! stream's reset.
 
 use std::io::{self, IoSlice};
@@ -41,8 +42,9 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// One connection's count of completed flushes, shared with the bodies of the responses it
-/// carries. Cheap to clone.
-#[derive(Clone, Default)]
+/// carries. Cheap to clone. Only [`DeliveryIo::delivery`] makes one: a count that no
+/// connection advances would hold a broken answer's error back for good.
+#[derive(Clone)]
 pub struct Delivery {
     shared: Arc<Shared>,
 }
@@ -119,7 +121,9 @@ impl<T> DeliveryIo<T> {
     pub fn new(io: T) -> Self {
         Self {
             io,
-            delivery: Delivery::default(),
+            delivery: Delivery {
+                shared: Arc::default(),
+            },
         }
     }
 

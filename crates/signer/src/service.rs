@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use provenance::commitment::Salt;
@@ -132,7 +132,15 @@ where
     let received = Instant::now();
     let start_ms = signer.clock.now_ms();
     let caller = request.extensions().get::<Caller>().map(|c| c.0);
-    let delivery = request.extensions().get::<Delivery>().cloned();
+    // HTTP/1 only: hyper's HTTP/1 server flushes after every poll of the body, its HTTP/2
+    // server only when it has frames to write, so a wait for the next flush could last
+    // forever there.
+    let delivery = match request.version() {
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11 => {
+            request.extensions().get::<Delivery>().cloned()
+        }
+        _ => None,
+    };
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, signer.max_request_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -14,6 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::Frames;
 use http::{Request, Response};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use http_body_util::combinators::BoxBody;
 use hyper_util::rt::TokioIo;
 use provenance::Keys;
 use provenance::digest::sha256;
@@ -22,8 +25,9 @@ use provenance::nostr::prelude::{Event, Filter};
 use provenance::record::Model;
 use provenance_signer::delivery::DeliveryIo;
 use provenance_signer::service::HEADER_REQUEST_ID;
-use provenance_signer::{Lookup, RequestId, Signer, SigningLayer, Store, StoreError};
+use provenance_signer::{Lookup, RequestId, Signer, SigningBody, SigningLayer, Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::util::BoxCloneService;
 use tower::{Layer, ServiceExt, service_fn};
 
 /// Events in memory, stored as they are submitted: the body's signing step never waits, so
@@ -44,6 +48,36 @@ impl Store for Memory {
     }
 }
 
+/// The upstream's answer: every message, then the error. At once (`pause` false): the server
+/// gets the last bytes and the break in one go, as when the upstream's last packet carries
+/// both. Or with a pause before the error, in which the server writes everything out.
+fn dying(pause: bool) -> BoxBody<Bytes, std::io::Error> {
+    if !pause {
+        return BoxBody::new(Frames {
+            frames: messages().into(),
+            fail_at_end: true,
+            stall_at_end: false,
+            says_end: false,
+        });
+    }
+    BoxBody::new(StreamBody::new(futures_util::stream::unfold(
+        (messages().into_iter(), false),
+        |(mut messages, broke)| async move {
+            if let Some(message) = messages.next() {
+                return Some((Ok(Frame::data(message)), (messages, broke)));
+            }
+            if broke {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some((
+                Err(std::io::Error::other("upstream died")),
+                (messages, true),
+            ))
+        },
+    )))
+}
+
 fn messages() -> Vec<Bytes> {
     (0..1_999)
         .map(|n| {
@@ -54,6 +88,29 @@ fn messages() -> Vec<Bytes> {
         .collect()
 }
 
+type Signing = BoxCloneService<
+    Request<hyper::body::Incoming>,
+    Response<SigningBody<BoxBody<Bytes, std::io::Error>>>,
+    Infallible,
+>;
+
+/// The signing layer over an upstream whose answers break ([`dying`]).
+fn signing(pause: bool) -> (Arc<Signer>, Signing) {
+    let signer = Arc::new(
+        Signer::builder(Keys::generate(), Model::named("tiny")).build(Arc::new(Memory::default())),
+    );
+    let upstream = service_fn(move |_: Request<_>| async move {
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(dying(pause))
+                .unwrap(),
+        )
+    });
+    let signing = SigningLayer::new(signer.clone()).layer(upstream);
+    (signer, BoxCloneService::new(signing))
+}
+
 /// Serves one broken answer over a connection of `capacity` bytes; the client waits
 /// `client_delay` before it reads. Returns the response head, the body bytes the client
 /// decoded, whether the chunked body ended properly, and the signer.
@@ -61,27 +118,9 @@ async fn broken_answer(
     capacity: usize,
     counted: bool,
     client_delay: Duration,
+    pause: bool,
 ) -> (String, Vec<u8>, bool, Arc<Signer>) {
-    let signer = Arc::new(
-        Signer::builder(Keys::generate(), Model::named("tiny")).build(Arc::new(Memory::default())),
-    );
-    let upstream = service_fn(|_: Request<_>| async {
-        // Every message at once, then the error: the server gets the last bytes and the
-        // break in one go, as when the upstream's last packet carries both.
-        let body = Frames {
-            frames: messages().into(),
-            fail_at_end: true,
-            stall_at_end: false,
-            says_end: false,
-        };
-        Ok::<_, Infallible>(
-            Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(body)
-                .unwrap(),
-        )
-    });
-    let signing = SigningLayer::new(signer.clone()).layer(upstream);
+    let (signer, signing) = signing(pause);
 
     let (mut client, server) = tokio::io::duplex(capacity);
     let io = DeliveryIo::new(server);
@@ -172,7 +211,8 @@ async fn a_slow_client_gets_every_byte_the_truncated_event_covers() {
     // 256 bytes of socket and a client that does not read yet: when the upstream breaks, the
     // server's buffer holds the last messages (hyper writes every 16 chunks; 1,999 is not a
     // multiple) and can write them only once the client reads. One yield is not enough here.
-    let (head, body, ended, signer) = broken_answer(256, true, Duration::from_millis(100)).await;
+    let (head, body, ended, signer) =
+        broken_answer(256, true, Duration::from_millis(100), false).await;
     check(&head, &body, ended, &signer);
 }
 
@@ -180,6 +220,60 @@ async fn a_slow_client_gets_every_byte_the_truncated_event_covers() {
 async fn without_a_delivery_count_a_client_that_keeps_reading_gets_every_byte() {
     // The socket takes the whole answer: the one yield before the error lets the server write
     // out its buffer.
-    let (head, body, ended, signer) = broken_answer(1 << 20, false, Duration::ZERO).await;
+    let (head, body, ended, signer) = broken_answer(1 << 20, false, Duration::ZERO, false).await;
     check(&head, &body, ended, &signer);
+}
+
+#[tokio::test]
+async fn a_break_after_everything_was_written_out_does_not_wait_forever() {
+    // Nothing is left to write when the error comes: the flush the body waits for is the one
+    // hyper's HTTP/1 server makes after every poll of the body.
+    let (head, body, ended, signer) = broken_answer(1 << 20, true, Duration::ZERO, true).await;
+    check(&head, &body, ended, &signer);
+}
+
+#[tokio::test]
+async fn over_http2_the_break_does_not_wait_for_a_flush() {
+    // Written out before the break: the connection has nothing more to flush.
+    let (_, signing) = signing(true);
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let io = DeliveryIo::new(server);
+    let delivery = io.delivery();
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(delivery.clone());
+        signing.clone().oneshot(request)
+    });
+    tokio::spawn(
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), service),
+    );
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(client),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = Request::post("http://model/completion")
+        .body(http_body_util::Full::new(Bytes::from(
+            r#"{"prompt":"p","stream":true}"#,
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let mut body = response.into_body();
+    let mut got = Vec::new();
+    let broke = tokio::time::timeout(Duration::from_secs(10), async {
+        use http_body_util::BodyExt;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => got.extend_from_slice(frame.data_ref().unwrap()),
+                Err(_) => return true,
+            }
+        }
+        false
+    })
+    .await
+    .expect("the stream never broke: the body waited for a flush that never came");
+    assert!(broke, "the client must see the stream break");
+    assert!(messages().concat().starts_with(&got));
 }
