@@ -38,11 +38,12 @@ use provenance_signer::nip98::{self, Allow, Nip98Verifier};
 use provenance_signer::outbox::Outbox;
 use provenance_signer::service::ProxyBody;
 use provenance_signer::{
-    Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SqliteStore, nip01,
+    Caller, Durability, Lookup, RequestId, Signer, SigningLayer, SigningService, SqliteStore, nip01,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::util::BoxCloneSyncService;
+use tower::util::MapRequest;
 use tower::{Layer, ServiceExt};
 
 use crate::keyfile;
@@ -292,7 +293,7 @@ async fn serve(args: Args) -> Result<()> {
             }
         })
     };
-    let signing = SigningLayer::new(signer.clone()).layer(proxy);
+    let signing = signing_stack(signer.clone(), proxy);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -315,11 +316,6 @@ async fn serve(args: Args) -> Result<()> {
         }
         None => BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response)),
     };
-    let signing = BoxCloneSyncService::new(
-        tower::ServiceBuilder::new()
-            .map_request(delivered)
-            .service(signing),
-    );
     let public = args
         .public_url
         .clone()
@@ -358,8 +354,8 @@ async fn serve(args: Args) -> Result<()> {
     .context("server failed")
 }
 
-/// Serves `app` until `shutdown`, each connection counting its flushes for the signer (the
-/// service that signs must map its requests with [`delivered`]).
+/// Serves `app` until `shutdown`, each connection counting its flushes for the signer, which
+/// [`signing_stack`] hands it.
 async fn serve_counted(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -401,6 +397,13 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Coun
         Self(stream.io().delivery())
     }
 }
+
+/// The signing layer over `proxy`, each request carrying its connection's flush count.
+fn signing_stack<S>(signer: Arc<Signer>, proxy: S) -> MapRequest<SigningService<S>, Delivered> {
+    MapRequest::new(SigningLayer::new(signer).layer(proxy), delivered)
+}
+
+type Delivered = fn(Request<axum::body::Body>) -> Request<axum::body::Body>;
 
 /// Hands the connection's flush count to the signer, so that an answer that breaks
 /// mid-stream reaches the client whole up to the break.
@@ -840,23 +843,28 @@ mod tests {
 
     use super::*;
 
-    /// Each request reaches the signing service with its own connection's flush count: the
+    /// Each request through the signing stack carries its own connection's flush count: the
     /// second request on a connection sees the flush of the first answer.
     #[tokio::test]
     async fn signed_requests_carry_their_connections_flush_count() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let probe = tower::service_fn(|request: Request<axum::body::Body>| async move {
+        // The upstream: answers with the flush count the request carries.
+        let probe = tower::service_fn(|request: Request<ProxyBody<axum::body::Body>>| async move {
             let flushes = request
                 .extensions()
                 .get::<Delivery>()
                 .map(Delivery::flushes);
-            Ok::<_, Infallible>(format!("{flushes:?}").into_response())
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(format!(
+                "{flushes:?}"
+            )))))
         });
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("events.sqlite")).unwrap();
+        let signer = Signer::builder(provenance::Keys::generate(), Model::named("tiny"))
+            .build(Arc::new(store));
         let app = Router::new().fallback_service(
-            tower::ServiceBuilder::new()
-                .map_request(delivered)
-                .service(probe),
+            signing_stack(Arc::new(signer), probe).map_response(IntoResponse::into_response),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_counted(listener, app, async {
