@@ -73,14 +73,22 @@ enum Phase {
     },
     /// The inline message, then the tail.
     Tail(Vec<Result<Frame<Bytes>, BoxError>>),
-    /// An error to pass on once the bytes before it are written out: after the next flush
-    /// counted from `since` (with a [`Delivery`]), or after one yield to the server.
+    /// An error to pass on once the bytes before it are written out.
     Breaking {
         error: Option<BoxError>,
-        since: u64,
-        yielded: bool,
+        wait: Wait,
     },
     Done,
+}
+
+/// What the error of a broken answer waits for ([`crate::delivery`]).
+enum Wait {
+    /// A flush of the connection after this many (with a [`Delivery`]).
+    Flush(Delivery, u64),
+    /// One yield to the server (without), not yet made.
+    Yield,
+    /// The yield made.
+    Yielded,
 }
 
 impl<B> SigningBody<B> {
@@ -198,30 +206,30 @@ where
                 }
                 Phase::Tail(frames) => match frames.pop() {
                     Some(Err(error)) => {
-                        let delivery = self.pending.delivery.as_ref();
+                        let wait = match &self.pending.delivery {
+                            Some(delivery) => Wait::Flush(delivery.clone(), delivery.flushes()),
+                            None => Wait::Yield,
+                        };
                         self.phase = Phase::Breaking {
                             error: Some(error),
-                            since: delivery.map_or(0, Delivery::flushes),
-                            yielded: false,
+                            wait,
                         };
                     }
                     Some(frame) => return Poll::Ready(Some(frame)),
                     None => self.phase = Phase::Done,
                 },
-                Phase::Breaking {
-                    error,
-                    since,
-                    yielded,
-                } => {
-                    match &self.pending.delivery {
-                        Some(delivery) => ready!(delivery.poll_flushed_since(*since, cx)),
+                Phase::Breaking { error, wait } => {
+                    match wait {
+                        Wait::Flush(delivery, since) => {
+                            ready!(delivery.poll_flushed_since(*since, cx));
+                        }
                         // Pending lets the server flush before it polls the body again.
-                        None if !*yielded => {
-                            *yielded = true;
+                        Wait::Yield => {
+                            *wait = Wait::Yielded;
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
-                        None => {}
+                        Wait::Yielded => {}
                     }
                     let error = error.take();
                     self.phase = Phase::Done;
