@@ -53,7 +53,7 @@ for round in $(seq 1 "$rounds"); do
             --store "$work/events.sqlite" --durability "$durability" 2>"$work/serve.log" &
         pid=$!
         pids+=("$pid")
-        wait_http "http://127.0.0.1:$port/provenance/metrics"
+        wait_http "provenance serve ($which)" "$pid" "$work/serve.log" "http://127.0.0.1:$port/provenance/metrics"
         wrk -t1 -c"$clients" -d"${seconds}s" --latency -s "$work/chat.lua" \
             "http://127.0.0.1:$port/v1/chat/completions" > "$work/wrk.out"
         curl -sf "http://127.0.0.1:$port/provenance/metrics" > "$work/metrics"

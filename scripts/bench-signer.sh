@@ -149,7 +149,7 @@ matrix() {
             --store "$work/events-$name-$durability.sqlite" --durability "$durability" 2>"$work/serve.log" &
         serve_pid=$!
         pids+=("$serve_pid")
-        wait_http "http://127.0.0.1:$px/provenance/0"
+        wait_http "provenance serve" "$serve_pid" "$work/serve.log" "http://127.0.0.1:$px/provenance/0"
         local cases="chat stream"
         [ "$name" = nginx ] && [ "$durability" = full ] && cases="chat stream pass"
         for case in $cases; do
@@ -206,7 +206,7 @@ elif [ -x "$llama_bin" ]; then
     nice -n "$llama_nice" "$llama_bin" --model "$llama_model" --host 127.0.0.1 --port "$lp" \
         -c 1024 -np 4 --threads-http 72 >"$work/llama.log" 2>&1 &
     pids+=($!)
-    wait_ok "http://127.0.0.1:$lp/health" 60 "$work/llama.log"
+    wait_ok llama-server "$!" "$work/llama.log" "http://127.0.0.1:$lp/health" 60
     # Warm-up, so that the first timed run does not take it.
     for _ in 1 2 3 4; do
         curl -sf -o /dev/null -d '{"prompt":"Why is the sky blue?","n_predict":8}' "http://127.0.0.1:$lp/completion"

@@ -85,7 +85,7 @@ for mode in $order; do
         --threads-http $((clients + 8)) --metrics >"$work/llama.log" 2>&1 &
     llama_pid=$!
     pids+=("$llama_pid")
-    wait_ok "http://127.0.0.1:$lp/health" 60 "$work/llama.log"
+    wait_ok llama-server "$llama_pid" "$work/llama.log" "http://127.0.0.1:$lp/health" 60
     target="$lp"
     proxy_pid=""
     if [ "$mode" = signed ]; then
@@ -97,7 +97,7 @@ for mode in $order; do
             "${extra[@]}" 2>"$work/serve.log" &
         proxy_pid=$!
         pids+=("$proxy_pid")
-        wait_http "http://127.0.0.1:$target/provenance/metrics"
+        wait_http "provenance serve" "$proxy_pid" "$work/serve.log" "http://127.0.0.1:$target/provenance/metrics"
     elif [ "$mode" = nginx ]; then
         # A new upstream connection per request, as in bench-signer.sh's llama-server rows.
         start_proxy_nginx "$lp" close

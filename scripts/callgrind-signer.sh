@@ -53,10 +53,8 @@ for bin in "$@"; do
         pid=$!
         pids+=("$pid")
         # Start-up under valgrind takes seconds (the model is hashed).
-        for _ in $(seq 1 600); do
-            curl -s -o /dev/null "http://127.0.0.1:$port/provenance/metrics" && break
-            sleep 0.1
-        done
+        wait_up "provenance serve (under valgrind)" "$pid" "$work/serve.log" \
+            "http://127.0.0.1:$port/provenance/metrics" 60 any
         : > "$work/urls"
         for i in $(seq 1 "$n"); do
             [ "$i" -gt 1 ] && echo next >> "$work/urls"

@@ -2,10 +2,13 @@
 # nginx on loopback that answers every request at once with a canned answer, so that what is
 # timed behind it is the signer's own work.
 #
-# wait_http URL        waits (at most 10 s) until URL answers; exits 2 if it never does.
-# wait_ok URL SECONDS LOG
-#                      waits until URL answers 2xx (llama-server's /health once the model
-#                      is loaded); exits 2, naming LOG, if it does not within SECONDS.
+# wait_http NAME PID LOG URL
+#                      waits (at most 10 s) until URL answers at all, watching the child PID
+#                      (scripts/lib-processes.sh's wait_up: a child that exits first is
+#                      reported at once with its status and the last lines of LOG).
+# wait_ok NAME PID LOG URL SECONDS
+#                      the same, until URL answers 2xx (llama-server's /health once the model
+#                      is loaded), at most SECONDS.
 # start_canned_nginx   starts nginx on a free port, in $work/nginx, with its PID in $pids,
 #                      and sets $up to that port: `/completion` answers a llama.cpp SSE
 #                      stream of five messages, every other path an OpenAI chat completion.
@@ -21,25 +24,8 @@
 #                      answer, nginx otherwise sends the next POST on the closed connection
 #                      and answers 502 (50 of 156 streamed answers at one client, measured).
 
-wait_http() {
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    printf '%s did not answer\n' "$1" >&2
-    exit 2
-}
-
-# Waits until $1 answers 2xx (llama-server answers 503 while it loads its model), at most
-# $2 seconds; else says so, pointing at the log $3, and exits 2.
-wait_ok() {
-    for _ in $(seq 1 $(($2 * 10))); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    printf '%s did not answer 2xx within %s s (see %s)\n' "$1" "$2" "$3" >&2
-    exit 2
-}
+wait_http() { wait_up "$1" "$2" "$3" "$4" 10 any; }
+wait_ok() { wait_up "$1" "$2" "$3" "$4" "$5" ok; }
 
 start_canned_nginx() {
 up="$(free_port)"
@@ -83,9 +69,9 @@ http {
     }
 }
 EOF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>/dev/null &
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx/stderr.log" &
 pids+=($!)
-wait_http "http://127.0.0.1:$up/"
+wait_http "nginx (canned upstream)" "$!" "$work/nginx/stderr.log" "http://127.0.0.1:$up/"
 }
 
 start_proxy_nginx() {
@@ -122,7 +108,7 @@ http {
     }
 }
 EOF
-nginx -c "$dir/nginx.conf" -p "$dir" 2>/dev/null &
+nginx -c "$dir/nginx.conf" -p "$dir" 2>"$dir/stderr.log" &
 pids+=($!)
-wait_http "http://127.0.0.1:$peer/"
+wait_http "nginx (peer proxy)" "$!" "$dir/stderr.log" "http://127.0.0.1:$peer/"
 }

@@ -16,37 +16,17 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use provenance::schnorr_batch::{BatchVerifier, Item};
-use secp256k1::{Keypair, Secp256k1, SecretKey, XOnlyPublicKey, schnorr};
-use sha2::{Digest, Sha256};
+use provenance_benches::signed;
+use secp256k1::{Secp256k1, XOnlyPublicKey, schnorr};
 
 const SIZES: [usize; 5] = [1, 8, 64, 256, 1024];
-
-/// `count` signed 32-byte messages, by one key or by `count` distinct keys.
-fn signed(count: usize, one_signer: bool) -> Vec<([u8; 32], [u8; 32], [u8; 64])> {
-    let secp = Secp256k1::signing_only();
-    (0..count)
-        .map(|i| {
-            let signer = if one_signer { 0 } else { i };
-            let secret: [u8; 32] = Sha256::digest(format!("key {signer}")).into();
-            let key = SecretKey::from_byte_array(&secret).expect("a hash is a valid key");
-            let keypair = Keypair::from_secret_key(&secp, &key);
-            let msg: [u8; 32] = Sha256::digest(format!("message {i}")).into();
-            let sig = secp.sign_schnorr_no_aux_rand(&msg, &keypair);
-            (
-                keypair.x_only_public_key().0.serialize(),
-                msg,
-                sig.to_byte_array(),
-            )
-        })
-        .collect()
-}
 
 fn batch(c: &mut Criterion) {
     let secp = Secp256k1::verification_only();
     for (one_signer, name) in [(true, "one signer"), (false, "distinct signers")] {
         let mut group = c.benchmark_group(format!("schnorr_batch/{name}"));
         for size in SIZES {
-            let data = signed(size, one_signer);
+            let data = signed(size, one_signer, "message");
             group.throughput(Throughput::Elements(size as u64));
             let parsed: Vec<(XOnlyPublicKey, schnorr::Signature)> = data
                 .iter()
@@ -99,7 +79,7 @@ fn calls(spec: &str) {
         "single-distinct" => (true, false),
         other => panic!("unknown mode {other:?}"),
     };
-    let data = signed(size, one_signer);
+    let data = signed(size, one_signer, "message");
     let items: Vec<Item<'_>> = data
         .iter()
         .map(|(pubkey, msg, sig)| Item { pubkey, msg, sig })

@@ -67,8 +67,11 @@ def completion(client, model, stream, prefixes):
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_requests(description, requests):
+    """Parses the command line, makes each of `requests` (summary key -> (function, stream)),
+    prints the JSON summary and returns the exit status: 0 when every request produced text.
+    Shared with openai_responses.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("base_url")
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--header-prefix", action="append", dest="prefixes")
@@ -76,17 +79,22 @@ def main():
     prefixes = [p.lower() for p in (args.prefixes or ["x-provenance"])]
     client = openai.OpenAI(base_url=args.base_url.rstrip("/") + "/v1",
                            api_key="unused", max_retries=0, timeout=300)
-    summary = {
-        "client": f"openai {openai.__version__}",
-        "chat": chat(client, args.model, False, prefixes),
-        "chat_stream": chat(client, args.model, True, prefixes),
-        "completion": completion(client, args.model, False, prefixes),
-        "completion_stream": completion(client, args.model, True, prefixes),
-    }
+    summary = {"client": f"openai {openai.__version__}"}
+    for key, (request, stream) in requests.items():
+        summary[key] = request(client, args.model, stream, prefixes)
     json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
     print()
     ok = all(summary[k]["text"] for k in summary if k != "client")
     return 0 if ok else 1
+
+
+def main():
+    return run_requests(__doc__.split("\n\n")[0], {
+        "chat": (chat, False),
+        "chat_stream": (chat, True),
+        "completion": (completion, False),
+        "completion_stream": (completion, True),
+    })
 
 
 if __name__ == "__main__":

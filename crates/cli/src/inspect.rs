@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use provenance::event::{self, Limits};
 use provenance::nip19::{self, Nip19};
+use provenance_verify::source::{self, Item, ReadError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::input::{self, Item, ReadError, Source};
+use crate::input::{self, Source};
 use crate::output::{Out, Status as Exit, warn};
 
 /// Show the contents of events or NIP-19 strings (nothing is verified or fetched)
@@ -80,7 +81,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             }
         };
         for path in paths {
-            let result = input::read_events(&path, &limits, &mut |item: Item| {
+            let result = source::read_events(&path, &limits, &mut |item: Item| {
                 let text = match item.text {
                     Ok(text) => text,
                     Err(message) => {

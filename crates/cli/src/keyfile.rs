@@ -55,48 +55,106 @@ pub(crate) fn create(
             .to_bech32()
             .context("nsec encoding failed")?,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    let mut options = OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow::anyhow!(
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    // A symlink at the key's path is never followed: with --force, writing through it would
+    // replace (and chmod) whatever file it points at.
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() {
+            let target =
+                fs::read_link(path).map_or_else(|_| "?".to_owned(), |t| t.display().to_string());
+            bail!(
+                "{} is a symbolic link (to {target}); not writing a key through it: name the file itself with -o",
+                path.display()
+            );
+        }
+        if !force {
+            bail!(
                 "{} already exists; pass --force to overwrite it",
                 path.display()
-            )
-        } else {
-            anyhow::anyhow!("cannot create {}: {e}", path.display())
+            );
         }
-    })?;
-    // An existing file opened with --force keeps its old mode: tighten it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} exists and is not a regular file", path.display());
+        }
     }
-    file.write_all(line.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    // The key is written whole to a new file beside the target (mode 0600 from the start),
+    // then put in place: linked (which fails if the name was taken meanwhile) or, with
+    // --force, renamed over the old file. Neither follows a symlink at the destination.
+    let temp = write_new(dir, &line)?;
+    let placed = if force {
+        fs::rename(&temp, path)
+    } else {
+        fs::hard_link(&temp, path).and_then(|()| fs::remove_file(&temp))
+    };
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&temp);
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            bail!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            );
+        }
+        bail!("cannot create {}: {e}", path.display());
+    }
+    // The new directory entry survives a crash too.
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
     Ok(())
+}
+
+/// Creates a file with a fresh name in `dir` (mode 0600, never an existing file) holding
+/// `line` and a newline, synced to disk; returns its path.
+fn write_new(dir: &Path, line: &str) -> Result<PathBuf> {
+    for attempt in 0u32..16 {
+        let name = format!(
+            ".key-{}-{}-{attempt}.tmp",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        let temp = dir.join(name);
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = match options.open(&temp) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => bail!("cannot create a file in {}: {e}", dir.display()),
+        };
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            bail!("cannot write {}: {e}", temp.display());
+        }
+        return Ok(temp);
+    }
+    bail!("cannot find a free temporary name in {}", dir.display())
 }
 
 /// Loads a key file (plain or encrypted).
 pub(crate) fn load(path: &Path) -> Result<Keys> {
+    // Opening a FIFO with no writer would block for ever: look at the file type first.
+    let meta =
+        fs::metadata(path).with_context(|| format!("cannot open key file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("key file {} is not a regular file", path.display());
+    }
     let file =
         fs::File::open(path).with_context(|| format!("cannot open key file {}", path.display()))?;
     #[cfg(unix)]

@@ -58,11 +58,47 @@ struct LabelMessage {
     relays: Vec<RelayAnswer>,
 }
 
+/// What one relay answered to a published label.
 #[derive(Serialize)]
-struct RelayAnswer {
-    relay: String,
-    accepted: bool,
-    message: String,
+pub(crate) struct RelayAnswer {
+    pub(crate) relay: String,
+    pub(crate) accepted: bool,
+    pub(crate) message: String,
+}
+
+/// Sends a signed label event to every relay (none: nothing is sent) and collects their
+/// answers; a relay that fails is an answer that was not accepted.
+pub(crate) fn publish(
+    signed: &provenance::Event,
+    relays: &[String],
+    timeout: Duration,
+) -> Result<Vec<RelayAnswer>> {
+    if relays.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let opts = provenance_relay::Options {
+        eose_timeout: timeout,
+        ..provenance_relay::Options::default()
+    };
+    let reports = runtime.block_on(provenance_relay::publish(relays, signed, &opts));
+    Ok(reports
+        .into_iter()
+        .map(|report| {
+            let (accepted, message) = match report.outcome {
+                Ok(ack) => (ack.accepted, ack.message),
+                Err(e) => (false, e.to_string()),
+            };
+            RelayAnswer {
+                relay: report.relay,
+                accepted,
+                message,
+            }
+        })
+        .collect())
 }
 
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
@@ -99,31 +135,10 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         detail: args.detail.clone(),
     };
     let signed = label.sign(&keys, &SystemClock)?;
-    let mut answers = Vec::new();
     let mut exit = Exit::default();
-    if !args.relays.is_empty() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        let opts = provenance_relay::Options {
-            eose_timeout: Duration::from_secs(args.timeout),
-            ..provenance_relay::Options::default()
-        };
-        for report in runtime.block_on(provenance_relay::publish(&args.relays, &signed, &opts)) {
-            let (accepted, message) = match report.outcome {
-                Ok(ack) => (ack.accepted, ack.message),
-                Err(e) => (false, e.to_string()),
-            };
-            if !accepted {
-                exit.error();
-            }
-            answers.push(RelayAnswer {
-                relay: report.relay,
-                accepted,
-                message,
-            });
-        }
+    let answers = publish(&signed, &args.relays, Duration::from_secs(args.timeout))?;
+    if answers.iter().any(|a| !a.accepted) {
+        exit.error();
     }
     let mut out = Out::new(args.json);
     if args.json {

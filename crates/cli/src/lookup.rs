@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use provenance::PublicKey;
+use provenance::{PublicKey, nip19};
 use provenance_lookup::http::{self, Config};
 use provenance_lookup::ingest::{self, IngestReport};
 use provenance_lookup::{Index, TrustList};
 
 use crate::output::{self, Status};
+
+/// How long each NIP-05 name of a --trust list has to resolve.
+const NIP05_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Index provenance events and answer "was this text produced by a model that signs its
 /// output?" over HTTP
@@ -62,6 +65,16 @@ struct ServeArgs {
     /// Largest request body in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     body_limit: usize,
+    /// Connections open at once; more wait to be accepted
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has to send a request head; also how long an idle keep-alive
+    /// connection stays open
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds a client has to send a whole request body, from its head
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    body_timeout: u64,
     /// Requests a client IP may make in a burst
     #[arg(long, value_name = "N", default_value_t = 30)]
     rate_burst: u32,
@@ -85,6 +98,10 @@ struct IngestArgs {
     /// more means fewer, larger writes on a big ingest
     #[arg(long, value_name = "MIB", default_value_t = 512)]
     memory: usize,
+    /// Bytes of event JSON after which an ingest batch (one transaction) ends; batches also
+    /// end at 4,096 events. Bounds the events held in memory whatever their size
+    #[arg(long, value_name = "BYTES", default_value_t = ingest::BATCH_BYTES)]
+    batch_bytes: usize,
     /// JSON Lines files of events
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -106,9 +123,13 @@ fn ingest_files(args: IngestArgs) -> Result<std::process::ExitCode> {
     // About 16 bytes a key in memory.
     index.set_pending_limit(args.memory.max(1) << 16);
     let mut status = Status::default();
+    let limits = ingest::BatchLimits {
+        bytes: args.batch_bytes,
+        ..ingest::BatchLimits::default()
+    };
     if let Some(store) = &args.signer_db {
         let started = std::time::Instant::now();
-        let report = ingest::ingest_signer_db(&mut index, store)
+        let report = ingest::ingest_signer_db_with(&mut index, store, limits)
             .with_context(|| format!("ingesting {}", store.display()))?;
         print_report(&store.display().to_string(), &report, started.elapsed());
         if report.rejected > 0 {
@@ -118,11 +139,11 @@ fn ingest_files(args: IngestArgs) -> Result<std::process::ExitCode> {
     for file in &args.files {
         let started = std::time::Instant::now();
         let report = if file.as_os_str() == "-" {
-            ingest::ingest_jsonl(&mut index, std::io::stdin().lock())
+            ingest::ingest_jsonl_with(&mut index, std::io::stdin().lock(), limits)
         } else {
             let f = std::fs::File::open(file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
-            ingest::ingest_jsonl(&mut index, BufReader::with_capacity(1 << 20, f))
+            ingest::ingest_jsonl_with(&mut index, BufReader::with_capacity(1 << 20, f), limits)
         }
         .with_context(|| format!("ingesting {}", file.display()))?;
         print_report(&file.display().to_string(), &report, started.elapsed());
@@ -141,12 +162,14 @@ fn print_report(source: &str, report: &IngestReport, took: Duration) {
     let seen = report.indexed + report.duplicate + report.rejected;
     let _ = writeln!(
         std::io::stdout().lock(),
-        "{source}: {} indexed, {} already indexed, {} rejected ({seen} in {:.1} s, {:.0}/s)",
+        "{source}: {} indexed, {} already indexed, {} rejected ({seen} in {:.1} s, {:.0}/s, {} batch{})",
         report.indexed,
         report.duplicate,
         report.rejected,
         took.as_secs_f64(),
-        seen as f64 / took.as_secs_f64().max(1e-9)
+        seen as f64 / took.as_secs_f64().max(1e-9),
+        report.batches,
+        if report.batches == 1 { "" } else { "es" }
     );
     for reason in &report.reasons {
         output::warn(&format!("{source}: rejected {reason}"));
@@ -154,24 +177,16 @@ fn print_report(source: &str, report: &IngestReport, took: Duration) {
 }
 
 fn parse_key(s: &str) -> Result<PublicKey> {
-    if s.starts_with("npub1") {
-        provenance::nip19::decode_npub(s).with_context(|| format!("{s} is not an npub"))
-    } else {
-        PublicKey::from_hex(s).with_context(|| format!("{s} is not a public key"))
-    }
+    nip19::parse_public_key(s).with_context(|| format!("{s} is not a public key"))
 }
 
 fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let trust = match &args.trust {
         None => TrustList::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let list = TrustList::parse(&text).with_context(|| path.display().to_string())?;
-            if list.is_empty() {
-                bail!("trust list {} names no keys", path.display());
-            }
-            list
+            // The verifier's trust-list format, NIP-05 names included (looked up now).
+            let list = provenance_verify::trust::load(path, NIP05_TIMEOUT)?;
+            TrustList::from_keys(list.keys().to_vec())
         }
     };
     let authors = args
@@ -192,6 +207,7 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         config.allowed_origins = args.allow_origins.clone();
     }
     let index = Arc::new(Mutex::new(open(&args.db)?));
+    crate::fdlimit::raise();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         if !args.relays.is_empty() {
@@ -211,7 +227,12 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         let addr = listener.local_addr()?;
         // The first line of stdout says where the server is (tests read it).
         println!("listening on http://{addr}");
-        http::serve(listener, http::router(index, trust, config))
+        let limits = http::Limits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+        };
+        http::serve_with(listener, http::router(index, trust, config), limits)
             .await
             .context("server failed")?;
         Ok(std::process::ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 //! Thin glue: parse arguments, call the libraries, render, exit. Exit status 0 means
 //! everything checked holds, 1 that a claim failed, 2 an error (errors win).
 
+mod fdlimit;
 mod hash;
 mod input;
 mod inspect;
@@ -11,9 +12,9 @@ mod keygen;
 mod label;
 mod lookup;
 mod output;
+mod replay;
 mod serve;
 mod sign;
-mod trust;
 mod verify;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ enum Command {
     Label(label::Args),
     Lookup(lookup::Args),
     Serve(serve::Args),
+    Replay(replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Label(args) => label::run(args),
         Command::Lookup(args) => lookup::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => code,

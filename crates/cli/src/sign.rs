@@ -1,14 +1,14 @@
 //! `provenance sign`: sign a record for output bytes, offline.
 
-use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use provenance::clock::SystemClock;
 use provenance::commitment::{FORMAT_TEXT, PromptCommitment, Salt};
 use provenance::record::Output;
-use provenance::{Record, event, nip19};
+use provenance::template::Template;
+use provenance::{event, nip19};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,6 +39,11 @@ pub(crate) struct Args {
     /// Publish the output text inside the record (off by default: only hashes are published)
     #[arg(long)]
     include_text: bool,
+    /// Leave `output.fingerprints` out (written for UTF-8 text by default: they let a copied
+    /// paragraph be looked up, and reveal which runs of words the text holds to whoever can
+    /// guess them)
+    #[arg(long)]
+    no_fingerprints: bool,
     /// Commit to this prompt (its bytes as given) with a fresh salt; the salt is printed
     #[arg(long, value_name = "FILE")]
     prompt: Option<PathBuf>,
@@ -68,9 +73,9 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     };
     let keys = keyfile::load(&key_path)?;
     let output = read_capped(&args.output_file, MAX_INPUT_BYTES)?;
-    let mut record = match (&args.record, &args.model_name) {
+    let template = match (&args.record, &args.model_name) {
         (Some(path), _) => template(path)?,
-        (None, Some(name)) => serde_json::json!({ "model": { "name": name } }),
+        (None, Some(name)) => Template::for_model(name),
         (None, None) => bail!("pass --record FILE or --model-name NAME"),
     };
     let mut out_desc = Output::from_bytes(&output, &args.mime);
@@ -83,22 +88,28 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         })?;
         out_desc = out_desc.with_text(text);
     }
-    let salt = match &args.prompt {
+    // Fingerprints of a text output, as for its normalised hash.
+    if !args.no_fingerprints
+        && out_desc.normalized.is_some()
+        && let Ok(text) = std::str::from_utf8(&output)
+    {
+        out_desc = out_desc.with_fingerprints(text);
+    }
+    let (salt, commitment) = match &args.prompt {
         Some(path) => {
             let prompt = read_capped(path, MAX_INPUT_BYTES)?;
             let salt = Salt::random();
             let commitment = PromptCommitment::commit(FORMAT_TEXT, &prompt, &salt);
-            record["prompt"] = serde_json::to_value(commitment)?;
-            Some(salt)
+            (Some(salt), Some(commitment))
         }
-        None => None,
+        None => (None, None),
     };
-    record["output"] = serde_json::to_value(out_desc)?;
-    record["v"] = Value::from(provenance::record::RECORD_VERSION);
-    let record: Record = serde_json::from_value(record).with_context(|| match &args.record {
-        Some(p) => format!("record template {} is not a valid record", p.display()),
-        None => "cannot build the record".to_owned(),
-    })?;
+    let record = template
+        .fill(&out_desc, commitment.as_ref())
+        .map_err(|e| match &args.record {
+            Some(p) => anyhow::anyhow!("record template {} {e}", p.display()),
+            None => anyhow::anyhow!("cannot build the record: {e}"),
+        })?;
     let signed = event::sign(&record, &keys, &SystemClock)?;
     let nevent = nip19::Nevent {
         id: signed.id,
@@ -130,51 +141,13 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a record template: a JSON object without `output`.
-fn template(path: &PathBuf) -> Result<Value> {
+/// Reads a record template: a JSON object without `output` ([`Template`]).
+fn template(path: &Path) -> Result<Template> {
     let bytes = read_capped(path, MAX_RECORD_BYTES)?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("record template {} is not JSON", path.display()))?;
-    let Value::Object(map) = &value else {
-        bail!("record template {} is not a JSON object", path.display());
-    };
-    if map.contains_key("output") {
-        bail!(
-            "record template {} contains `output`: it is computed from --output-file",
-            path.display()
-        );
-    }
-    if map
-        .get("v")
-        .is_some_and(|v| v != &Value::from(provenance::record::RECORD_VERSION))
-    {
-        bail!(
-            "record template {}: only record version 1 is supported",
-            path.display()
-        );
-    }
-    Ok(value)
+    Template::parse(&bytes).map_err(|e| anyhow::anyhow!("record template {} {e}", path.display()))
 }
 
 /// Reads a file (or stdin for "-") of at most `cap` bytes.
-pub(crate) fn read_capped(path: &PathBuf, cap: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let name = path.display();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .take(cap + 1)
-            .read_to_end(&mut buf)
-            .context("cannot read stdin")?;
-    } else {
-        fs::File::open(path)
-            .with_context(|| format!("cannot open {name}"))?
-            .take(cap + 1)
-            .read_to_end(&mut buf)
-            .with_context(|| format!("cannot read {name}"))?;
-    }
-    if buf.len() as u64 > cap {
-        bail!("{name} is over the limit of {cap} bytes");
-    }
-    Ok(buf)
+pub(crate) fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    Ok(provenance_verify::source::read_capped(path, cap)?)
 }

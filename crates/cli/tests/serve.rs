@@ -11,7 +11,9 @@ use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
 use provenance::Keys;
-use serve_common::{curl, event_id, header, prompt_opens, read_request, runtime, serve, verify};
+use serve_common::{
+    closed_port, curl, event_id, header, prompt_opens, read_request, runtime, serve, verify,
+};
 
 const SSE: &[&str] = &[
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
@@ -177,13 +179,11 @@ fn curl_through_the_proxy_gets_signed_answers_that_verify() {
 #[test]
 fn upstream_down_is_a_502_with_the_reason_and_nothing_signed() {
     let dir = tempfile::tempdir().unwrap();
-    // A port with nothing listening: bind, note, close.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), &[]);
+    let server = serve(
+        dir.path(),
+        &format!("http://127.0.0.1:{}", closed_port()),
+        &[],
+    );
     let request = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
     let url = format!("{}/v1/chat/completions", server.base);
     let (status, headers, body) = curl(&["-d", request, &url]);

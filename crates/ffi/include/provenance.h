@@ -55,7 +55,7 @@ extern "C" {
 #define PROVENANCE_MAX_MIME_BYTES 1024
 #define PROVENANCE_MAX_EVENT_JSON_BYTES (512 * 1024)
 
-/* A signing key. Opaque; immutable after creation. */
+/* A signing key. Opaque; immutable after creation but for its fingerprints setting. */
 typedef struct ProvenanceSigner ProvenanceSigner;
 
 /* The library version, e.g. "0.1.0". Static: do not free. */
@@ -68,6 +68,12 @@ ProvenanceSigner *provenance_signer_new(const char *secret_key, char **err);
 
 /* Frees a signer. NULL is ignored. No thread may use the signer during or after the call. */
 void provenance_signer_free(ProvenanceSigner *signer);
+
+/* Turns the fingerprints of text outputs (output.fingerprints, docs/fingerprint.md) on (`on`
+ * not 0, the default) or off for the signatures that follow. They let a paragraph copied out
+ * of an answer be looked up, and reveal which runs of five words the text holds to whoever
+ * can guess them. NULL is ignored. Safe while other threads sign with the signer. */
+void provenance_signer_set_fingerprints(const ProvenanceSigner *signer, int on);
 
 /* Builds a record and signs it as a provenance event (kind 1988), like
  * `provenance sign --record FILE --output-file FILE [--prompt FILE]`.
@@ -100,7 +106,7 @@ int provenance_sign(const ProvenanceSigner *signer,
  *
  * Returns PROVENANCE_OK (0) when every claim holds and PROVENANCE_VERIFY_FAILS (1) when one
  * failed, both with a verdict in *verdict_json_out:
- *   {"holds":true,"id":"<hex>","author":"<hex>","kind":1988,
+ *   {"id":"<hex>","author":"<hex>","kind":1988,"holds":true,
  *    "claims":[{"code":"event.sig.valid","status":"proven","detail":"..."}, ...],
  *    "record":{...}}   ("record" only when the content parsed as a record)
  * Returns PROVENANCE_VERIFY_ERROR (2) when the input could not be checked at all (NULL, not

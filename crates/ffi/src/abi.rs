@@ -30,6 +30,8 @@ use crate::{
 #[derive(Debug)]
 pub struct ProvenanceSigner {
     keys: Keys,
+    /// Write `output.fingerprints` for text outputs (on by default).
+    fingerprints: std::sync::atomic::AtomicBool,
 }
 
 /// The library version, e.g. `"0.1.0"`: a static string, never freed.
@@ -58,7 +60,10 @@ pub unsafe extern "C" fn provenance_signer_new(
             .ok_or_else(|| Error::new(PROVENANCE_ERR_NULL, "secret_key is NULL"))?;
         // This function reports failure as NULL + message only, so the code is not seen.
         let keys = ops::keys(secret).map_err(|m| Error::new(PROVENANCE_ERR_NULL, m))?;
-        Ok(Box::into_raw(Box::new(ProvenanceSigner { keys })))
+        Ok(Box::into_raw(Box::new(ProvenanceSigner {
+            keys,
+            fingerprints: std::sync::atomic::AtomicBool::new(true),
+        })))
     }));
     match flatten(result) {
         Ok(signer) => signer,
@@ -82,6 +87,27 @@ pub unsafe extern "C" fn provenance_signer_free(signer: *mut ProvenanceSigner) {
         // SAFETY: the pointer came from `Box::into_raw` in `provenance_signer_new` and is
         // freed once, as the caller promises.
         drop(unsafe { Box::from_raw(signer) });
+    }
+}
+
+/// Turns the fingerprints of text outputs (`output.fingerprints`, docs/fingerprint.md) on
+/// (`on` not 0, the default) or off for the signatures that follow. They let a paragraph
+/// copied out of an answer be looked up, and reveal which runs of five words the text holds
+/// to whoever can guess them. NULL is ignored. Safe while other threads sign with `signer`.
+///
+/// # Safety
+///
+/// `signer` is NULL or a live signer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn provenance_signer_set_fingerprints(
+    signer: *const ProvenanceSigner,
+    on: c_int,
+) {
+    // SAFETY: `signer` is NULL or a live signer, as the caller promises.
+    if let Some(signer) = unsafe { signer.as_ref() } {
+        signer
+            .fingerprints
+            .store(on != 0, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -144,7 +170,10 @@ pub unsafe extern "C" fn provenance_sign(
                 read_bytes(prompt, prompt_len, MAX_INPUT_BYTES, "prompt")?,
             )
         };
-        let signed = ops::sign(&signer.keys, template, output, mime, prompt)?;
+        let fingerprints = signer
+            .fingerprints
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let signed = ops::sign(&signer.keys, template, output, mime, prompt, fingerprints)?;
         // SAFETY: both out-pointers were checked above (the salt one whenever a prompt, and so
         // a salt, exists).
         unsafe {

@@ -5,11 +5,10 @@ use std::ffi::c_int;
 use provenance::clock::SystemClock;
 use provenance::commitment::{FORMAT_TEXT, PromptCommitment, Salt};
 use provenance::event::{self, Limits};
-use provenance::record::{Output, RECORD_VERSION, Record};
-use provenance::verdict::Claim;
+use provenance::record::Output;
+use provenance::template::{Template, TemplateError};
 use provenance::{Keys, SecretKey};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use provenance_verify::Verdict;
 
 use crate::{
     MAX_EVENT_JSON_BYTES, PROVENANCE_ERR_RECORD, PROVENANCE_ERR_SIGN, PROVENANCE_VERIFY_ERROR,
@@ -53,56 +52,33 @@ pub(crate) fn sign(
     output: &[u8],
     mime: &str,
     prompt: Option<&[u8]>,
+    fingerprints: bool,
 ) -> Result<Signed, Error> {
-    let record_err = |m: String| Error::new(PROVENANCE_ERR_RECORD, m);
-    let mut fields: Map<String, Value> = serde_json::from_str(template)
-        .map_err(|e| record_err(format!("record template is not a JSON object: {e}")))?;
-    if fields.contains_key("output") {
-        return Err(record_err(
-            "record template contains `output`: it is computed from the output bytes".into(),
-        ));
-    }
-    if fields
-        .get("v")
-        .is_some_and(|v| v != &Value::from(RECORD_VERSION))
+    let record_err =
+        |e: TemplateError| Error::new(PROVENANCE_ERR_RECORD, format!("record template {e}"));
+    let template = Template::parse(template.as_bytes()).map_err(record_err)?;
+    let salt = prompt.map(|prompt| (Salt::random(), prompt));
+    let commitment = salt
+        .as_ref()
+        .map(|(salt, prompt)| PromptCommitment::commit(FORMAT_TEXT, prompt, salt));
+    let mut described = Output::from_bytes(output, mime);
+    // Fingerprints of a text output, as for its normalised hash.
+    if fingerprints
+        && described.normalized.is_some()
+        && let Ok(text) = std::str::from_utf8(output)
     {
-        return Err(record_err(format!(
-            "record template: only record version {RECORD_VERSION} is supported"
-        )));
+        described = described.with_fingerprints(text);
     }
-    let salt = prompt.map(|prompt| {
-        let salt = Salt::random();
-        let commitment = PromptCommitment::commit(FORMAT_TEXT, prompt, &salt);
-        fields.insert("prompt".into(), to_value(&commitment));
-        salt
-    });
-    fields.insert("output".into(), to_value(&Output::from_bytes(output, mime)));
-    fields.insert("v".into(), Value::from(RECORD_VERSION));
-    let record: Record = serde_json::from_value(Value::Object(fields))
-        .map_err(|e| record_err(format!("record template is not a valid record: {e}")))?;
+    let record = template
+        .fill(&described, commitment.as_ref())
+        .map_err(record_err)?;
+    let salt = salt.map(|(salt, _)| salt);
     let signed = event::sign(&record, keys, &SystemClock)
         .map_err(|e| Error::new(PROVENANCE_ERR_SIGN, e.to_string()))?;
     Ok(Signed {
         event_json: signed.as_json(),
         salt_hex: salt.as_ref().map(Salt::to_string),
     })
-}
-
-fn to_value<T: Serialize>(value: &T) -> Value {
-    // Record parts serialise to JSON objects of strings and integers: this cannot fail.
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// The verdict JSON written by `provenance_verify`.
-#[derive(Serialize)]
-struct Verdict<'a> {
-    holds: bool,
-    id: String,
-    author: String,
-    kind: u16,
-    claims: &'a [Claim],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<&'a Record>,
 }
 
 /// Parses and verifies event JSON; returns whether it holds and the verdict JSON.
@@ -114,14 +90,8 @@ pub(crate) fn verify(event_json: &str) -> Result<(bool, String), Error> {
     let parsed = event::parse_event(event_json, &limits)
         .map_err(|e| Error::new(PROVENANCE_VERIFY_ERROR, e.to_string()))?;
     let verification = event::verify(&parsed);
-    let verdict = Verdict {
-        holds: verification.holds(),
-        id: parsed.id.to_hex(),
-        author: parsed.pubkey.to_hex(),
-        kind: parsed.kind.as_u16(),
-        claims: verification.claims(),
-        record: verification.record(),
-    };
+    // The verdict every reporting path serialises (`provenance verify --json` adds the input).
+    let verdict = Verdict::new(&parsed, &verification);
     let json = serde_json::to_string(&verdict)
         .map_err(|e| Error::new(PROVENANCE_VERIFY_ERROR, e.to_string()))?;
     Ok((verdict.holds, json))
@@ -142,6 +112,7 @@ mod tests {
             b"The sky is blue.",
             provenance::record::TEXT_PLAIN_UTF8,
             Some(b"hi"),
+            true,
         )
         .unwrap();
         let event = event::parse_event(&signed.event_json, &Limits::default()).unwrap();
@@ -162,8 +133,36 @@ mod tests {
             verified.check_output(b"The sky is blue.").status,
             provenance::verdict::Status::Proven
         );
+        // Fingerprints by default, none when turned off (five words make one).
+        let text = b"one two three four five six seven eight nine ten";
+        let with = |on| {
+            let signed = sign(
+                &keys,
+                r#"{"model":{"name":"m"}}"#,
+                text,
+                "text/plain",
+                None,
+                on,
+            )
+            .unwrap();
+            let event = event::parse_event(&signed.event_json, &Limits::default()).unwrap();
+            let verification = event::verify(&event);
+            verification
+                .verified()
+                .unwrap()
+                .record()
+                .output
+                .fingerprints
+                .is_some()
+        };
+        assert!(with(true));
+        assert!(!with(false));
         let (holds, json) = verify(&signed.event_json).unwrap();
         assert!(holds, "{json}");
+        // The shared verdict, without an input: the fields `provenance verify --json` writes.
+        let shared = serde_json::to_string(&Verdict::new(&event, &verification)).unwrap();
+        assert_eq!(json, shared);
+        assert!(json.starts_with(r#"{"id":""#), "{json}");
     }
 
     #[test]
@@ -177,7 +176,7 @@ mod tests {
             r#"{"model":{}}"#,
             r#"{"model":{"name":"m"},"colour":"blue"}"#,
         ] {
-            let err = sign(&keys, template, b"x", "text/plain", None)
+            let err = sign(&keys, template, b"x", "text/plain", None, true)
                 .err()
                 .unwrap_or_else(|| panic!("{template} signed"));
             assert_eq!(
@@ -192,7 +191,7 @@ mod tests {
     fn integers_outside_i_json_are_sign_errors() {
         let keys = keys(KEY).unwrap();
         let template = r#"{"model":{"name":"m","bytes":9007199254740993}}"#;
-        let err = sign(&keys, template, b"x", "text/plain", None)
+        let err = sign(&keys, template, b"x", "text/plain", None, true)
             .err()
             .unwrap();
         assert_eq!(err.code, PROVENANCE_ERR_SIGN, "{}", err.message);

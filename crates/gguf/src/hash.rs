@@ -100,13 +100,10 @@ impl Hasher {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io_error)?;
+        let file = open_regular(path).map_err(io_error)?;
         let before = file.metadata().map_err(io_error)?;
         if !before.is_file() {
-            return Err(io_error(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
+            return Err(io_error(not_regular()));
         }
         let result = self.hash_stream(file, before.len(), progress);
         let after = std::fs::metadata(path).map_err(io_error)?;
@@ -517,4 +514,17 @@ impl DataState {
         }
         Ok((self.gguf, digests))
     }
+}
+
+/// Opens `path` for reading if it is a regular file (after symlinks), checked before the
+/// open: opening a FIFO with no writer, or some devices, blocks forever.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    File::open(path)
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
 }

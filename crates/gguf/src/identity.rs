@@ -26,9 +26,9 @@ use std::collections::{BTreeMap, HashMap};
 use provenance::digest::{Blake3Digest, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
+use crate::encode::encode_array;
 use crate::reader::{Gguf, Value};
 use crate::types::{GgmlType, file_type_name};
-use crate::write::encode_array;
 
 /// Everything [`crate::Hasher`] computes about one file, from one pass over its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,12 +44,16 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+// Without `write`, only the array encoding (for metadata digests) is used.
+#[cfg_attr(not(feature = "write"), allow(dead_code, unreachable_pub))]
+mod encode;
 mod error;
 mod hash;
 pub mod identity;
 mod reader;
 pub mod resolve;
 mod types;
+#[cfg(feature = "write")]
 pub mod write;
 
 pub use cache::Cache;
@@ -61,7 +65,8 @@ pub use reader::{
 };
 pub use types::{BlockSize, GgmlType, ValueType, file_type_name};
 
-/// Entry points for the fuzz targets. Not part of the stable API.
+/// Entry points for the fuzz targets (with the `write` feature). Not part of the stable API.
+#[cfg(feature = "write")]
 #[doc(hidden)]
 pub mod internal {
     use crate::{Gguf, Hasher, write};

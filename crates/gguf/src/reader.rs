@@ -11,7 +11,6 @@
 //! and without overlaps) but never loaded. [`crate::Hasher`] streams the data.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -179,7 +178,7 @@ impl Gguf {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io_error)?;
+        let mut file = crate::hash::open_regular(path).map_err(io_error)?;
         let file_len = file.metadata().map_err(io_error)?.len();
         let limits = Limits::default();
         let mut prefix = Vec::new();

@@ -148,6 +148,64 @@ struct Layer {
     size: Option<u64>,
 }
 
+/// Why [`identify`] gave no identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentifyError {
+    /// The name did not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The file could not be hashed.
+    #[error(transparent)]
+    Hash(#[from] crate::HashError),
+    /// The file does not have the digest the store names it by.
+    #[error("{name}: the store names the file sha256 {expected}, but it hashes to {found}")]
+    StoreMismatch {
+        /// The name given.
+        name: String,
+        /// The digest the store names the file by.
+        expected: Sha256Digest,
+        /// The digest of the file.
+        found: Sha256Digest,
+    },
+}
+
+/// Resolves `name` ([`resolve`]), hashes the file (through `cache` when given) and checks the
+/// digest the store names it by: the one way a model name becomes a [`ModelIdentity`], for the
+/// signer (whose record names the weights) and the verifier (which compares them). Nothing is
+/// hashed when the name does not resolve.
+/// `before_hashing` is called once the name resolved, before the (long) hashing starts.
+///
+/// # Errors
+///
+/// The name does not resolve, the file cannot be hashed, or it is not the file the store
+/// names.
+///
+/// [`ModelIdentity`]: crate::ModelIdentity
+pub fn identify(
+    name: &str,
+    dirs: &StoreDirs,
+    cache: Option<&crate::Cache>,
+    before_hashing: &mut dyn FnMut(&Resolved),
+) -> Result<(Resolved, crate::ModelIdentity), IdentifyError> {
+    let resolved = resolve(name, dirs)?;
+    before_hashing(&resolved);
+    let identity = match cache {
+        Some(cache) => cache.digest_file(&resolved.path)?,
+        None => crate::Hasher::new().hash_file(&resolved.path)?,
+    };
+    if let Some(expected) = resolved.expected_sha256 {
+        if expected != identity.sha256 {
+            return Err(IdentifyError::StoreMismatch {
+                name: name.to_owned(),
+                expected,
+                found: identity.sha256,
+            });
+        }
+    }
+    Ok((resolved, identity))
+}
+
 fn resolve_ollama(name: &str, spec: &str, models: &Path) -> Result<Resolved, ResolveError> {
     let bad = |reason| ResolveError::BadName {
         name: name.to_owned(),
@@ -275,7 +333,7 @@ fn resolve_hf(name: &str, spec: &str, hub: &Path) -> Result<Resolved, ResolveErr
 }
 
 fn read_small(path: &Path, what: &str, hint: &'static str) -> Result<Vec<u8>, ResolveError> {
-    let file = fs::File::open(path).map_err(|_| ResolveError::NotFound {
+    let file = crate::hash::open_regular(path).map_err(|_| ResolveError::NotFound {
         what: what.to_owned(),
         path: path.to_owned(),
         hint,

@@ -161,3 +161,35 @@ fn plain_paths_pass_through() {
     assert_eq!(r.path, Path::new("models/x.gguf"));
     assert_eq!(r.expected_sha256, None);
 }
+
+#[test]
+fn identify_hashes_what_resolves_and_checks_the_stores_digest() {
+    use provenance_gguf::resolve::{IdentifyError, identify};
+    let dir = tempfile::tempdir().unwrap();
+    let blob = tiny();
+    let digest = sha256(&blob).to_string();
+    let store = dir.path().join("ollama");
+    ollama_store(&store, "library", "tiny", "latest", &blob, &digest);
+    // A blob that is not the file the store names it by.
+    ollama_store(&store, "library", "liar", "latest", &blob, &"2".repeat(64));
+    let mut hashed = Vec::new();
+    let (resolved, identity) = identify("ollama:tiny", &dirs(dir.path()), None, &mut |r| {
+        hashed.push(r.path.clone())
+    })
+    .unwrap();
+    assert_eq!(identity.sha256.to_string(), digest);
+    assert_eq!(hashed, std::slice::from_ref(&resolved.path));
+    let err = identify("ollama:liar", &dirs(dir.path()), None, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, IdentifyError::StoreMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains("the store names the file sha256"),
+        "{err}"
+    );
+    // Nothing is hashed when the name does not resolve.
+    let mut called = false;
+    let err = identify("ollama:absent", &dirs(dir.path()), None, &mut |_| {
+        called = true
+    });
+    assert!(matches!(err, Err(IdentifyError::Resolve(_))));
+    assert!(!called);
+}

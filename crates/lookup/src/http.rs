@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use provenance::digest::Sha256Digest;
 use provenance::fingerprint::{self, Fingerprints};
+pub use provenance_signer::listen::Limits;
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -379,11 +380,17 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
 }
 
 /// Serves `app` on `listener` until the process ends, with each client's address available
-/// to the rate limiter.
+/// to the rate limiter, under the default [`Limits`].
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    serve_with(listener, app, Limits::default()).await
+}
+
+/// [`serve`] with what one client may hold of the server (connections, header and body
+/// timeouts: [`Limits`], whose fields state their defaults) other than the defaults.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+) -> std::io::Result<()> {
+    provenance_signer::listen::serve(listener, app, limits, std::future::pending()).await
 }

@@ -14,14 +14,48 @@ use provenance::PublicKey;
 use provenance::event;
 use provenance::nostr::prelude::{Filter, Kind, Timestamp};
 use provenance_relay::{Options, RelayReport, StreamItem};
+use provenance_signer::store::{StoreError, StoreReader};
+use provenance_verify::source::{Line, read_line_capped};
 use rayon::prelude::*;
-use rusqlite::{Connection, OpenFlags, params};
 
 use crate::error::Error;
 use crate::index::{Index, Ingested, Prepared};
 
-/// Events per transaction in bulk ingest, verified together on every core.
+/// Most events per transaction in bulk ingest, verified together on every core.
 pub const BATCH: usize = 4096;
+
+/// Most bytes of event JSON per transaction in bulk ingest: a batch ends once it holds this
+/// many (or [`BATCH`] events, whichever comes first), so that large events from a file, a
+/// store or a followed relay do not make a batch hold up to [`BATCH`] times 512 KiB. Ingest
+/// holds about three batches at once (one read, one verified, one being written).
+pub const BATCH_BYTES: usize = 16 << 20;
+
+/// Where bulk ingest cuts its batches: after `events` events or once they hold `bytes` bytes
+/// of event JSON, whichever comes first; a batch holds at least one event, so one event
+/// larger than `bytes` is a batch of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most events per batch.
+    pub events: usize,
+    /// Bytes of event JSON after which a batch ends.
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            events: BATCH,
+            bytes: BATCH_BYTES,
+        }
+    }
+}
+
+impl BatchLimits {
+    /// Whether a batch of `events` events holding `bytes` bytes is full.
+    fn full(&self, events: usize, bytes: usize) -> bool {
+        events >= self.events.max(1) || bytes >= self.bytes
+    }
+}
 
 /// Longest line accepted in a JSON Lines file (events are at most 512 KiB by default).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -37,6 +71,8 @@ pub struct IngestReport {
     pub rejected: u64,
     /// Up to 20 reasons for refusals, for the log.
     pub reasons: Vec<String>,
+    /// Batches read, verified and committed (one transaction each); see [`BatchLimits`].
+    pub batches: u64,
 }
 
 impl IngestReport {
@@ -54,7 +90,7 @@ impl IngestReport {
     }
 }
 
-/// Up to [`BATCH`] inputs: event JSON, or why an input is no event (an unreadable line); and
+/// Up to [`BatchLimits`] inputs: event JSON, or why an input is no event (an unreadable line); and
 /// where the source stands once they are indexed.
 struct Chunk {
     inputs: Vec<Result<String, String>>,
@@ -76,6 +112,7 @@ fn ingest_chunks(
         let writer = scope.spawn(move || -> Result<IngestReport, Error> {
             let mut report = IngestReport::default();
             for (prepared, position) in receive {
+                report.batches += 1;
                 index.in_batch(|index| {
                     for p in prepared {
                         report.add(match p {
@@ -139,11 +176,20 @@ fn ingest_chunks(
 }
 
 /// Ingests a JSON Lines stream of events (one event object per line; blank lines skipped),
-/// verifying on every core and committing every [`BATCH`] events. A line longer than
-/// [`MAX_LINE_BYTES`] is rejected. Every event is found by lookups when this returns; a
-/// crash before leaves an index that [`Index::open`] completes, and a rerun skips the events
-/// already indexed.
-pub fn ingest_jsonl(index: &mut Index, mut reader: impl BufRead) -> Result<IngestReport, Error> {
+/// verifying on every core and committing in batches of the default [`BatchLimits`]. A line
+/// longer than [`MAX_LINE_BYTES`] is rejected. Every event is found by lookups when this
+/// returns; a crash before leaves an index that [`Index::open`] completes, and a rerun skips
+/// the events already indexed.
+pub fn ingest_jsonl(index: &mut Index, reader: impl BufRead) -> Result<IngestReport, Error> {
+    ingest_jsonl_with(index, reader, BatchLimits::default())
+}
+
+/// [`ingest_jsonl`] with batches cut at `limits`.
+pub fn ingest_jsonl_with(
+    index: &mut Index,
+    mut reader: impl BufRead,
+    limits: BatchLimits,
+) -> Result<IngestReport, Error> {
     let reader: &mut dyn BufRead = &mut reader;
     let mut line = Vec::new();
     let mut done = false;
@@ -151,14 +197,20 @@ pub fn ingest_jsonl(index: &mut Index, mut reader: impl BufRead) -> Result<Inges
         if done {
             return None;
         }
-        let mut inputs = Vec::with_capacity(BATCH);
-        while inputs.len() < BATCH {
+        let mut inputs = Vec::new();
+        let mut bytes = 0;
+        while !limits.full(inputs.len(), bytes) {
             match read_line(reader, &mut line) {
                 Ok(None) => {
                     done = true;
                     break;
                 }
-                Ok(Some(input)) => inputs.extend(input),
+                Ok(Some(input)) => {
+                    bytes += input
+                        .as_ref()
+                        .map_or(0, |i| i.as_ref().map_or_else(String::len, String::len));
+                    inputs.extend(input);
+                }
                 Err(e) => {
                     done = true;
                     return Some(Err(e));
@@ -173,27 +225,21 @@ pub fn ingest_jsonl(index: &mut Index, mut reader: impl BufRead) -> Result<Inges
     ingest_chunks(index, chunks)
 }
 
-/// The next line: `None` at the end, `Some(None)` for a blank line.
+/// The next line: `None` at the end, `Some(None)` for a blank line. Read by the capped line
+/// reader every JSON Lines input shares ([`provenance_verify::source::read_line_capped`]).
 #[allow(clippy::option_option)]
 fn read_line(
     reader: &mut dyn BufRead,
     line: &mut Vec<u8>,
 ) -> Result<Option<Option<Result<String, String>>>, Error> {
-    line.clear();
-    let io = |source| Error::Io {
+    let read = read_line_capped(reader, MAX_LINE_BYTES, line).map_err(|source| Error::Io {
         path: "input".into(),
         source,
-    };
-    let n = std::io::Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1)
-        .read_until(b'\n', line)
-        .map_err(io)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if line.len() > MAX_LINE_BYTES {
-        // Skip the rest of the overlong line.
-        skip_line(reader)?;
-        return Ok(Some(Some(Err(format!("line over {MAX_LINE_BYTES} bytes")))));
+    })?;
+    match read {
+        Line::End => return Ok(None),
+        Line::TooLong => return Ok(Some(Some(Err(format!("line over {MAX_LINE_BYTES} bytes"))))),
+        Line::Read => {}
     }
     Ok(Some(match std::str::from_utf8(line) {
         Ok(t) if t.trim().is_empty() => None,
@@ -202,38 +248,23 @@ fn read_line(
     }))
 }
 
-fn skip_line(reader: &mut dyn BufRead) -> Result<(), Error> {
-    loop {
-        let buf = reader.fill_buf().map_err(|source| Error::Io {
-            path: "input".into(),
-            source,
-        })?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            reader.consume(i + 1);
-            return Ok(());
-        }
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
 /// Ingests the events of a `provenance serve` event store (its SQLite file, opened read-only)
 /// that this index has not read yet: rows after the last one read, in the order the signer
 /// stored them. Where it stopped is committed with each batch, so a rerun (or the next poll)
-/// goes on from there. The store's schema is `events (request_id, event_id, created_at,
-/// json)` with an implicit rowid (`provenance-signer`'s `store.rs`).
+/// goes on from there. The store is read through the signer's own reader
+/// ([`provenance_signer::store::StoreReader`]), not its schema. Batches are cut at the
+/// default [`BatchLimits`].
 pub fn ingest_signer_db(index: &mut Index, path: &Path) -> Result<IngestReport, Error> {
-    let store = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| not_a_store(path, &e))?;
-    store
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|e| not_a_store(path, &e))?;
+    ingest_signer_db_with(index, path, BatchLimits::default())
+}
+
+/// [`ingest_signer_db`] with batches cut at `limits`.
+pub fn ingest_signer_db_with(
+    index: &mut Index,
+    path: &Path,
+    limits: BatchLimits,
+) -> Result<IngestReport, Error> {
+    let store = StoreReader::open(path).map_err(|e| not_a_store(path, &e))?;
     let name = format!(
         "signer-db:{}",
         std::fs::canonicalize(path)
@@ -241,53 +272,42 @@ pub fn ingest_signer_db(index: &mut Index, path: &Path) -> Result<IngestReport, 
             .display()
     );
     let mut after = index.source_position(&name)?;
-    let last: i64 = store
-        .query_row("SELECT IFNULL(MAX(rowid), 0) FROM events", [], |r| r.get(0))
-        .map_err(|e| not_a_store(path, &e))?;
+    let last = store.last_row().map_err(|e| not_a_store(path, &e))?;
     if last < after {
         // A store smaller than what was read: a new store under the same name. Read it all;
         // events already indexed count as duplicates.
         after = 0;
     }
-    let mut stmt = store
-        .prepare("SELECT rowid, json FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")
-        .map_err(|e| not_a_store(path, &e))?;
     let mut done = false;
     let chunks = std::iter::from_fn(|| {
         if done {
             return None;
         }
-        let rows = stmt
-            .query_map(params![after, BATCH as i64], |r| {
-                let json = match r.get_ref(1)?.as_str() {
-                    Ok(s) => Ok(s.to_owned()),
-                    Err(_) => Err(format!(
-                        "store row {}: json is not text",
-                        r.get::<_, i64>(0)?
-                    )),
-                };
-                Ok((r.get::<_, i64>(0)?, json))
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
-        let rows = match rows {
+        let rows = match store.events_since_capped(after, limits.events.max(1), limits.bytes) {
             Ok(rows) => rows,
             Err(e) => {
                 done = true;
                 return Some(Err(not_a_store(path, &e)));
             }
         };
-        done = rows.len() < BATCH;
-        let last = rows.last()?.0;
+        // An empty answer is the end; a short one may be cut at the byte cap.
+        let last = rows.last()?.row;
         after = last;
         Some(Ok(Chunk {
-            inputs: rows.into_iter().map(|(_, json)| json).collect(),
+            inputs: rows
+                .into_iter()
+                .map(|r| {
+                    r.json
+                        .ok_or_else(|| format!("store row {}: json is not text", r.row))
+                })
+                .collect(),
             position: Some((name.clone(), last)),
         }))
     });
     ingest_chunks(index, chunks)
 }
 
-fn not_a_store(path: &Path, e: &rusqlite::Error) -> Error {
+fn not_a_store(path: &Path, e: &StoreError) -> Error {
     Error::Source {
         detail: format!(
             "{} is not a readable provenance signer store: {e}",
@@ -310,26 +330,44 @@ pub fn provenance_filter(authors: &[PublicKey], since: Option<u64>) -> Filter {
 }
 
 /// Queries `relays` once with `filter` and ingests every event they send. Returns what was
-/// ingested and each relay's report (a relay that failed does not stop the others).
+/// ingested and each relay's report (a relay that failed does not stop the others). Batches
+/// are cut at the default [`BatchLimits`].
 pub async fn ingest_from_relays(
     index: Arc<Mutex<Index>>,
     relays: &[String],
     filter: &Filter,
     opts: &Options,
 ) -> Result<(IngestReport, Vec<RelayReport>), Error> {
+    ingest_from_relays_with(index, relays, filter, opts, BatchLimits::default()).await
+}
+
+/// [`ingest_from_relays`] with batches cut at `limits`: events wait in memory until a batch is
+/// full or the relays are done.
+pub async fn ingest_from_relays_with(
+    index: Arc<Mutex<Index>>,
+    relays: &[String],
+    filter: &Filter,
+    opts: &Options,
+    limits: BatchLimits,
+) -> Result<(IngestReport, Vec<RelayReport>), Error> {
     let mut report = IngestReport::default();
     let mut relay_reports = Vec::new();
     let mut items = std::pin::pin!(provenance_relay::stream(relays, filter, opts));
     let mut buffer = Vec::new();
+    let mut bytes = 0;
     loop {
         let item = items.next().await;
         let end = item.is_none();
         match item {
-            Some(StreamItem::Event(raw)) => buffer.push(Ok(raw.json)),
+            Some(StreamItem::Event(raw)) => {
+                bytes += raw.json.len();
+                buffer.push(Ok(raw.json));
+            }
             Some(StreamItem::End(r)) => relay_reports.push(r),
             None => {}
         }
-        if buffer.len() >= BATCH || (end && !buffer.is_empty()) {
+        if limits.full(buffer.len(), bytes) || (end && !buffer.is_empty()) {
+            bytes = 0;
             let inputs = std::mem::take(&mut buffer);
             let index = index.clone();
             let part = tokio::task::spawn_blocking(move || {
@@ -347,6 +385,7 @@ pub async fn ingest_from_relays(
             report.indexed += part.indexed;
             report.duplicate += part.duplicate;
             report.rejected += part.rejected;
+            report.batches += part.batches;
             let room = 20usize.saturating_sub(report.reasons.len());
             report.reasons.extend(part.reasons.into_iter().take(room));
         }

@@ -47,6 +47,7 @@ use provenance::fingerprint::{self, Analysis, FingerprintHash};
 use provenance::nip19;
 use provenance::record::Record;
 use provenance::verdict::Claim;
+use provenance_verify::Verdict;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -415,16 +416,18 @@ impl VerifiedEvent {
             verification.add_evidence(claim);
             Some(listed)
         };
+        // The verdict every reporting path builds; the answer carries its claims and record.
+        let verdict = Verdict::new(&ev, &verification);
         Some(Self {
-            id: verified.id().to_hex(),
+            id: verdict.id.to_hex(),
             signer: Signer {
-                pubkey: verified.author().to_hex(),
-                npub: nip19::encode_npub(&verified.author()),
+                pubkey: verdict.author.to_hex(),
+                npub: nip19::encode_npub(&verdict.author),
                 trusted,
             },
             created_at: verified.created_at().as_secs(),
-            record: verified.record().clone(),
-            claims: verification.claims().to_vec(),
+            record: verdict.record?,
+            claims: verdict.claims,
             event: serde_json::from_str(json).ok()?,
         })
     }

@@ -20,6 +20,8 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// A connected relay.
 pub(crate) struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// [`max_write_buffer`] for this connection's options.
+    max_write: usize,
 }
 
 /// Checks that `relay` is a `ws://` or `wss://` URL with a host.
@@ -54,7 +56,9 @@ impl Connection {
         let max = Some(opts.max_message_bytes);
         let config = WebSocketConfig::default()
             .max_message_size(max)
-            .max_frame_size(max);
+            .max_frame_size(max)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(max_write_buffer(opts));
         let handshake = connect(url.as_str(), config);
         let ws = match timeout(opts.connect_timeout, handshake).await {
             Err(_) => {
@@ -66,7 +70,20 @@ impl Connection {
             Ok(Err(e)) => return Err(RelayError::Connect(WebSocketError(e))),
             Ok(Ok(ws)) => ws,
         };
-        Ok(Self { ws })
+        Ok(Self {
+            ws,
+            max_write: max_write_buffer(opts),
+        })
+    }
+
+    /// The error for a websocket failure on this connection.
+    fn failed(&self, error: tungstenite::Error) -> RelayError {
+        match error {
+            tungstenite::Error::WriteBufferFull(_) => RelayError::NotReading {
+                max: self.max_write,
+            },
+            other => read_error(other),
+        }
     }
 
     /// Sends one text message, giving up at `deadline`.
@@ -79,7 +96,7 @@ impl Connection {
     ) -> Result<(), RelayError> {
         match timeout_at(deadline, self.ws.send(Message::text(text))).await {
             Err(_) => Err(RelayError::Timeout { waiting_for, after }),
-            Ok(Err(e)) => Err(read_error(e)),
+            Ok(Err(e)) => Err(self.failed(e)),
             Ok(Ok(())) => Ok(()),
         }
     }
@@ -103,7 +120,7 @@ impl Connection {
                         reason: "connection ended".to_owned(),
                     });
                 }
-                Ok(Some(Err(e))) => return Err(read_error(e)),
+                Ok(Some(Err(e))) => return Err(self.failed(e)),
                 Ok(Some(Ok(message))) => message,
             };
             match message {
@@ -146,6 +163,19 @@ impl Connection {
         })
         .await;
     }
+}
+
+/// Bytes the websocket layer collects before it writes them out.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The most bytes waiting to be written to one relay: the write buffer, one message of the
+/// largest size we send (an `EVENT` to publish is at most `max_message_bytes`), and room for
+/// pongs. Without it a relay that pings without reading grows the client's memory by a pong
+/// per ping until the timeout (121 MB in 25 s); with it, once the buffer is full, the
+/// websocket layer keeps only the latest pong owed. A message of ours that does not fit is
+/// [`RelayError::NotReading`].
+fn max_write_buffer(opts: &Options) -> usize {
+    WRITE_BUFFER_BYTES + opts.max_message_bytes + 64 * 1024
 }
 
 /// Maps a websocket failure after the handshake to the error that names it.

@@ -73,6 +73,14 @@ pub enum RelayError {
         /// The configured limit.
         max: usize,
     },
+    /// The relay stopped reading what the client writes (pongs to its pings included) until
+    /// the client's write buffer reached its bound; the message is not buffered and the
+    /// connection is given up.
+    #[error("relay does not read what is sent to it: {max} bytes are waiting to be written")]
+    NotReading {
+        /// The bound on bytes waiting to be written to one relay.
+        max: usize,
+    },
     /// The websocket failed after the connection was established (protocol violation, invalid
     /// UTF-8 in a text frame, I/O error).
     #[error("websocket error: {0}")]

@@ -318,6 +318,12 @@ pub enum Behaviour {
     Script(Vec<Frame>),
     /// Never answers after the handshake (but keeps reading, and answers pings).
     Silent,
+    /// Sends `pings` pings of 125 bytes and never reads again, so the pongs the client owes
+    /// pile up on the client's side; then stays silent with the connection open.
+    PingFlood {
+        /// How many pings.
+        pings: usize,
+    },
 }
 
 /// A frame sent by [`Behaviour::Script`].
@@ -420,6 +426,21 @@ async fn serve(mut stream: TcpStream, behaviour: Arc<Behaviour>) {
                 && ws.send(Message::text(eose)).await.is_ok()
         }
         Behaviour::NoHandshake | Behaviour::Silent => true,
+        Behaviour::PingFlood { pings } => {
+            for _ in 0..*pings {
+                if ws
+                    .send(Message::Ping(vec![b'p'; 125].into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // Hold the connection without reading until the client leaves (or the relay is
+            // dropped, which aborts this task).
+            std::future::pending::<()>().await;
+            return;
+        }
         Behaviour::Oversize { bytes } => {
             let filler = "x".repeat(bytes.saturating_sub(13));
             let frame = format!(r#"["NOTICE",{filler:?}]"#);

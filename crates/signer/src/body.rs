@@ -15,7 +15,12 @@
 //! connection break), but only once the server has written out what it holds: a server
 //! drops its unwritten buffer on a body error, and the client would miss bytes the event
 //! covers ([`crate::delivery`]). When the client goes away first, nothing is signed: the
-//! bytes handed out may never have reached it.
+//! bytes handed out may never have reached it, unless the answer was served already: the
+//! engine's last message ([`Generation::last`]) had been passed on and the connection flushed
+//! after it, so every byte handed out is on the socket. Clients stop reading at that message
+//! (the official `openai` Python client closes right after `data: [DONE]`), before the
+//! upstream's end and the chunked terminator; such an answer is signed over exactly the bytes
+//! passed on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,7 +42,7 @@ use crate::adapter::{Generation, RequestInfo};
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::record::{self, Exchange, Fixed};
-use crate::store::RequestId;
+use crate::store::{RequestId, StoreError};
 
 /// The error type of [`SigningBody`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,6 +65,10 @@ struct Streaming<B> {
     bytes: u64,
     framing: Framing,
     generation: Generation,
+    /// Once the engine's last message has been passed on: the connection's flush count when
+    /// the latest data frame was handed to the server. A later flush means every byte passed
+    /// on is on the socket ([`crate::delivery`]).
+    served_at: Option<u64>,
     phase: Phase,
 }
 
@@ -114,6 +123,7 @@ impl<B> SigningBody<B> {
                 bytes: 0,
                 framing,
                 generation: Generation::default(),
+                served_at: None,
                 phase: Phase::Streaming,
             })),
         }
@@ -251,8 +261,15 @@ where
         let generation = &mut self.generation;
         self.framing
             .feed(data, &mut |item: Item| generation.apply_item(api, &item));
+        if self.generation.last
+            && let Some(delivery) = &self.pending.delivery
+        {
+            self.served_at = Some(delivery.flushes());
+        }
     }
+}
 
+impl<B> Streaming<B> {
     fn start_signing(&mut self, broke: bool, tail: Option<Result<Frame<Bytes>, BoxError>>) {
         let api = self.pending.info.api;
         let generation = &mut self.generation;
@@ -271,6 +288,33 @@ where
         self.phase = Phase::Signing { task, tail };
     }
 
+    /// Whether every byte passed on, the engine's last message among them, is known to be on
+    /// the socket: a flush completed after the latest frame was handed over. Without a
+    /// [`Delivery`] (HTTP/2, or a server that does not count flushes) this is never known.
+    fn served(&self) -> bool {
+        match (&self.pending.delivery, self.served_at) {
+            (Some(delivery), Some(at)) => {
+                self.generation.last && self.generation.unreadable == 0 && delivery.flushes() > at
+            }
+            _ => false,
+        }
+    }
+
+    /// Signs the served answer without waiting for the upstream's end: over the bytes passed
+    /// on, the messages already read (no partial message is completed).
+    fn sign_served(&mut self) {
+        let generation = std::mem::take(&mut self.generation);
+        let digest = self
+            .hasher
+            .take()
+            .map_or_else(|| Sha256Hasher::new().finalize(), Sha256Hasher::finalize);
+        let truncated = !generation.complete;
+        drop(
+            self.pending
+                .finish(&generation, digest, self.bytes, truncated),
+        );
+    }
+
     fn inline_message(&self, inline: &str) -> Bytes {
         match self.pending.info.api.framing() {
             Kind::Sse => Bytes::from(format!("event: provenance\ndata: {inline}\n\n")),
@@ -282,11 +326,18 @@ where
 impl<B> Drop for Streaming<B> {
     fn drop(&mut self) {
         if matches!(self.phase, Phase::Streaming) {
+            if self.served() {
+                // The client read the last message and closed before the response ended
+                // (the chunked terminator, the upstream's end): the answer was served. The
+                // store's completion marks the id, so the future can be dropped.
+                self.sign_served();
+                return;
+            }
             Metrics::bump(&self.pending.signer.metrics().abandoned);
-            self.pending.signer.registry.fail(
-                self.pending.id,
-                "the client went away before the response ended; nothing was signed".to_owned(),
-            );
+            self.pending
+                .signer
+                .registry
+                .fail(self.pending.id, NoEvent::ClientGone.to_string());
         }
     }
 }
@@ -307,9 +358,31 @@ pub(crate) struct Pending {
     pub(crate) delivery: Option<Delivery>,
 }
 
+/// Why no event exists for an answer. Its text is what `GET /provenance/<id>` answers with
+/// `410`.
+#[derive(Debug, thiserror::Error)]
+pub enum NoEvent {
+    /// Messages of the answer could not be read, so its text is not known.
+    #[error("{0} message(s) of the answer could not be read; nothing was signed")]
+    Unreadable(u64),
+    /// The record could not be signed.
+    #[error("signing failed: {0}")]
+    Signing(#[source] provenance::event::SignError),
+    /// The store refused the event.
+    #[error("the event could not be stored: {0}")]
+    Store(#[source] StoreError),
+    /// The client went away before the answer ended (the bytes handed out may never have
+    /// reached it).
+    #[error("the client went away before the response ended; nothing was signed")]
+    ClientGone,
+    /// The store stopped before it said how the write went.
+    #[error("the event store stopped")]
+    StoreStopped,
+}
+
 /// The signing and storing of one event: resolves to the inline message (in inline mode)
 /// once the event is stored, or to why no event exists.
-pub(crate) type Finishing = Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send>>;
+pub(crate) type Finishing = Pin<Box<dyn Future<Output = Result<Option<String>, NoEvent>> + Send>>;
 
 impl Pending {
     /// Builds and signs the event here (no thread hand-off: it is a few tens of microseconds
@@ -332,7 +405,7 @@ impl Pending {
             Ok(signed) => signed,
             Err(reason) => {
                 Metrics::bump(&signer.metrics().failed);
-                signer.registry.fail(self.id, reason.clone());
+                signer.registry.fail(self.id, reason.to_string());
                 return Box::pin(std::future::ready(Err(reason)));
             }
         };
@@ -363,8 +436,8 @@ impl Pending {
                     }
                     Err(e) => {
                         Metrics::bump(&metrics.failed);
-                        let reason = format!("the event could not be stored: {e}");
-                        signer.registry.fail(id, reason.clone());
+                        let reason = NoEvent::Store(e);
+                        signer.registry.fail(id, reason.to_string());
                         Err(reason)
                     }
                 };
@@ -372,10 +445,7 @@ impl Pending {
                 let _ = tx.send(outcome);
             }),
         );
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err("the event store stopped".to_owned()))
-        })
+        Box::pin(async move { rx.await.unwrap_or(Err(NoEvent::StoreStopped)) })
     }
 
     /// The signed event, and the inline message in inline mode.
@@ -385,19 +455,18 @@ impl Pending {
         response_sha256: Sha256Digest,
         response_bytes: u64,
         truncated: bool,
-    ) -> Result<(provenance::Event, Option<String>), String> {
+    ) -> Result<(provenance::Event, Option<String>), NoEvent> {
         let signer = &self.signer;
         if generation.unreadable > 0 {
-            return Err(format!(
-                "{} message(s) of the answer could not be read; nothing was signed",
-                generation.unreadable
-            ));
+            return Err(NoEvent::Unreadable(generation.unreadable));
         }
+        let engine = signer.engine_state();
         let fixed = Fixed {
             model: &signer.model,
-            runtime: signer.runtime.as_ref(),
-            sampling_defaults: &signer.sampling_defaults,
+            runtime: engine.runtime.as_ref(),
+            sampling_defaults: &engine.sampling_defaults,
             include_text: signer.include_text,
+            fingerprints: signer.fingerprints,
         };
         let exchange = Exchange {
             request: &self.info,
@@ -419,7 +488,7 @@ impl Pending {
         let record = record::build(&fixed, &exchange);
         let created_at = FixedClock(Timestamp::from_secs(exchange.end_ms / 1000));
         let event = provenance::event::sign(&record, &signer.keys, &created_at)
-            .map_err(|e| format!("signing failed: {e}"))?;
+            .map_err(NoEvent::Signing)?;
         if !signer.inline {
             return Ok((event, None));
         }

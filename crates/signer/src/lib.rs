@@ -19,14 +19,34 @@
 //! a last SSE / NDJSON message). Anything the adapters do not recognise passes through
 //! unsigned. Wire formats and failure behaviour: `docs/signer.md`.
 //!
-//! What it does **not** do: serve HTTP (bring hyper, axum or your own server; the
-//! `provenance serve` command is one), authenticate callers (a layer in front may put a
-//! [`Caller`] in the request extensions, see [`nip98`]), or publish to relays (see
-//! [`SignerBuilder::on_stored`]).
+//! The layer alone does not serve HTTP, authenticate callers or publish to relays. The
+//! [`server`] module (feature `server`, on by default) is the whole signing server around it,
+//! what `provenance serve` runs: reverse proxy, engine probing, the event, metrics and NIP-01
+//! routes, NIP-98 auth and a listener that wires delivery.
 //!
-//! A server that mounts the layer should wrap each connection in [`delivery::DeliveryIo`] and
-//! put its [`delivery::Delivery`] in the request extensions: then an answer that breaks
-//! mid-stream reaches the client whole up to the break, as its truncated event says.
+//! # Where each piece of a request lives
+//!
+//! | piece | module |
+//! |---|---|
+//! | accepting connections; counting their flushes for broken answers | [`server`] (listener), [`delivery`] |
+//! | the event, metrics and NIP-01 routes | [`server::routes`] |
+//! | NIP-98 caller auth: the verifier and its tower layer | [`nip98`] |
+//! | recognising a generation; reading, forwarding, wrapping the answer | [`layer`], [`service`] |
+//! | what each API says (OpenAI, llama.cpp, Ollama), streamed or whole | [`adapter`] |
+//! | hashing the bytes sent and signing at end of stream | [`body`] |
+//! | building the record | `record` (private) |
+//! | committing events (SQLite, writer, checkpointer); where a request's event stands; reading a store from another process | [`store`] |
+//! | forwarding to the model server, upstream slots | [`server::proxy`] |
+//! | asking the model server what it is | [`server::probe`] |
+//! | the box's relay server (read-only NIP-01, live subscriptions) | [`relay_server`] |
+//! | publishing to other relays, durably | [`outbox`] |
+//! | counters and timings | [`metrics`] |
+//! | the JSON error body of the signer's own answers | [`reply`] |
+//!
+//! A server that mounts the layer itself (not [`server::App`]) should wrap each connection
+//! in [`delivery::DeliveryIo`] and put its [`delivery::Delivery`] in the request extensions:
+//! then an answer that breaks mid-stream reaches the client whole up to the break, as its
+//! truncated event says.
 //!
 //! # Example
 //!
@@ -54,11 +74,16 @@ pub mod adapter;
 pub mod body;
 pub mod delivery;
 pub mod layer;
+#[cfg(feature = "listener")]
+pub mod listen;
 pub mod metrics;
-pub mod nip01;
 pub mod nip98;
 pub mod outbox;
 mod record;
+pub mod relay_server;
+pub mod reply;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod service;
 pub mod store;
 
@@ -112,19 +137,29 @@ pub type OnStored = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct Signer {
     keys: Keys,
     model: Model,
-    runtime: Option<Runtime>,
-    sampling_defaults: Map<String, Value>,
+    /// The runtime and the engine's sampling defaults; replaced when an upstream that did not
+    /// answer at start-up is probed again ([`Signer::set_engine`]).
+    engine: std::sync::RwLock<Arc<EngineState>>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     registry: Registry,
     metrics: Metrics,
     inline: bool,
     include_text: bool,
+    fingerprints: bool,
     record_caller: bool,
+    replayable: bool,
     max_request_bytes: usize,
     max_response_bytes: usize,
     event_path: String,
     on_stored: Option<OnStored>,
+}
+
+/// What the signer knows of the engine, for every record.
+#[derive(Debug, Default)]
+pub(crate) struct EngineState {
+    pub(crate) runtime: Option<Runtime>,
+    pub(crate) sampling_defaults: Map<String, Value>,
 }
 
 impl fmt::Debug for Signer {
@@ -138,6 +173,28 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// Replaces the runtime and the engine's sampling defaults written to the records signed
+    /// from now on: for an upstream probed again once it answers.
+    pub fn set_engine(&self, runtime: Option<Runtime>, sampling_defaults: Map<String, Value>) {
+        let state = Arc::new(EngineState {
+            runtime,
+            sampling_defaults,
+        });
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// The runtime written to records now.
+    pub fn runtime(&self) -> Option<Runtime> {
+        self.engine_state().runtime.clone()
+    }
+
+    pub(crate) fn engine_state(&self) -> Arc<EngineState> {
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Starts a configuration signing with `keys` for answers of `model`.
     pub fn builder(keys: Keys, model: Model) -> SignerBuilder {
         SignerBuilder {
@@ -148,7 +205,9 @@ impl Signer {
             clock: Arc::new(SystemClock),
             inline: false,
             include_text: false,
+            fingerprints: true,
             record_caller: false,
+            replayable: false,
             max_request_bytes: 8 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
             event_path: "/provenance/".to_owned(),
@@ -202,7 +261,9 @@ pub struct SignerBuilder {
     clock: Arc<dyn Clock>,
     inline: bool,
     include_text: bool,
+    fingerprints: bool,
     record_caller: bool,
+    replayable: bool,
     max_request_bytes: usize,
     max_response_bytes: usize,
     event_path: String,
@@ -251,6 +312,26 @@ impl SignerBuilder {
         self
     }
 
+    /// Writes `output.fingerprints` (docs/fingerprint.md) into records of text answers, so
+    /// that a paragraph copied out of an answer, or an edited copy, can be looked up. On by
+    /// default; they reveal which runs of five words the text holds to anyone who can guess
+    /// them, so an operator whose answers must not be probable that way turns them off.
+    pub fn fingerprints(mut self, yes: bool) -> Self {
+        self.fingerprints = yes;
+        self
+    }
+
+    /// Makes llama.cpp `/completion` answers replayable: the forwarded request gets
+    /// `cache_prompt: false` (the whole prompt computed, never taken from the prompt cache)
+    /// and `return_tokens: true` (the token ids a replay compares), so that the record's
+    /// `replay` section can be filled. The record's `request.sha256` stays the hash of the
+    /// body as received. Costs the prompt cache: every request computes its whole prompt.
+    /// Off by default.
+    pub fn replayable(mut self, yes: bool) -> Self {
+        self.replayable = yes;
+        self
+    }
+
     /// Writes the authenticated [`Caller`] into the record. Off by default (privacy).
     pub fn record_caller(mut self, yes: bool) -> Self {
         self.record_caller = yes;
@@ -287,15 +368,19 @@ impl SignerBuilder {
         Signer {
             keys: self.keys,
             model: self.model,
-            runtime: self.runtime,
-            sampling_defaults: self.sampling_defaults,
+            engine: std::sync::RwLock::new(Arc::new(EngineState {
+                runtime: self.runtime,
+                sampling_defaults: self.sampling_defaults,
+            })),
             clock: self.clock,
             store,
             registry: Registry::default(),
             metrics: Metrics::default(),
             inline: self.inline,
             include_text: self.include_text,
+            fingerprints: self.fingerprints,
             record_caller: self.record_caller,
+            replayable: self.replayable,
             max_request_bytes: self.max_request_bytes,
             max_response_bytes: self.max_response_bytes,
             event_path: self.event_path,

@@ -95,6 +95,8 @@ impl Histogram {
 /// [`crate::Signer::metrics`].
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The routes an unsigned generation went through, each logged once.
+    unsigned_routes: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Events signed and stored.
     pub signed: AtomicU64,
     /// Of those, events that say the answer was cut short (`output.truncated`).
@@ -134,7 +136,7 @@ impl Metrics {
             ),
             (
                 "provenance_answers_unsigned_total",
-                "Generation requests answered unsigned (upstream error, or a request the adapter cannot describe).",
+                "Generation requests answered unsigned (upstream error, a request the adapter cannot describe, or an API the signer does not read: /v1/responses, /v1/messages, /infill).",
                 &self.unsigned,
             ),
             (
@@ -163,6 +165,27 @@ impl Metrics {
 
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// A generation through a route the signer does not read passes unsigned: counted in
+    /// `unsigned`, and logged once per route on standard error.
+    pub fn unsigned_route(&self, path: &str) {
+        Self::bump(&self.unsigned);
+        let first = self
+            .unsigned_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_owned());
+        if first {
+            use std::io::Write;
+            // Not eprintln!: a closed stderr must not fail the request.
+            let _ = writeln!(
+                std::io::stderr(),
+                "provenance: POST {path} generates, but the signer does not read this API: its answers pass unsigned (counted in provenance_answers_unsigned_total)"
+            );
+        }
     }
 }
 

@@ -42,10 +42,11 @@
 //! first. When every remembered id is still inside its window the check fails closed with
 //! [`AuthError::ReplayCacheFull`] rather than forgetting an id that could then be replayed.
 //!
-//! # What this module does not do
+//! # The verifier and the layer
 //!
-//! No I/O and no HTTP types: the server hands over the header bytes, method, URL, body and
-//! the current time, and turns an [`AuthError`] into a `401` whose body is its `Display` (one
+//! [`Nip98Verifier`] does no I/O and knows no HTTP types: it is handed the header bytes,
+//! method, URL, body and the current time. [`AuthLayer`] is the tower layer that does this
+//! for an HTTP server and turns an [`AuthError`] into a `401` whose body is its `Display` (one
 //! line, never echoing anything but the event's own public fields). Nothing here is secret:
 //! the event, the URL and the body hash are all public, so no comparison needs to be
 //! constant-time (the payload digest is compared in constant time anyway, being a
@@ -54,6 +55,8 @@
 //!
 //! Authenticating a caller does not put their key in the record: `request.caller` is filled
 //! only when the operator enables it, where the record is built.
+
+mod layer;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -66,6 +69,8 @@ use provenance::digest::{Sha256Digest, sha256};
 use provenance::event::{Limits, ParseError, parse_event_bytes};
 use provenance::nostr::prelude::{Event, EventId, PublicKey, Timestamp};
 use provenance::{nip19, schnorr};
+
+pub use self::layer::{AuthLayer, AuthService};
 
 /// The NIP-98 event kind (a reference to RFC 7235).
 pub const KIND: u16 = 27235;
@@ -111,15 +116,11 @@ impl Allow {
             if entry.is_empty() {
                 continue;
             }
-            let key = if entry.starts_with("npub1") {
-                nip19::decode_npub(entry).ok()
-            } else {
-                PublicKey::from_hex(entry).ok()
-            };
-            // A key must be a point on the curve, or no signature can ever verify under it.
-            match key.filter(|k| k.xonly().is_ok()) {
-                Some(k) => keys.insert(k),
-                None => return Err(AllowListError::BadKey { line: n + 1 }),
+            // One key parser for the project (npub or hex, on the curve: a key off the curve
+            // could never verify a signature).
+            match nip19::parse_public_key(entry) {
+                Ok(k) => keys.insert(k),
+                Err(_) => return Err(AllowListError::BadKey { line: n + 1 }),
             };
         }
         if keys.is_empty() {
@@ -282,6 +283,21 @@ pub enum AuthError {
         /// The cache capacity.
         capacity: usize,
     },
+    /// The accepted id could not be written where it outlives a restart
+    /// ([`Nip98Verifier::set_seen_store`]); refusing keeps a restart from being a replay window.
+    #[error("cannot remember the request across restarts: {0}")]
+    Remember(String),
+}
+
+/// Where accepted ids are kept so that a restart is not a replay window: they are loaded at
+/// start-up and each newly accepted one is written before the request goes on. The signer's
+/// [`crate::SqliteStore`] is one.
+pub trait SeenStore: Send + Sync + std::fmt::Debug {
+    /// The ids still inside their window at `now` (Unix seconds), with the last second each
+    /// is.
+    fn seen(&self, now: u64) -> Result<Vec<(EventId, u64)>, String>;
+    /// Remembers `id` until `expires` (Unix seconds), forgetting what expired before `now`.
+    fn remember(&self, id: EventId, expires: u64, now: u64) -> Result<(), String>;
 }
 
 /// Checks NIP-98 `Authorization` headers. Share one per server (it is `Sync`); the replay
@@ -293,6 +309,7 @@ pub struct Nip98Verifier {
     max_header_bytes: usize,
     require_payload: bool,
     replay: ReplayCache,
+    seen: Option<std::sync::Arc<dyn SeenStore>>,
 }
 
 impl Nip98Verifier {
@@ -305,6 +322,7 @@ impl Nip98Verifier {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             require_payload: true,
             replay: ReplayCache::new(DEFAULT_REPLAY_CAPACITY),
+            seen: None,
         }
     }
 
@@ -336,6 +354,23 @@ impl Nip98Verifier {
         self
     }
 
+    /// Keeps accepted ids in `store` as well as in memory, so that a header accepted before a
+    /// restart is refused after it: the ids still inside their window are loaded now. None by
+    /// default (a restart forgets them).
+    pub fn set_seen_store(
+        &mut self,
+        store: std::sync::Arc<dyn SeenStore>,
+        now: Timestamp,
+    ) -> Result<&mut Self, String> {
+        let now = now.as_secs();
+        for (id, expires) in store.seen(now)? {
+            // Already there or the cache full: the store still refuses it below.
+            let _ = self.replay.insert(id, expires, now);
+        }
+        self.seen = Some(store);
+        Ok(self)
+    }
+
     /// Checks a request's `Authorization` header and returns the caller's key.
     ///
     /// `header` is the raw header value (`None` when absent; `HeaderValue::as_bytes` or a
@@ -351,6 +386,20 @@ impl Nip98Verifier {
         body: Option<&[u8]>,
         now: Timestamp,
     ) -> Result<PublicKey, AuthError> {
+        let head = self.check_head(header, method, url, now)?;
+        self.check_body(head, body)
+    }
+
+    /// Every check of [`Nip98Verifier::check`] that does not need the body: a server calls
+    /// it before reading the body, so that a caller who is refused anyway cannot make it read
+    /// (and hold) one, then [`Nip98Verifier::check_body`] with the body.
+    pub fn check_head(
+        &self,
+        header: Option<&[u8]>,
+        method: &str,
+        url: &str,
+        now: Timestamp,
+    ) -> Result<HeadChecked, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         if header.len() > self.max_header_bytes {
             return Err(AuthError::HeaderTooLarge {
@@ -414,22 +463,13 @@ impl Nip98Verifier {
                 found: shorten(m),
             });
         }
-        let body = body.unwrap_or_default();
-        match unique_tag(&event, "payload")? {
-            Some(p) => {
-                let found: Sha256Digest = p
-                    .parse()
-                    .map_err(|_| AuthError::PayloadMalformed { found: shorten(p) })?;
-                let expected = sha256(body);
-                if found != expected {
-                    return Err(AuthError::PayloadMismatch { expected, found });
-                }
-            }
-            None if self.require_payload && !body.is_empty() => {
-                return Err(AuthError::PayloadMissing);
-            }
-            None => {}
-        }
+        let payload = match unique_tag(&event, "payload")? {
+            Some(p) => Some(
+                p.parse::<Sha256Digest>()
+                    .map_err(|_| AuthError::PayloadMalformed { found: shorten(p) })?,
+            ),
+            None => None,
+        };
         if !schnorr::verify(
             event.pubkey.as_bytes(),
             event.id.as_bytes(),
@@ -444,10 +484,55 @@ impl Nip98Verifier {
                 pubkey: event.pubkey,
             });
         }
-        self.replay
-            .insert(event.id, created.saturating_add(window), now)?;
-        Ok(event.pubkey)
+        Ok(HeadChecked {
+            pubkey: event.pubkey,
+            id: event.id,
+            payload,
+            expires: created.saturating_add(window),
+            now,
+        })
     }
+
+    /// The rest of [`Nip98Verifier::check`] for a header that passed
+    /// [`Nip98Verifier::check_head`]: the `payload` tag against `body`, then the replay cache
+    /// (the id is remembered only when everything holds).
+    pub fn check_body(
+        &self,
+        head: HeadChecked,
+        body: Option<&[u8]>,
+    ) -> Result<PublicKey, AuthError> {
+        let body = body.unwrap_or_default();
+        match head.payload {
+            Some(found) => {
+                let expected = sha256(body);
+                if found != expected {
+                    return Err(AuthError::PayloadMismatch { expected, found });
+                }
+            }
+            None if self.require_payload && !body.is_empty() => {
+                return Err(AuthError::PayloadMissing);
+            }
+            None => {}
+        }
+        self.replay.insert(head.id, head.expires, head.now)?;
+        if let Some(store) = &self.seen {
+            store
+                .remember(head.id, head.expires, head.now)
+                .map_err(AuthError::Remember)?;
+        }
+        Ok(head.pubkey)
+    }
+}
+
+/// A header that passed every check but those of the body
+/// ([`Nip98Verifier::check_head`]); [`Nip98Verifier::check_body`] finishes it.
+#[derive(Debug)]
+pub struct HeadChecked {
+    pubkey: PublicKey,
+    id: EventId,
+    payload: Option<Sha256Digest>,
+    expires: u64,
+    now: u64,
 }
 
 /// The absolute URL a caller signs: the server's configured public base URL (scheme, host,

@@ -11,14 +11,18 @@ use std::collections::BTreeMap;
 use provenance::commitment::Salt;
 use provenance::digest::Sha256Digest;
 use provenance::record::{
-    Model, Output, PromptCommitment, Record, Request, Response, Runtime, Sampling, Times,
+    EngineBuild, Model, Output, PromptCommitment, Record, Replay, Request, Response, Runtime,
+    Sampling, Times, TokenIds,
 };
 use serde_json::{Map, Value};
 
-use crate::adapter::{Generation, RequestInfo, merge_sampling};
+use crate::adapter::{Api, Generation, RequestInfo, merge_sampling};
 
 /// The largest integer a record may carry (2^53 - 1).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The most stop strings a record lists.
+const MAX_STOP: usize = 64;
 
 /// Settings that say how the answer was delivered, not how it was sampled.
 const NOT_SAMPLING: &[&str] = &[
@@ -54,19 +58,30 @@ pub(crate) struct Fixed<'a> {
     pub(crate) runtime: Option<&'a Runtime>,
     pub(crate) sampling_defaults: &'a Map<String, Value>,
     pub(crate) include_text: bool,
+    /// Write `output.fingerprints` for a text answer.
+    pub(crate) fingerprints: bool,
 }
 
 pub(crate) fn build(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Record {
     let generation = x.generation;
-    let mut output = Output::from_text(&generation.text);
+    let (covered, json) = generation.output();
+    let mut output = if json {
+        Output::from_bytes(covered.as_bytes(), "application/json")
+    } else {
+        Output::from_text(&covered)
+    };
     output.finish_reason = generation.finish_reason.clone();
     output.tokens = generation.completion_tokens;
     output.truncated = x.truncated;
+    if fixed.fingerprints && !json {
+        output = output.with_fingerprints(&covered);
+    }
     if fixed.include_text {
-        output.text = Some(generation.text.clone());
+        output.text = Some(covered);
     }
     let mut record = Record::new(output, fixed.model.clone());
-    let mut prompt = PromptCommitment::commit(x.request.prompt_format, &x.request.prompt, x.salt);
+    let mut prompt =
+        PromptCommitment::commit(x.request.prompt_format.as_str(), &x.request.prompt, x.salt);
     prompt.tokens = generation.prompt_tokens;
     record.prompt = Some(prompt);
     record.runtime = fixed.runtime.cloned();
@@ -90,7 +105,90 @@ pub(crate) fn build(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Record {
         start_ms: x.start_ms,
         end_ms: x.end_ms.max(x.start_ms),
     });
+    record.replay = replay(fixed, x);
     record
+}
+
+/// The replay section of a llama.cpp `/completion` answer whose token ids the engine returned
+/// (`return_tokens`), with what the operator stated about the engine in the runtime's
+/// `params` (`ctx`, `batch`, `ubatch`, `flash_attn`, `repack`, `threads`, `slots`,
+/// `build_flags`, `instruction_set`, `build_source`): llama-server does not report its batch,
+/// ubatch, flash-attention or repack settings, so what the operator did not state stays
+/// absent. Published ids follow `include_text` (ids say what the text says).
+fn replay(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Option<Replay> {
+    let generation = x.generation;
+    let runtime = fixed.runtime.filter(|r| r.engine == "llama.cpp")?;
+    // Every generated token's id, or none: llama-server's stream leaves out the ids of tokens
+    // whose text ends inside a UTF-8 character (the count goes on), so a stream can come
+    // with fewer ids than tokens.
+    if x.request.api != Api::LlamaCompletion
+        || generation.tokens.is_empty()
+        || generation.completion_tokens != Some(generation.tokens.len() as u64)
+        || x.truncated
+    {
+        return None;
+    }
+    // The ids recorded are those before the end-of-generation token.
+    let mut ids = generation.tokens.as_slice();
+    if generation.finish_reason.as_deref() == Some("eos") {
+        ids = &ids[..ids.len() - 1];
+    }
+    let params = &runtime.params;
+    let unsigned = |key: &str| params.get(key).and_then(Value::as_u64);
+    let flags: Vec<String> = params
+        .get("build_flags")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
+    let engine = EngineBuild {
+        binary_sha256: runtime.binary_sha256,
+        instruction_set: text("instruction_set"),
+        flags,
+        source: text("build_source"),
+    };
+    let settings = generation
+        .settings
+        .iter()
+        .filter(|(key, _)| !NOT_SAMPLING.contains(&key.as_str()) && key.as_str() != "max_tokens")
+        .filter(|(_, value)| fits(value))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(Replay {
+        engine: (engine != EngineBuild::default()).then_some(engine),
+        ctx: unsigned("ctx"),
+        batch: unsigned("batch"),
+        ubatch: unsigned("ubatch"),
+        flash_attn: text("flash_attn").filter(|v| v == "on" || v == "off"),
+        repack: params.get("repack").and_then(Value::as_bool),
+        threads: unsigned("threads"),
+        slots: unsigned("slots"),
+        cache_prompt: x.request.cache_prompt,
+        prompt_cache_tokens: generation.prompt_cache_tokens,
+        prompt_tokens: None,
+        output_tokens: Some(TokenIds::of(ids, None, fixed.include_text)),
+        settings,
+        ..Replay::new()
+    })
+}
+
+/// Whether a setting fits a record: I-JSON integers, finite numbers, at any depth.
+fn fits(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+            (_, Some(u), _) => u <= MAX_SAFE_INTEGER,
+            (_, _, Some(f)) => f.is_finite(),
+            _ => false,
+        },
+        Value::Array(items) => items.iter().all(fits),
+        Value::Object(map) => map.values().all(fits),
+        _ => true,
+    }
 }
 
 /// Maps llama.cpp-named settings onto [`Sampling`]; the rest go to `extra`.
@@ -133,6 +231,23 @@ fn sampling(mut merged: BTreeMap<String, Value>) -> Sampling {
             .filter_map(|n| n.as_str().map(str::to_owned))
             .collect();
     }
+    // Stop strings, as a list (OpenAI also takes one string): they end the answer, so the
+    // record commits to them. None, or a list over the bounds, records nothing.
+    let stop = match take("stop") {
+        Some(Value::String(one)) => vec![one],
+        Some(Value::Array(list)) => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !stop.is_empty() && stop.len() <= MAX_STOP && stop.iter().all(|s| s.len() <= 1024) {
+        sampling.extra.insert("stop".to_owned(), Value::from(stop));
+    }
     for (key, value) in merged {
         if !NOT_SAMPLING.contains(&key.as_str()) {
             keep(&mut sampling.extra, &key, value);
@@ -164,6 +279,124 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn replay_of(runtime: &Runtime, request: &[u8], generation: &Generation) -> Option<Replay> {
+        let info = crate::adapter::parse_request(Api::LlamaCompletion, request).unwrap();
+        let model = Model::named("m");
+        let fixed = Fixed {
+            model: &model,
+            runtime: Some(runtime),
+            sampling_defaults: &Map::new(),
+            include_text: true,
+            fingerprints: false,
+        };
+        let x = Exchange {
+            request: &info,
+            request_sha256: provenance::digest::sha256(request),
+            salt: &Salt::from_bytes([1; 32]),
+            caller: None,
+            start_ms: 1,
+            end_ms: 2,
+            generation,
+            response_sha256: provenance::digest::sha256(b""),
+            response_bytes: 0,
+            streamed: false,
+            truncated: false,
+        };
+        build(&fixed, &x).replay
+    }
+
+    #[test]
+    fn llama_answers_with_token_ids_get_a_replay_section() {
+        let mut runtime = Runtime {
+            engine: "llama.cpp".into(),
+            binary_sha256: Some(provenance::digest::sha256(b"bin")),
+            ..Runtime::default()
+        };
+        for (key, value) in [
+            ("ctx", json!(512)),
+            ("batch", json!(2048)),
+            ("ubatch", json!(512)),
+            ("flash_attn", json!("on")),
+            ("repack", json!(true)),
+            ("build_flags", json!(["-DGGML_NATIVE=OFF"])),
+        ] {
+            runtime.params.insert(key.into(), value);
+        }
+        let generation = Generation {
+            text: "ab".into(),
+            completion_tokens: Some(2),
+            tokens: vec![5, 6],
+            prompt_cache_tokens: Some(0),
+            settings: json!({"seed": 3, "temperature": 0.5, "samplers": ["top_k"],
+                "n_predict": 2, "max_tokens": 2, "stream": false, "n_probs": 0,
+                "huge": 9007199254740993u64})
+            .as_object()
+            .unwrap()
+            .clone(),
+            complete: true,
+            ..Generation::default()
+        };
+        let request = br#"{"prompt":"hi","cache_prompt":false,"return_tokens":true}"#;
+        let replay = replay_of(&runtime, request, &generation).unwrap();
+        assert_eq!(replay.scheme, provenance::record::REPLAY_SCHEME);
+        assert_eq!(
+            (replay.ctx, replay.batch, replay.ubatch),
+            (Some(512), Some(2048), Some(512))
+        );
+        assert_eq!(
+            (replay.flash_attn.as_deref(), replay.repack),
+            (Some("on"), Some(true))
+        );
+        assert_eq!(replay.threads, None, "not stated: unknown");
+        assert_eq!(
+            (replay.cache_prompt, replay.prompt_cache_tokens),
+            (Some(false), Some(0))
+        );
+        let engine = replay.engine.unwrap();
+        assert_eq!(engine.binary_sha256, runtime.binary_sha256);
+        assert_eq!(engine.flags, vec!["-DGGML_NATIVE=OFF"]);
+        let output = replay.output_tokens.unwrap();
+        assert_eq!((output.count, output.ids), (2, Some(vec![5, 6])));
+        let keys: Vec<&str> = replay.settings.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["n_predict", "samplers", "seed", "temperature"]);
+
+        // An answer that ended with the end-of-generation token: the ids before it.
+        let ended = Generation {
+            tokens: vec![5, 6, 2],
+            completion_tokens: Some(3),
+            finish_reason: Some("eos".into()),
+            ..generation.clone()
+        };
+        let output = replay_of(&runtime, request, &ended)
+            .unwrap()
+            .output_tokens
+            .unwrap();
+        assert_eq!(output.ids, Some(vec![5, 6]));
+        // A stream that left out an id (a token ending inside a UTF-8 character): none.
+        let lost = Generation {
+            tokens: vec![5, 2],
+            ..ended.clone()
+        };
+        assert_eq!(replay_of(&runtime, request, &lost), None);
+
+        // No ids (return_tokens not asked), ids that do not add up, another engine: none.
+        let without = Generation {
+            tokens: Vec::new(),
+            ..generation.clone()
+        };
+        assert_eq!(replay_of(&runtime, request, &without), None);
+        let short = Generation {
+            tokens: vec![5],
+            ..generation.clone()
+        };
+        assert_eq!(replay_of(&runtime, request, &short), None);
+        let ollama = Runtime {
+            engine: "ollama".into(),
+            ..runtime.clone()
+        };
+        assert_eq!(replay_of(&ollama, request, &generation), None);
+    }
 
     #[test]
     fn sampling_layers_and_limits() {

@@ -31,7 +31,7 @@ use provenance::digest::sha256;
 use tower_service::Service;
 
 use crate::adapter::{self, Api, Generation};
-use crate::body::{BoxError, Pending, SigningBody};
+use crate::body::{BoxError, NoEvent, Pending, SigningBody};
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::store::RequestId;
@@ -94,8 +94,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let Some(api) = api else {
+            let path = request.uri().path();
+            let unsigned = (request.method() == Method::POST && Api::unsigned_generation(path))
+                .then(|| path.trim_end_matches('/').to_owned());
+            let signer = self.signer.clone();
             let future = inner.call(request.map(Either::Right));
-            return Box::pin(async move { Ok(future.await?.map(SigningBody::passthrough)) });
+            return Box::pin(async move {
+                let response = future.await?;
+                if let Some(path) = unsigned
+                    && response.status().is_success()
+                {
+                    signer.metrics().unsigned_route(&path);
+                }
+                Ok(response.map(SigningBody::passthrough))
+            });
         };
         let signer = self.signer.clone();
         Box::pin(async move {
@@ -159,6 +171,7 @@ where
     };
     let request_sha256 = sha256(&bytes);
     let info = adapter::parse_request(api, &bytes);
+    let (parts, bytes) = replayable(&signer, api, parts, bytes);
     let forwarded = Request::from_parts(parts, Either::Left(Full::new(bytes)));
     let request_work = received.elapsed();
     let response = inner.call(forwarded).await.map_err(Reply::Inner)?;
@@ -237,7 +250,15 @@ where
         .await;
     let event = match finished {
         Ok(event) => event,
-        Err(reason) => return Err(Reply::Local(StatusCode::INTERNAL_SERVER_ERROR, reason)),
+        // An answer the signer cannot read is still the upstream's success: served as it
+        // came, unsigned (the event URL answers 410 with the reason).
+        Err(NoEvent::Unreadable(_)) => None,
+        Err(reason) => {
+            return Err(Reply::Local(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                reason.to_string(),
+            ));
+        }
     };
     let body = match (signer.inline, event) {
         (true, Some(inline)) => splice_inline(&bytes, &inline),
@@ -274,13 +295,27 @@ fn splice_inline(body: &Bytes, inline: &str) -> Bytes {
 }
 
 fn local<RB>(status: StatusCode, message: String) -> Response<SigningBody<RB>> {
-    let body = serde_json::json!({ "error": { "message": message, "type": "provenance" } });
-    let mut response = Response::new(SigningBody::full(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    crate::reply::error_as(status, &message, SigningBody::full)
+}
+
+/// With [`SignerBuilder::replayable`](crate::SignerBuilder::replayable), a llama.cpp
+/// `/completion` body as forwarded: prompt cache off, token ids asked for.
+fn replayable(
+    signer: &Signer,
+    api: Api,
+    mut parts: http::request::Parts,
+    bytes: Bytes,
+) -> (http::request::Parts, Bytes) {
+    if !signer.replayable || api != Api::LlamaCompletion {
+        return (parts, bytes);
+    }
+    match adapter::make_replayable(&bytes) {
+        Some(rewritten) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            (parts, Bytes::from(rewritten))
+        }
+        None => (parts, bytes),
+    }
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ async fn replay(set: &str) -> usize {
             "{set}/{name}: the recording is complete"
         );
         // Older examples in Ollama's documentation end with `done` but no `done_reason`.
-        if set == "llama.cpp" || body.windows(11).any(|w| w == b"done_reason") {
+        if set.starts_with("llama.cpp") || body.windows(11).any(|w| w == b"done_reason") {
             assert!(record.output.finish_reason.is_some(), "{set}/{name}");
         }
         assert_eq!(record.response.as_ref().unwrap().sha256, sha256(&body));
@@ -142,6 +142,13 @@ async fn recorded_llama_cpp_traffic() {
     // Chat, completions and /completion, each whole and streamed, and /completion with
     // probabilities.
     assert_eq!(replay("llama.cpp").await, 7);
+}
+
+#[tokio::test]
+async fn recorded_llama_cpp_responses_and_messages_traffic() {
+    // OpenAI Responses and Anthropic-style Messages, each whole and streamed (typed SSE
+    // events).
+    assert_eq!(replay("llama.cpp-apis").await, 4);
 }
 
 #[tokio::test]

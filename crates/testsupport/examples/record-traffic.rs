@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cargo run -p provenance-testsupport --example record-traffic -- [DIR]   # fixtures/traffic/llama.cpp
+//! cargo run -p provenance-testsupport --example record-traffic -- --apis [DIR]   # fixtures/traffic/llama.cpp-apis
 //! ```
+//!
+//! `--apis` records the OpenAI Responses (`/v1/responses`) and Anthropic-style Messages
+//! (`/v1/messages`) exchanges instead, whole and streamed.
 //!
 //! For each exchange NAME: `NAME.request.http` (the request as sent), `NAME.response.http`
 //! (the response as received: head, then the body in its transfer encoding) and
@@ -40,12 +44,18 @@ const CHAT_PROMPT: &str = "Name three primary colours.";
 const TEXT_PROMPT: &str = "The capital of France is";
 
 fn main() -> ExitCode {
-    let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "fixtures/traffic/llama.cpp".into()),
-    );
-    match record(&dir) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let apis = args.first().is_some_and(|a| a == "--apis");
+    if apis {
+        args.remove(0);
+    }
+    let default = if apis {
+        "fixtures/traffic/llama.cpp-apis"
+    } else {
+        "fixtures/traffic/llama.cpp"
+    };
+    let dir = PathBuf::from(args.first().map_or(default, String::as_str));
+    match record(&dir, if apis { api_exchanges() } else { exchanges() }) {
         Ok(n) => {
             eprintln!("record-traffic: wrote {n} exchanges to {}", dir.display());
             ExitCode::SUCCESS
@@ -57,7 +67,49 @@ fn main() -> ExitCode {
     }
 }
 
-fn exchanges() -> Vec<(&'static str, &'static str, &'static str, Option<Value>)> {
+type Exchanges = Vec<(&'static str, &'static str, &'static str, Option<Value>)>;
+
+/// OpenAI Responses and Anthropic-style Messages: greedy, fixed seed, 32 tokens.
+fn api_exchanges() -> Exchanges {
+    let responses = |stream: bool| {
+        json!({
+            "model": "gemma-3-270m",
+            "input": CHAT_PROMPT,
+            "max_output_tokens": 32,
+            "temperature": 0,
+            "seed": 42,
+            "stream": stream,
+        })
+    };
+    let messages = |stream: bool| {
+        json!({
+            "model": "gemma-3-270m",
+            "messages": [{"role": "user", "content": CHAT_PROMPT}],
+            "max_tokens": 32,
+            "temperature": 0,
+            "seed": 42,
+            "stream": stream,
+        })
+    };
+    vec![
+        ("responses", "POST", "/v1/responses", Some(responses(false))),
+        (
+            "responses-stream",
+            "POST",
+            "/v1/responses",
+            Some(responses(true)),
+        ),
+        ("messages", "POST", "/v1/messages", Some(messages(false))),
+        (
+            "messages-stream",
+            "POST",
+            "/v1/messages",
+            Some(messages(true)),
+        ),
+    ]
+}
+
+fn exchanges() -> Exchanges {
     // OpenAI requests: greedy, fixed seed; streams ask for the usage chunk.
     let openai = |mut body: Value, stream: bool| {
         body["model"] = json!("gemma-3-270m");
@@ -140,7 +192,7 @@ fn exchanges() -> Vec<(&'static str, &'static str, &'static str, Option<Value>)>
     ]
 }
 
-fn record(dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
+fn record(dir: &Path, exchanges: Exchanges) -> Result<usize, Box<dyn std::error::Error>> {
     let model = gemma_path()?;
     let binary = llama_server_path()?;
     let version = Command::new(&binary).arg("--version").output()?;
@@ -153,7 +205,7 @@ fn record(dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
 
     let mut index = Vec::new();
     let mut tokens = Value::Null;
-    for (name, method, path, body) in exchanges() {
+    for (name, method, path, body) in exchanges {
         let body = match (name, body) {
             ("detokenize", _) => Some(json!({"tokens": tokens})),
             (_, body) => body,

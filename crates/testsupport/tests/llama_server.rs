@@ -160,3 +160,49 @@ fn missing_parts_name_the_script_that_installs_them() {
         "{missing:?}"
     );
 }
+
+/// The binary the tests run is the portable build of `.ci/llama-server.sh` that
+/// `llama-server.json` beside it describes: one fixed instruction set (x86-64-v3, no AVX-512,
+/// no AMX) and the sha256 recorded there, so that every machine runs the same code path and a
+/// third party can rebuild the reference engine. A build tuned to the CPU it was built on
+/// crashed on another (AMX in a guest that does not grant it) and gives other tokens.
+#[test]
+fn the_llama_server_under_test_is_the_recorded_portable_build() {
+    let binary = provenance_testsupport::llama_server_path().unwrap();
+    let record = binary.with_file_name("llama-server.json");
+    let text = std::fs::read_to_string(&record).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the portable llama-server with `bash .ci/llama-server.sh`",
+            record.display()
+        )
+    });
+    let build: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(build["instruction_set"], "x86-64-v3", "{build}");
+    let flags: Vec<&str> = build["cmake_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for flag in [
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AVX2=ON",
+        "-DGGML_AVX512=OFF",
+        "-DGGML_AMX_INT8=OFF",
+        "-DGGML_BACKEND_DL=OFF",
+    ] {
+        assert!(flags.contains(&flag), "{flag} missing from {flags:?}");
+    }
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(
+        sum.split_whitespace().next(),
+        build["binary_sha256"].as_str(),
+        "{} is not the binary that {} records",
+        binary.display(),
+        record.display()
+    );
+}

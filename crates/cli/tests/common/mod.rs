@@ -1,5 +1,7 @@
 //! Helpers shared by the CLI's integration tests.
 
+pub(crate) mod golden;
+
 use std::path::PathBuf;
 
 /// A temporary directory for one test's files, removed on drop.

@@ -41,9 +41,11 @@ pub fn serve(dir: &Path, upstream: &str, extra: &[&str]) -> Serve {
     serve_model(dir, upstream, &model(), extra)
 }
 
-/// `provenance serve` in front of `upstream` for the weights at `model`, on an ephemeral port.
-pub fn serve_model(dir: &Path, upstream: &str, model: &Path, extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provenance"))
+/// The command of `provenance serve` in front of `upstream` for the weights at `model`, on an
+/// ephemeral port, with a fresh key and store in `dir`; stderr piped.
+pub fn serve_command(dir: &Path, upstream: &str, model: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provenance"));
+    command
         .args(["serve", "--upstream", upstream, "--listen", "127.0.0.1:0"])
         .arg("--model")
         .arg(model)
@@ -55,9 +57,22 @@ pub fn serve_model(dir: &Path, upstream: &str, model: &Path, extra: &[&str]) -> 
         .env("XDG_CACHE_HOME", dir.join("cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A loopback port with nothing listening on it (bound, noted, closed).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `provenance serve` in front of `upstream` for the weights at `model`, on an ephemeral port.
+pub fn serve_model(dir: &Path, upstream: &str, model: &Path, extra: &[&str]) -> Serve {
+    let mut child = serve_command(dir, upstream, model, extra).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();

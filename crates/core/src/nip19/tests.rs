@@ -848,3 +848,22 @@ fn error_messages_are_lowercase_without_a_period() {
         );
     }
 }
+
+#[test]
+fn written_public_keys_are_npub_or_hex_on_the_curve() {
+    let key =
+        PublicKey::from_hex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+            .unwrap();
+    assert_eq!(parse_public_key(&key.to_hex()).unwrap(), key);
+    assert_eq!(parse_public_key(&encode_npub(&key)).unwrap(), key);
+    // 64 hex digits that are no x coordinate on secp256k1 (x = 5 has no y).
+    let off_curve = format!("{:064x}", 5);
+    assert_eq!(parse_public_key(&off_curve), Err(PublicKeyError::NotAKey));
+    assert!(matches!(
+        parse_public_key("npub1notakey"),
+        Err(PublicKeyError::Npub(_))
+    ));
+    for bad in ["", "abc", "alice@example.com", &key.to_hex()[..63]] {
+        assert_eq!(parse_public_key(bad), Err(PublicKeyError::NotAKey), "{bad}");
+    }
+}

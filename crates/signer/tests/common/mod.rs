@@ -55,8 +55,9 @@ pub(crate) fn client_text(body: &[u8]) -> String {
     let documents: Vec<Value> = if let Ok(whole) = serde_json::from_str(text) {
         vec![whole]
     } else if text.contains("data:") {
+        // A message's `data:` line (typed events have an `event:` line before it).
         text.split("\n\n")
-            .filter_map(|m| m.strip_prefix("data: "))
+            .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("data: ")))
             .filter(|d| *d != "[DONE]")
             .map(|d| serde_json::from_str(d).unwrap())
             .collect()
@@ -75,10 +76,17 @@ pub(crate) fn client_text(body: &[u8]) -> String {
             "/content",
             "/response",
             "/message/content",
+            // OpenAI Responses (a whole body) and Anthropic Messages (whole, streamed).
+            "/output/0/content/0/text",
+            "/content/0/text",
+            "/delta/text",
         ] {
             if let Some(s) = d.pointer(pointer).and_then(Value::as_str) {
                 out.push_str(s);
             }
+        }
+        if d["type"] == "response.output_text.delta" {
+            out.push_str(d["delta"].as_str().unwrap());
         }
     }
     out

@@ -1,4 +1,5 @@
-//! A read-only NIP-01 relay over the signer's own events, with live subscriptions.
+//! The box's own relay server: a read-only NIP-01 relay over the signer's own events, with live
+//! subscriptions.
 //!
 //! The signer's box can then be the relay hint of its events' `nevent`s, and a client can
 //! watch the events it signs. [`run`] serves one client connection:
@@ -23,8 +24,8 @@
 //! slow: ...`) for each open subscription and is disconnected; one whose reader stops reading
 //! is disconnected when a write times out. Memory does not grow with a slow reader.
 //!
-//! The websocket itself is the server's business (see `provenance serve`): it hands [`run`]
-//! a [`Transport`] that receives and sends text messages.
+//! The websocket itself is the server's business (`crate::server::App` serves it at `/`): it
+//! hands [`run`] a [`Transport`] that receives and sends text messages.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

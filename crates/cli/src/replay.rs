@@ -1,0 +1,304 @@
+//! `provenance replay`: re-run a signed llama.cpp answer and compare it token for token.
+//!
+//! Thin: read and verify the event, then [`provenance_replay::replay`] does the checks and
+//! the run; this file renders the report. Exit status 0: the token ids match; 1: they diverge
+//! (or the event does not verify); 2: the replay could not run as recorded.
+//!
+//! With `--label`, the replaying party says what it found in a NIP-32 audit label
+//! (`replay.match` or `replay.mismatch`, naming the engine binary's sha256 in its content),
+//! signed and published through [`crate::label`], so that `verify --labels` counts
+//! independent replays.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use provenance::clock::SystemClock;
+use provenance::commitment::Salt;
+use provenance::event::Limits;
+use provenance::label::Label;
+use provenance::{Event, EventId, PublicKey};
+use provenance_replay::{Endpoint, EngineChoice, Inputs, Outcome, Report, Token};
+use serde_json::json;
+
+use crate::input::{self, Source};
+use crate::output::{EXIT_ERROR, EXIT_FAILED};
+
+/// Replay a signed llama.cpp answer on the recorded engine and compare output token ids
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Exit status: 0 the token ids match, 1 they diverge (or the event \
+    does not verify), 2 the replay cannot run as recorded (one line says why)."
+)]
+pub(crate) struct Args {
+    /// The event: a JSON file, `-` for stdin, or nevent1.../note1... (fetched from relays)
+    #[arg(value_name = "EVENT")]
+    event: String,
+    /// The weights file (GGUF); its digests must be the recorded ones
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// The disclosed prompt (the bytes the commitment covers)
+    #[arg(long, value_name = "FILE")]
+    prompt: PathBuf,
+    /// The salt disclosed with the prompt (64 hex characters)
+    #[arg(long, value_name = "HEX")]
+    salt: String,
+    /// The llama-server binary to start with the recorded settings
+    #[arg(long, value_name = "BIN", conflicts_with = "server")]
+    llama_server: Option<PathBuf>,
+    /// A running llama-server (http://HOST:PORT, one slot) instead of starting one
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Replay even when the engine binary is not the recorded one, or cannot be checked
+    /// (a running server); the report says so
+    #[arg(long)]
+    allow_other_engine: bool,
+    /// Relay to fetch a nevent/note from, besides its own relay hints, and to publish the
+    /// --label to (repeatable)
+    #[arg(long, value_name = "URL")]
+    relay: Vec<String>,
+    /// Sign an audit label (NIP-32, kind 1985) saying what the replay found: replay.match or
+    /// replay.mismatch, with the engine binary's sha256; printed as the last line of stdout
+    /// (in the report with --json) and published to every --relay
+    #[arg(long)]
+    label: bool,
+    /// Signing key file for --label [default: $XDG_CONFIG_HOME/provenance/key.nsec]
+    #[arg(long, value_name = "FILE", requires = "label")]
+    key: Option<PathBuf>,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    let salt: Salt = args
+        .salt
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--salt {:?}: {e}", args.salt))?;
+    let prompt = std::fs::read(&args.prompt)
+        .with_context(|| format!("cannot read --prompt {}", args.prompt.display()))?;
+    let engine = match (&args.llama_server, &args.server) {
+        (Some(binary), _) => EngineChoice::Binary(binary.clone()),
+        (None, Some(url)) => EngineChoice::Server(Endpoint::parse(url)?),
+        (None, None) => bail!("name the engine: --llama-server BIN or --server URL"),
+    };
+    let keys = if args.label {
+        let path = match &args.key {
+            Some(p) => p.clone(),
+            None => crate::keyfile::default_path()?,
+        };
+        Some(crate::keyfile::load(&path)?)
+    } else {
+        None
+    };
+    let event = load_event(&args.event, &args.relay)?;
+    let verification = provenance::event::verify(&event);
+    let Some(verified) = verification.verified() else {
+        let failed: Vec<String> = verification
+            .claims()
+            .iter()
+            .filter(|c| c.status == provenance::verdict::Status::Failed)
+            .map(|c| format!("{}: {}", c.code.as_str(), c.detail))
+            .collect();
+        crate::output::warn(&format!(
+            "the event does not verify, nothing to replay: {}",
+            failed.join("; ")
+        ));
+        return Ok(ExitCode::from(EXIT_FAILED));
+    };
+    let inputs = Inputs {
+        record: verified.record(),
+        prompt: &prompt,
+        salt: &salt,
+        model: &args.model,
+        engine,
+        allow_other_engine: args.allow_other_engine,
+    };
+    let report = match provenance_replay::replay(&inputs) {
+        Ok(report) => report,
+        Err(refusal) => {
+            if args.json {
+                let line = json!({"event": verified.id().to_hex(), "result": "refused",
+                    "reason": refusal.to_string()});
+                println!("{line}");
+            } else {
+                crate::output::warn(&refusal.to_string());
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    };
+    let label = match &keys {
+        Some(keys) => {
+            let label = replay_label(verified.id(), verified.author(), &args.relay, &report);
+            let signed = label.sign(keys, &SystemClock)?;
+            let answers = crate::label::publish(&signed, &args.relay, LABEL_TIMEOUT)?;
+            Some((signed, answers))
+        }
+        None => None,
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["event"] = json!(verified.id().to_hex());
+        if let Some((signed, answers)) = &label {
+            value["label"] = json!({
+                "event": serde_json::from_str::<serde_json::Value>(&signed.as_json())?,
+                "relays": answers,
+            });
+        }
+        println!("{value}");
+    } else {
+        print!("{}", render(verified.id(), &report));
+        if let Some((signed, answers)) = &label {
+            println!("{}", signed.as_json());
+            for a in answers {
+                let verdict = if a.accepted { "accepted" } else { "REFUSED" };
+                crate::output::warn(&format!("label: {}: {verdict} {}", a.relay, a.message));
+            }
+        }
+    }
+    if label
+        .as_ref()
+        .is_some_and(|(_, answers)| answers.iter().any(|a| !a.accepted))
+    {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    Ok(ExitCode::from(if report.matched() {
+        0
+    } else {
+        EXIT_FAILED
+    }))
+}
+
+/// How long each relay has to acknowledge a published label.
+const LABEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The audit label of a finished replay: `replay.match` or `replay.mismatch` about the event,
+/// its content naming the engine binary that replayed it and what was found.
+fn replay_label(id: EventId, author: PublicKey, relays: &[String], report: &Report) -> Label {
+    let (value, found) = match &report.outcome {
+        Outcome::Match => (
+            "replay.match",
+            format!("{} output token ids identical", report.replayed_tokens),
+        ),
+        Outcome::Diverged(d) => ("replay.mismatch", format!("diverged: {}", d.reason)),
+    };
+    let engine = match &report.engine.binary_sha256 {
+        Some(sha) => format!("llama-server binary sha256 {sha}"),
+        None => format!("a running llama-server ({})", report.engine.args.join(" ")),
+    };
+    let other = if report.engine.other_engine {
+        ", not the recorded engine binary"
+    } else {
+        ", the recorded engine binary"
+    };
+    Label {
+        target: id,
+        target_author: Some(author),
+        relay_hint: relays.first().cloned(),
+        values: vec![value.to_owned()],
+        detail: format!("replayed on {engine}{other}: {found}"),
+    }
+}
+
+/// Reads one event from a file, stdin, or relays.
+fn load_event(input: &str, extra_relays: &[String]) -> Result<Event> {
+    let limits = Limits::default();
+    match input::classify(input).map_err(|e| anyhow::anyhow!("{}: {e}", input::redact(input)))? {
+        Source::Files(files) => {
+            let [path] = files.as_slice() else {
+                bail!("{input}: replay takes one event file, not a directory");
+            };
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+            };
+            provenance::event::parse_event(text.trim(), &limits)
+                .map_err(|e| anyhow::anyhow!("{input}: {e}"))
+        }
+        Source::Remote { id, relays, .. } => {
+            let mut relays = relays;
+            relays.extend(extra_relays.iter().cloned());
+            fetch(id, &relays)
+        }
+    }
+}
+
+fn fetch(id: EventId, relays: &[String]) -> Result<Event> {
+    if relays.is_empty() {
+        bail!("no relay to fetch event {id} from: give --relay URL");
+    }
+    let filter = provenance_relay::nostr::prelude::Filter::new().id(id);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = provenance_relay::Options {
+        eose_timeout: Duration::from_secs(10),
+        ..provenance_relay::Options::default()
+    };
+    let outcome = runtime.block_on(provenance_relay::fetch(relays, &filter, &options));
+    let limits = Limits::default();
+    outcome
+        .events
+        .iter()
+        .filter_map(|raw| provenance::event::parse_event(&raw.json, &limits).ok())
+        .find(|event| event.id == id && event.verify_id())
+        .with_context(|| format!("event {id} not found on {} relays", relays.len()))
+}
+
+fn token(t: &Token) -> String {
+    let mut s = format!("{}", t.id);
+    if let Some(text) = &t.text {
+        s.push_str(&format!(" {text:?}"));
+    }
+    if let Some(lp) = t.logprob {
+        s.push_str(&format!(" (logprob {lp:.4})"));
+    }
+    s
+}
+
+/// The human report: one verdict line, then details.
+fn render(id: EventId, report: &Report) -> String {
+    let mut out = String::new();
+    let engine = if report.engine.other_engine {
+        " on ANOTHER engine than recorded (--allow-other-engine)"
+    } else {
+        " on the recorded engine binary"
+    };
+    match &report.outcome {
+        Outcome::Match => out.push_str(&format!(
+            "replay MATCH: {} output tokens identical{engine}\n",
+            report.replayed_tokens
+        )),
+        Outcome::Diverged(d) => {
+            out.push_str(&format!("replay DIVERGED: {}{engine}\n", d.reason));
+            if let Some(r) = &d.recorded {
+                out.push_str(&format!("  recorded: {}\n", token(r)));
+            }
+            if let Some(p) = &d.replayed {
+                out.push_str(&format!("  replayed: {}\n", token(p)));
+            }
+            if !d.alternatives.is_empty() {
+                let top: Vec<String> = d.alternatives.iter().map(token).collect();
+                out.push_str(&format!("  top there: {}\n", top.join(", ")));
+            }
+        }
+    }
+    out.push_str(&format!("  event: {}\n", id.to_hex()));
+    if let Some(sha) = &report.engine.binary_sha256 {
+        out.push_str(&format!("  engine sha256: {sha}\n"));
+    }
+    out.push_str(&format!(
+        "  tokens: prompt {}, recorded {}, replayed {}\n",
+        report.prompt_tokens, report.recorded_tokens, report.replayed_tokens
+    ));
+    out.push_str(&format!(
+        "  time: engine start {} ms, generation {} ms\n",
+        report.startup_ms, report.generation_ms
+    ));
+    out
+}
