@@ -1,13 +1,22 @@
-// The result page: gets the selection, runs the check, shows signer, model, time, claim
-// statuses and coverage. It never says "AI-generated": only what a signed record shows.
-import { check, DEFAULT_SERVER } from './check.js';
+// The result page: gets the selection, runs the check, and shows for each match one sentence
+// and a badge, then the evidence grouped by subject (folded). It never says "AI-generated" or
+// "authentic": only what a signed record shows.
+import { check, LookupError } from './check.js';
+import { loadSettings, permissionFor } from './settings.js';
+import {
+  summary, provenLine, trustBadge, claimGroups, groupState, rowState, shortId, shortNpub,
+  timeText, NO_MATCH, FOOTNOTE, lookupFailure, refusedWarning,
+} from './present.js';
 
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'onclick') e.addEventListener('click', v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
   return e;
 }
 
@@ -24,68 +33,131 @@ function highlighted(normalized, tokens, ranges) {
   return p;
 }
 
-const KIND = {
-  exact: 'exact copy of a signed output',
-  normalized: 'same text as a signed output (whitespace or Unicode form differs)',
-  partial: 'part of a signed output',
-};
-
-function trustText(trusted) {
-  if (trusted === true) return 'in the lookup server\'s trust list';
-  if (trusted === false) return 'not in the lookup server\'s trust list';
-  return 'unknown (the server has no trust list)';
+function badge(tone, text) {
+  return el('span', { class: `badge tone-${tone}` }, text);
 }
 
-function render(result) {
+function copyButton(value, what) {
+  const b = el('button', { type: 'button', class: 'quiet copy', 'aria-label': `Copy ${what}`, 'data-value': value }, 'Copy');
+  b.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      b.textContent = 'Copied';
+    } catch {
+      b.textContent = 'Copy failed';
+    }
+  });
+  return b;
+}
+
+// The identifiers, shortened, each with a copy button; the event with its links.
+function identifiers(m, server) {
+  return el('dl', { class: 'ids' },
+    el('dt', {}, 'Event'),
+    el('dd', {},
+      el('code', { class: 'event-id', title: m.id }, shortId(m.id)),
+      copyButton(m.id, 'event id'),
+      el('a', { href: `nostr:${m.nevent}`, class: 'open-nostr' }, 'Open in a Nostr app'),
+      el('a', { href: `${server}/v1/events/${m.id}`, target: '_blank', class: 'open-server' }, 'Event JSON')),
+    el('dt', {}, 'Signer key'),
+    el('dd', {}, el('code', { class: 'npub', title: m.npub }, shortNpub(m.npub)), copyButton(m.npub, 'signer key')),
+    el('dt', {}, 'Signed at'),
+    el('dd', { class: 'time' }, `${timeText(m.createdAt)} (the signer's clock)`),
+    el('dt', {}, 'Model'),
+    el('dd', { class: 'model' }, `${m.model} (the signer's statement)`));
+}
+
+function groupsOf(m, result, server) {
+  const wrap = el('div', { class: 'groups' });
+  for (const g of claimGroups(m, result.hasOwnList)) {
+    const state = groupState(g).map((st) => el('span', { class: `state st-${st.tone}` }, st.word));
+    const rows = el('div', { class: 'rows' });
+    for (const r of g.rows) {
+      const evidence = el('ul', { class: 'evidence' });
+      for (const c of r.evidence) {
+        const by = { browser: 'your browser', you: 'your trust list', server: 'the lookup server' }[c.by];
+        evidence.append(el('li', { 'data-code': c.code, 'data-status': c.status, 'data-by': c.by },
+          ((st) => el('span', { class: `st st-${st.tone}` }, st.word))(rowState({ key: r.key, best: c })),
+          `${c.detail} `, el('span', { class: 'by' }, `(${by}, `), el('code', {}, c.code), el('span', { class: 'by' }, ')')));
+      }
+      rows.append(el('details', { class: 'claim', 'data-key': r.key, 'data-best': `${r.best.code}=${r.best.status}@${r.best.by}` },
+        el('summary', {}, el('span', { class: `st st-${r.tone}` }, r.word), r.label),
+        evidence));
+    }
+    const body = g.id === 'signature' ? [identifiers(m, server), rows] : [rows];
+    wrap.append(el('details', { class: 'group', 'data-subject': g.id },
+      el('summary', {}, g.label, ...state),
+      ...body));
+  }
+  return wrap;
+}
+
+function matchCard(m, result, server) {
+  const b = trustBadge(m);
+  return el('section', {
+    class: 'card match', 'data-kind': m.kind, 'data-coverage': String(m.coverage.fraction), 'data-tone': b.tone,
+    'data-npub': m.npub, 'data-model': m.model, 'data-time': m.time,
+  },
+  badge(b.tone, b.text),
+  el('p', { class: 'summary' }, summary(m, result.hasOwnList)),
+  el('p', { class: 'proven-line' }, provenLine(m)),
+  m.coverage.fraction < 1 ? highlighted(result.normalized, result.tokens, m.coverage.ranges) : null,
+  groupsOf(m, result, server));
+}
+
+function render(result, server) {
   const out = $('results');
   out.replaceChildren();
-  if (result.accepted.length === 0) {
-    out.append(el('p', { id: 'none' }, 'No signed record found for this text. That says nothing about who wrote it: most text has no record.'));
-  }
-  for (const m of result.accepted) {
-    const pct = `${Math.round(m.coverage.fraction * 100)} %`;
-    const claims = el('table', { class: 'claims' });
-    // Checked in this browser first, then what the lookup server's verifier reported.
-    for (const [by, list] of [['browser', m.local], ['server', m.claims]]) {
-      for (const c of list) {
-        claims.append(el('tr', {}, el('td', { class: c.status }, c.status), el('td', {}, c.code), el('td', { class: 'by' }, by), el('td', {}, c.detail)));
-      }
-    }
-    out.append(el('section', { class: 'match', 'data-kind': m.kind, 'data-coverage': String(m.coverage.fraction) },
-      el('h2', {}, `${KIND[m.kind]}: coverage ${pct}`),
-      el('dl', {},
-        el('dt', {}, 'Signer'), el('dd', { class: 'npub' }, m.npub),
-        el('dt', {}, 'Trust'), el('dd', { class: 'trust' }, trustText(m.trusted)),
-        el('dt', {}, 'Model'), el('dd', { class: 'model' }, m.model),
-        el('dt', {}, 'Signed at'), el('dd', { class: 'time' }, m.time),
-        el('dt', {}, 'Covered'), el('dd', { class: 'covered' }, `${m.coverage.matched} of ${m.coverage.total} fingerprints`)),
-      highlighted(result.normalized, result.tokens, m.coverage.ranges),
-      claims));
-  }
   for (const r of result.refused) {
-    out.append(el('section', { class: 'match refused' },
-      el('h2', {}, 'Refused: a returned event did not verify in the browser'),
-      el('p', {}, `${r.id}: ${r.reason}`)));
+    out.append(el('section', { class: 'card warning refused', 'data-tone': 'warning' },
+      badge('warning', 'Altered or forged record'),
+      el('p', { class: 'summary' }, refusedWarning(r)),
+      result.accepted.length === 0 ? el('p', { class: 'todo' }, 'No record that holds up was found for this text.') : null,
+      el('p', { class: 'todo' }, 'Event ', el('code', { title: r.id }, shortId(String(r.id))), ' ', copyButton(String(r.id), 'event id'))));
   }
-  out.append(el('p', { class: 'hint' }, result.note || ''));
+  if (result.accepted.length === 0 && result.refused.length === 0) {
+    out.append(el('section', { class: 'card none', id: 'none', 'data-tone': 'none' },
+      badge('none', 'No signed record'),
+      el('p', { class: 'summary' }, NO_MATCH),
+      el('p', { class: 'todo' }, 'Most text has no record: one exists only where a model\'s operator signs its answers and this lookup server holds them.')));
+  }
+  for (const m of result.accepted) out.append(matchCard(m, result, server));
+  if (result.accepted.length) out.append(el('p', { class: 'note' }, FOOTNOTE));
+}
+
+function renderFailure(error, server) {
+  const f = lookupFailure(error, server);
+  $('results').replaceChildren(el('section', { class: 'card error', id: 'failure', 'data-tone': 'error', 'data-kind': error.kind },
+    badge('error', 'Not checked'),
+    el('p', { class: 'summary' }, f.sentence),
+    el('p', { class: 'todo' }, f.todo, ' ', el('a', { href: 'options.html', target: '_blank' }, 'Open the options'))));
 }
 
 async function run() {
   const text = $('text').value;
-  const server = $('server').value || DEFAULT_SERVER;
-  await chrome.storage.local.set({ server });
+  document.body.dataset.done = 'false';
   if (!text.trim()) {
     $('status').textContent = 'Select or paste some text first.';
+    document.body.dataset.done = 'true';
     return;
   }
+  const { server, trust } = await loadSettings();
   $('status').textContent = 'Checking…';
   try {
-    const result = await check(text, server);
-    render(result);
-    $('status').textContent = `Done: ${result.accepted.length} signed record(s), ${result.refused.length} refused.`;
+    const permission = permissionFor(server);
+    if (permission && !(await chrome.permissions.contains(permission))) throw new LookupError('permission', 'no permission');
+    const result = await check(text, server, { trustList: trust });
+    render(result, server);
+    const n = result.accepted.length;
+    $('status').textContent = result.refused.length && n === 0 ? 'Checked: a returned record did not hold up.'
+      : n === 0 ? 'Checked: no signed record.'
+      : n === 1 ? 'Checked: one signed record contains this text.'
+        : `Checked: ${n} signed records contain this text; trusted signers first, then the newest.`;
   } catch (e) {
-    $('status').textContent = `Lookup failed: ${e.message}`;
+    renderFailure(e instanceof LookupError ? e : new LookupError('unreachable', e.message), server);
+    $('status').textContent = 'Not checked.';
   }
+  $('text').scrollTop = 0;
   document.body.dataset.done = 'true';
 }
 
@@ -101,8 +173,8 @@ async function selectionOfActiveTab() {
 }
 
 async function init() {
-  const { server } = await chrome.storage.local.get('server');
-  $('server').value = server || DEFAULT_SERVER;
+  const { server } = await loadSettings();
+  $('server-name').textContent = `(${server.replace(/^https?:\/\//, '')})`;
   const params = new URLSearchParams(location.search);
   let text = '';
   if (params.get('from') === 'menu') {
