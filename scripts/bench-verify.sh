@@ -19,7 +19,7 @@ dir="$target/bench-verify"
 mkdir -p "$dir"
 events="$dir/events-$n.jsonl"
 
-cargo build --quiet --release -p provenance-cli -p provenance-testkit -p provenance-benches --bins
+cargo build --quiet --release -p provenance-cli -p provenance-fixtures -p provenance-benches --bins
 bin="$target/release"
 
 if [ ! -s "$events" ]; then

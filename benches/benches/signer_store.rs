@@ -8,8 +8,8 @@
 //! taken on: `docs/benchmarks.md` ("Signing proxy").
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use provenance_fixtures::generate::EventGenerator;
 use provenance_signer::{Durability, RequestId, SqliteStore, Store};
-use provenance_testkit::generate::EventGenerator;
 
 fn commit(c: &mut Criterion) {
     let generator = EventGenerator::new();

@@ -10,7 +10,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use provenance::event::{self, Expect, Limits, Verifier};
-use provenance_testkit::generate::EventGenerator;
+use provenance_fixtures::generate::EventGenerator;
 
 const EVENTS: u64 = 256;
 

@@ -1,14 +1,14 @@
 //! The raw libsecp256k1 BIP-340 verification rate on this machine, the ceiling for event
 //! verification: keys already parsed, message already hashed, nothing else done.
 //!
-//! `verify-rate [EVENTS] [SECONDS]` signs EVENTS (default 20,000) events from the testkit
+//! `verify-rate [EVENTS] [SECONDS]` signs EVENTS (default 20,000) events from provenance-fixtures
 //! generator, then verifies their signatures for about SECONDS (default 3) on 1 thread and on
 //! every core, and prints one JSON object:
 //! `{"threads": N, "per_sec_1": r1, "per_sec_n": rN}` (verifications per second).
 
 use std::time::{Duration, Instant};
 
-use provenance_testkit::generate::EventGenerator;
+use provenance_fixtures::generate::EventGenerator;
 use rayon::prelude::*;
 use secp256k1::{Secp256k1, XOnlyPublicKey, schnorr};
 

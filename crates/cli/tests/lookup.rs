@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use provenance_fixtures as kit;
 use provenance_signer::{RequestId, SqliteStore, Store};
-use provenance_testkit as kit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provenance");
 

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use provenance_testkit as kit;
+use provenance_fixtures as kit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provenance");
 

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use provenance_testkit as kit;
+use provenance_fixtures as kit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provenance");
 

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use common::golden::{Case, text};
 use provenance::event::{Limits, parse_event};
-use provenance_testsupport::llama_server_path;
+use provenance_harness::llama_server_path;
 use serde_json::{Value, json};
 
 fn case() -> Case {

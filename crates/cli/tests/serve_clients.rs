@@ -17,7 +17,7 @@ use serve_common::{curl, llama, read_request, serve_model, verify_model};
 
 /// The interpreter of the venv `.ci/python-clients.sh` makes.
 fn python() -> PathBuf {
-    provenance_testsupport::clients_python().unwrap_or_else(|e| panic!("{e}"))
+    provenance_harness::clients_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn repo() -> PathBuf {

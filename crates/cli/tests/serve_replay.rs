@@ -74,8 +74,8 @@ fn replay(dir: &Path, model: &Path, salt: &str, json: bool) -> Output {
 #[test]
 fn an_answer_signed_by_serve_replays_token_for_token_with_provenance_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let model = provenance_testsupport::write_tiny_model(dir.path()).unwrap();
-    let llama = provenance_testsupport::LlamaServer::start(&model, ENGINE).unwrap();
+    let model = provenance_harness::write_tiny_model(dir.path()).unwrap();
+    let llama = provenance_harness::LlamaServer::start(&model, ENGINE).unwrap();
     let binary = llama_server_path();
     let mut extra = vec!["--replayable", "--engine-binary", binary.to_str().unwrap()];
     extra.extend_from_slice(STATED);
@@ -112,8 +112,8 @@ fn an_answer_signed_by_serve_replays_token_for_token_with_provenance_replay() {
 #[test]
 fn an_answer_signed_without_the_engine_settings_is_refused_by_replay_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let model = provenance_testsupport::write_tiny_model(dir.path()).unwrap();
-    let llama = provenance_testsupport::LlamaServer::start(&model, ENGINE).unwrap();
+    let model = provenance_harness::write_tiny_model(dir.path()).unwrap();
+    let llama = provenance_harness::LlamaServer::start(&model, ENGINE).unwrap();
     let binary = llama_server_path();
     let salt = {
         let server = serve_model(

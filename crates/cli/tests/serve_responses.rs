@@ -143,7 +143,7 @@ fn openai_package_responses_whole_and_streamed_are_signed() {
     let llama = llama(&model);
     let dir = tempfile::tempdir().unwrap();
     let server = serve_model(dir.path(), &llama.url(), &model, &[]);
-    let python = provenance_testsupport::clients_python().unwrap_or_else(|e| panic!("{e}"));
+    let python = provenance_harness::clients_python().unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new(python)
         .arg(repo.join("tests/clients/openai_responses.py"))
         .arg(&server.base)

@@ -103,7 +103,7 @@ fn read_to_last_message_and_close(server: SocketAddr, path: &str, body: &str) ->
 fn event_status(server: SocketAddr, id: &str) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = provenance_testsupport::http::get(server, &format!("/provenance/{id}")).unwrap();
+        let got = provenance_harness::http::get(server, &format!("/provenance/{id}")).unwrap();
         if got.status != 202 || Instant::now() > deadline {
             return (got.status, got.text());
         }
@@ -166,7 +166,7 @@ const OPENAI_ROUNDS: usize = 200;
 
 #[test]
 fn the_openai_python_client_streaming_in_a_loop_gets_every_answer_signed() {
-    let python = provenance_testsupport::clients_python().unwrap_or_else(|e| panic!("{e}"));
+    let python = provenance_harness::clients_python().unwrap_or_else(|e| panic!("{e}"));
     let llama = llama(&tiny());
     let dir = tempfile::tempdir().unwrap();
     let server = serve_model(dir.path(), &llama.url(), &tiny(), &[]);

@@ -11,9 +11,9 @@ use std::process::{Command, Output};
 
 use provenance::clock::SystemClock;
 use provenance::{Keys, Model, Output as RecordOutput, Record, event, nip19};
+use provenance_fixtures::generate::EventGenerator;
 use provenance_gguf::Hasher;
 use provenance_gguf::write::{self, TinyLlama};
-use provenance_testkit::generate::EventGenerator;
 use serde_json::Value;
 
 use common::Tmp;
@@ -211,7 +211,7 @@ fn parallel_batch_keeps_order_and_survives_bad_items() {
                 "error"
             }
             2000 => {
-                let created = provenance_testkit::CREATED_AT + 2000;
+                let created = provenance_fixtures::CREATED_AT + 2000;
                 json = json.replacen(
                     &format!("\"created_at\":{created}"),
                     &format!("\"created_at\":{}", created + 1),

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use provenance::nostr::prelude::ToBech32;
 use provenance::{Event, Keys, nip19};
+use provenance_fixtures::generate::{EventGenerator, SIGNERS};
 use provenance_relay::testing::{Behaviour, MockRelay, ScriptedRelay};
-use provenance_testkit::generate::{EventGenerator, SIGNERS};
 use serde_json::Value;
 
 use common::Tmp;
@@ -84,8 +84,8 @@ async fn a_query_by_author_and_time_verifies_what_the_relays_send() {
     assert_eq!(msgs.last().unwrap()["data"]["verified"], 4);
 
     // --since/--until narrow it (created_at of event i is CREATED_AT + i).
-    let since = (provenance_testkit::CREATED_AT + SIGNERS).to_string();
-    let until = (provenance_testkit::CREATED_AT + 2 * SIGNERS).to_string();
+    let since = (provenance_fixtures::CREATED_AT + SIGNERS).to_string();
+    let until = (provenance_fixtures::CREATED_AT + 2 * SIGNERS).to_string();
     let (code, msgs, _) = run(&[
         "verify",
         "--json",

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use provenance::digest::sha256;
+use provenance_fixtures::synthetic_output;
 use provenance_lookup::{Index, MatchKind, Options, Query, TrustList, lookup};
-use provenance_testkit::synthetic_output;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,4 +1,4 @@
-//! The HTTP API, without sockets (`ServiceExt::oneshot`), on the demo corpus of the testkit.
+//! The HTTP API, without sockets (`ServiceExt::oneshot`), on the demo corpus of provenance-fixtures.
 //! Every response is validated against `schemas/lookup.openapi.json`, and one test checks that
 //! every documented path, method and status is exercised.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
@@ -12,9 +12,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use provenance::fingerprint::{Analysis, K, RULE, W};
+use provenance_fixtures as kit;
 use provenance_lookup::http::{Config, router};
 use provenance_lookup::{Index, TrustList};
-use provenance_testkit as kit;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

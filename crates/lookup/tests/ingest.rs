@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use provenance_fixtures as kit;
 use provenance_lookup::ingest::{ingest_from_relays, ingest_jsonl, provenance_filter};
 use provenance_lookup::{Error, Index, Ingested, Options, Prepared, Query, TrustList, lookup};
 use provenance_relay::testing::{Behaviour, Frame, MockRelay, ScriptedRelay};
-use provenance_testkit as kit;
 
 fn found(index: &Index, text: &str) -> usize {
     let answer = lookup(

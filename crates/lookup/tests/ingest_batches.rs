@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use provenance_fixtures as kit;
 use provenance_lookup::Index;
 use provenance_lookup::ingest::{
     BATCH, BATCH_BYTES, BatchLimits, ingest_from_relays_with, ingest_jsonl, ingest_jsonl_with,
@@ -11,7 +12,6 @@ use provenance_lookup::ingest::{
 };
 use provenance_relay::testing::MockRelay;
 use provenance_signer::store::{RequestId, SqliteStore, Store};
-use provenance_testkit as kit;
 
 /// `n` valid events by one signer, as JSON.
 fn events(n: u64) -> Vec<String> {

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use provenance::commitment::Salt;
 use provenance::record::{Model, Output, PromptCommitment, Record};
+use provenance_harness::{LlamaServer, gemma_path, llama_server_path};
 use provenance_replay::{EngineChoice, EngineSettings, Inputs, capture, replay};
-use provenance_testsupport::{LlamaServer, gemma_path, llama_server_path};
 use serde_json::{Value, json};
 
 fn main() {

@@ -8,11 +8,11 @@
 //! cargo run -p provenance-replay --example determinism -- gemma
 //! ```
 //!
-//! Uses the `llama-server` of `.ci/llama-server.sh` and the models of `provenance-testsupport`.
+//! Uses the `llama-server` of `.ci/llama-server.sh` and the models of `provenance-harness`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-use provenance_testsupport::{LlamaServer, TempDir, gemma_path, write_tiny_model};
+use provenance_harness::{LlamaServer, TempDir, gemma_path, write_tiny_model};
 use serde_json::{Value, json};
 
 const BASE: &[&str] = &["--ctx-size", "512", "--parallel", "1", "--threads", "2"];

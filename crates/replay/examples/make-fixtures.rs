@@ -7,7 +7,7 @@
 //! cargo run -p provenance-replay --example make-fixtures
 //! ```
 //!
-//! The tiny model is written by `provenance-testsupport` (same bytes on every run); Gemma 3
+//! The tiny model is written by `provenance-harness` (same bytes on every run); Gemma 3
 //! 270M comes from `scripts/fetch-gemma.sh`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
@@ -18,10 +18,8 @@ use provenance::clock::FixedClock;
 use provenance::commitment::Salt;
 use provenance::record::{Model, Output, PromptCommitment, Record, Times};
 use provenance::{Keys, SecretKey, Timestamp};
+use provenance_harness::{LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model};
 use provenance_replay::{EngineSettings, capture};
-use provenance_testsupport::{
-    LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model,
-};
 use serde_json::{Value, json};
 
 /// A fixed key for the fixtures (never used for anything else).

@@ -64,7 +64,7 @@ pub fn from_completion(
         ctx: Some(engine.ctx),
         batch: Some(engine.batch),
         ubatch: Some(engine.ubatch),
-        flash_attn: Some(engine.flash_attn.clone()),
+        flash_attn: Some(engine.flash_attn.as_str().to_owned()),
         repack: Some(engine.repack),
         threads: engine.threads,
         slots: None,

@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 pub use crate::engine::Engine;
 pub use crate::error::Refusal;
 pub use crate::http::Endpoint;
-pub use crate::plan::{EngineSettings, Plan};
+pub use crate::plan::{Decoding, EngineSettings, FlashAttn, Plan};
 
 /// How long one generation may take.
 pub const GENERATION_TIMEOUT: Duration = Duration::from_secs(600);

@@ -70,6 +70,102 @@ pub const DELIVERY_SETTINGS: &[&str] = &[
     "max_tokens",
 ];
 
+/// `--flash-attn` as a record states it: only `on` and `off` say what ran (`auto` leaves it
+/// to the engine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashAttn {
+    /// Flash attention on.
+    On,
+    /// Flash attention off.
+    Off,
+}
+
+impl FlashAttn {
+    /// `on` or `off`, as llama-server's `--flash-attn` and the record write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+
+    /// `on` or `off`; anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "on" => Some(Self::On),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The recorded settings a replay decides on, read once from `replay.settings` with their
+/// types: whether the answer can be reproduced at all depends on them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoding {
+    /// `seed`: the sampler's seed ([`RANDOM_SEED`]: a random one nobody recorded).
+    pub seed: u64,
+    /// `temperature`: at or below 0 the engine decodes greedily and never draws from the
+    /// seed.
+    pub temperature: f64,
+    /// `samplers`: the sampler chain, in order, by llama.cpp's names.
+    pub samplers: Vec<String>,
+    /// `n_predict`: the most tokens the request allowed (-1: no limit).
+    pub n_predict: i64,
+    /// `grammar`: a grammar the answer was constrained by (`None` when empty or absent).
+    pub grammar: Option<String>,
+}
+
+impl Decoding {
+    /// Reads the settings; a missing value or one of another type is a refusal naming it.
+    pub fn read(settings: &BTreeMap<String, Value>) -> Result<Self, Refusal> {
+        fn need<'a, T>(
+            settings: &'a BTreeMap<String, Value>,
+            key: &str,
+            what: &str,
+            read: impl FnOnce(&'a Value) -> Option<T>,
+        ) -> Result<T, Refusal> {
+            let value = settings.get(key).ok_or_else(|| {
+                Refusal::Missing(format!("the record does not state replay.settings.{key}"))
+            })?;
+            read(value).ok_or_else(|| {
+                Refusal::Unsupported(format!("replay.settings.{key} {value} is not {what}"))
+            })
+        }
+        Ok(Self {
+            seed: need(
+                settings,
+                "seed",
+                "a seed (an unsigned integer)",
+                Value::as_u64,
+            )?,
+            samplers: need(settings, "samplers", "a list of sampler names", |v| {
+                v.as_array()?
+                    .iter()
+                    .map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })?,
+            n_predict: need(settings, "n_predict", "an integer", Value::as_i64)?,
+            temperature: need(settings, "temperature", "a number", Value::as_f64)?,
+            grammar: match settings.get("grammar") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(g)) if g.is_empty() => None,
+                Some(Value::String(g)) => Some(g.clone()),
+                Some(other) => {
+                    return Err(Refusal::Unsupported(format!(
+                        "replay.settings.grammar {other} is not a grammar"
+                    )));
+                }
+            },
+        })
+    }
+
+    /// Greedy decoding: the most likely token at each step, whatever the seed.
+    pub fn greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
 /// How the replay engine is started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineSettings {
@@ -80,8 +176,8 @@ pub struct EngineSettings {
     pub batch: u64,
     /// `--ubatch-size`.
     pub ubatch: u64,
-    /// `--flash-attn`: `on` or `off`.
-    pub flash_attn: String,
+    /// `--flash-attn`.
+    pub flash_attn: FlashAttn,
     /// `--repack` or `--no-repack`.
     pub repack: bool,
     /// `--threads`, when recorded.
@@ -99,7 +195,7 @@ impl EngineSettings {
             "--ubatch-size".to_owned(),
             self.ubatch.to_string(),
             "--flash-attn".to_owned(),
-            self.flash_attn.clone(),
+            self.flash_attn.as_str().to_owned(),
             if self.repack {
                 "--repack"
             } else {
@@ -126,8 +222,11 @@ pub struct Plan {
     pub engine: EngineSettings,
     /// The engine binary's recorded SHA-256, if any.
     pub binary_sha256: Option<Sha256Digest>,
-    /// The recorded settings, by llama.cpp's names (compared with what the server reports).
+    /// The recorded settings, by llama.cpp's names (sent back, and compared with what the
+    /// server reports).
     pub settings: BTreeMap<String, Value>,
+    /// Those of them the replay decides on.
+    pub decoding: Decoding,
     /// The recorded output token ids.
     pub output: TokenIds,
     /// The recorded prompt token ids (salted digest), if any.
@@ -157,12 +256,11 @@ impl Plan {
             batch: replay.batch.ok_or_else(|| need("batch"))?,
             ubatch: replay.ubatch.ok_or_else(|| need("ubatch"))?,
             flash_attn: match replay.flash_attn.as_deref() {
-                Some(v @ ("on" | "off")) => v.to_owned(),
-                Some(other) => {
-                    return Err(Refusal::Unsupported(format!(
-                        "replay.flash_attn {other:?} (only \"on\" or \"off\" say what ran)"
-                    )));
-                }
+                Some(v) => FlashAttn::parse(v).ok_or_else(|| {
+                    Refusal::Unsupported(format!(
+                        "replay.flash_attn {v:?} (only \"on\" or \"off\" say what ran)"
+                    ))
+                })?,
                 None => return Err(need("flash_attn")),
             },
             repack: replay.repack.ok_or_else(|| need("repack"))?,
@@ -177,24 +275,14 @@ impl Plan {
         if settings.is_empty() {
             return Err(need("settings"));
         }
-        for key in ["seed", "samplers", "n_predict", "temperature"] {
-            if !settings.contains_key(key) {
-                return Err(need(&format!("settings.{key}")));
-            }
-        }
-        let greedy = settings
-            .get("temperature")
-            .and_then(Value::as_f64)
-            .is_some_and(|t| t <= 0.0);
-        if !greedy && settings.get("seed").and_then(Value::as_u64) == Some(RANDOM_SEED) {
+        let decoding = Decoding::read(&settings)?;
+        if !decoding.greedy() && decoding.seed == RANDOM_SEED {
             return Err(Refusal::Unsupported(format!(
                 "the answer was sampled with a random seed (settings.seed {RANDOM_SEED}, \
                  llama.cpp's 'random'), which the engine does not report"
             )));
         }
-        if let Some(grammar) = settings.get("grammar").and_then(Value::as_str)
-            && !grammar.is_empty()
-        {
+        if decoding.grammar.is_some() {
             return Err(Refusal::Unsupported(
                 "the answer was constrained by a grammar".into(),
             ));
@@ -203,6 +291,7 @@ impl Plan {
             engine,
             binary_sha256: replay.engine.as_ref().and_then(|e| e.binary_sha256),
             settings,
+            decoding,
             output,
             prompt_tokens: replay.prompt_tokens.clone(),
             prompt_count: record.prompt.as_ref().and_then(|p| p.tokens),
@@ -401,5 +490,52 @@ mod tests {
         replay.flash_attn = Some("on".into());
         replay.scheme = "other".into();
         assert!(refusal(&r).contains("scheme"), "{}", refusal(&r));
+    }
+
+    #[test]
+    fn decoding_settings_are_read_with_their_types() {
+        let plan = Plan::from_record(&record()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plan.decoding,
+            Decoding {
+                seed: 7,
+                temperature: 0.8,
+                samplers: vec!["top_k".into(), "temperature".into()],
+                n_predict: 8,
+                grammar: None,
+            }
+        );
+        assert!(!plan.decoding.greedy());
+        assert_eq!(plan.engine.flash_attn, FlashAttn::Off);
+        for (key, value, says) in [
+            ("temperature", json!("hot"), "is not a number"),
+            ("seed", json!(-1), "is not a seed"),
+            ("samplers", json!("top_k;temperature"), "is not a list"),
+            ("samplers", json!(["top_k", 3]), "is not a list"),
+            ("n_predict", json!(8.5), "is not an integer"),
+            ("grammar", json!(["root"]), "is not a grammar"),
+        ] {
+            let mut r = record();
+            let replay = r.replay.as_mut().unwrap_or_else(|| unreachable!());
+            replay.settings.insert(key.into(), value);
+            let message = refusal(&r);
+            assert!(
+                message.contains(&format!("replay.settings.{key}")) && message.contains(says),
+                "{key}: {message}"
+            );
+        }
+        let mut r = record();
+        let replay = r.replay.as_mut().unwrap_or_else(|| unreachable!());
+        replay
+            .settings
+            .insert("grammar".into(), json!("root ::= \"x\""));
+        assert!(refusal(&r).contains("grammar"), "{}", refusal(&r));
+        let replay = r.replay.as_mut().unwrap_or_else(|| unreachable!());
+        replay.settings.insert("grammar".into(), json!(""));
+        assert_eq!(
+            refusal(&r),
+            "accepted",
+            "an empty grammar constrains nothing"
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use provenance::commitment::Salt;
 use provenance::event::{Limits, parse_event, verify};
+use provenance_harness::{TempDir, gemma_path, llama_server_path, write_tiny_model};
 use provenance_replay::{EngineChoice, Inputs, replay};
-use provenance_testsupport::{TempDir, gemma_path, llama_server_path, write_tiny_model};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {

@@ -12,11 +12,9 @@ use provenance::commitment::Salt;
 use provenance::record::{Model, Output, PromptCommitment, Record};
 use provenance_gguf::GgmlType;
 use provenance_gguf::write::{TinyLlama, tiny_llama};
+use provenance_harness::{LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model};
 use provenance_replay::{
-    EngineChoice, EngineSettings, Inputs, Outcome, Refusal, Report, capture, replay,
-};
-use provenance_testsupport::{
-    LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model,
+    EngineChoice, EngineSettings, FlashAttn, Inputs, Outcome, Refusal, Report, capture, replay,
 };
 use serde_json::{Value, json};
 
@@ -28,7 +26,7 @@ fn settings(ubatch: u64) -> EngineSettings {
         ctx: 512,
         batch: 2048,
         ubatch,
-        flash_attn: "on".into(),
+        flash_attn: FlashAttn::On,
         repack: true,
         threads: Some(2),
     }

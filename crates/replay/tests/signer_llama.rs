@@ -16,12 +16,12 @@ use provenance::Keys;
 use provenance::commitment::Salt;
 use provenance::event::{Limits, parse_event, verify};
 use provenance::record::{Model, Record, Runtime};
-use provenance_replay::{EngineChoice, EngineSettings, Inputs, Refusal, capture, replay};
+use provenance_harness::{LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model};
+use provenance_replay::{
+    EngineChoice, EngineSettings, FlashAttn, Inputs, Refusal, capture, replay,
+};
 use provenance_signer::service::{HEADER_PROMPT_SALT, HEADER_REQUEST_ID, ProxyBody};
 use provenance_signer::{Lookup, RequestId, Signer, SigningLayer, SqliteStore};
-use provenance_testsupport::{
-    LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model,
-};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -32,7 +32,7 @@ fn engine() -> EngineSettings {
         ctx: 512,
         batch: 2048,
         ubatch: 512,
-        flash_attn: "on".into(),
+        flash_attn: FlashAttn::On,
         repack: true,
         threads: Some(2),
     }
@@ -57,7 +57,7 @@ fn runtime(server: &LlamaServer, stated: bool) -> Runtime {
         for (key, value) in [
             ("batch", json!(e.batch)),
             ("ubatch", json!(e.ubatch)),
-            ("flash_attn", json!(e.flash_attn)),
+            ("flash_attn", json!(e.flash_attn.as_str())),
             ("repack", json!(e.repack)),
             ("threads", json!(e.threads)),
             ("build_flags", json!(build.flags)),
@@ -94,7 +94,7 @@ async fn signed(
             (&json!(false), &json!(true))
         );
         let exchange = tokio::task::spawn_blocking(move || {
-            provenance_testsupport::http::post_json(address, "/completion", &body).unwrap()
+            provenance_harness::http::post_json(address, "/completion", &body).unwrap()
         })
         .await
         .unwrap();

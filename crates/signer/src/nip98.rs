@@ -286,7 +286,7 @@ pub enum AuthError {
     /// The accepted id could not be written where it outlives a restart
     /// ([`Nip98Verifier::set_seen_store`]); refusing keeps a restart from being a replay window.
     #[error("cannot remember the request across restarts: {0}")]
-    Remember(String),
+    Remember(#[source] crate::store::StoreError),
 }
 
 /// Where accepted ids are kept so that a restart is not a replay window: they are loaded at
@@ -295,9 +295,10 @@ pub enum AuthError {
 pub trait SeenStore: Send + Sync + std::fmt::Debug {
     /// The ids still inside their window at `now` (Unix seconds), with the last second each
     /// is.
-    fn seen(&self, now: u64) -> Result<Vec<(EventId, u64)>, String>;
+    fn seen(&self, now: u64) -> Result<Vec<(EventId, u64)>, crate::store::StoreError>;
     /// Remembers `id` until `expires` (Unix seconds), forgetting what expired before `now`.
-    fn remember(&self, id: EventId, expires: u64, now: u64) -> Result<(), String>;
+    fn remember(&self, id: EventId, expires: u64, now: u64)
+    -> Result<(), crate::store::StoreError>;
 }
 
 /// Checks NIP-98 `Authorization` headers. Share one per server (it is `Sync`); the replay
@@ -361,7 +362,7 @@ impl Nip98Verifier {
         &mut self,
         store: std::sync::Arc<dyn SeenStore>,
         now: Timestamp,
-    ) -> Result<&mut Self, String> {
+    ) -> Result<&mut Self, crate::store::StoreError> {
         let now = now.as_secs();
         for (id, expires) in store.seen(now)? {
             // Already there or the cache full: the store still refuses it below.

@@ -27,12 +27,12 @@
 //! ```
 //! use provenance_verify::{Evidence, Item, Options, Pipeline, Verdicts};
 //!
-//! let generator = provenance_testkit::generate::EventGenerator::new();
+//! let generator = provenance_fixtures::generate::EventGenerator::new();
 //! let event = generator.event(0);
 //! let pipeline = Pipeline::new(Evidence::default(), Options::default());
 //! let items = vec![Item::new("example".into(), Ok(event.as_json()))];
 //! let reports = pipeline.verify_batches(items, &|_| Verdicts::default());
-//! let verdict = reports[0].items[0].as_ref().map_err(|(_, e)| e.clone())?;
+//! let verdict = reports[0].items[0].clone()?;
 //! assert!(verdict.holds);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -53,7 +53,7 @@ pub use crate::evidence::{
 };
 pub use crate::pipeline::{CHUNK_BYTES, CHUNK_EVENTS, Options, Pipeline, error_report};
 pub use crate::relays::QueryEnd;
-pub use crate::report::{Report, Sink, Verdicts};
+pub use crate::report::{ItemError, Report, Sink, Verdicts};
 pub use crate::source::Item;
 pub use crate::trust::TrustList;
 pub use crate::verdict::Verdict;

@@ -52,12 +52,22 @@ pub trait Sink {
     }
 }
 
+/// An item that is no event: where it came from and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ItemError {
+    /// The item's origin (a file and line, a relay, an argument).
+    pub origin: String,
+    /// Why it is no event, in one line.
+    pub message: String,
+}
+
 /// A report that keeps every verdict (and error) of its batch, for callers that want values
 /// rather than text.
 #[derive(Debug, Default)]
 pub struct Verdicts {
-    /// In input order: a verdict, or an item's origin and why it is no event.
-    pub items: Vec<Result<Verdict, (String, String)>>,
+    /// In input order: a verdict, or why the item is no event.
+    pub items: Vec<Result<Verdict, ItemError>>,
 }
 
 impl Report for Verdicts {
@@ -67,7 +77,9 @@ impl Report for Verdicts {
     }
 
     fn error(&mut self, origin: &str, message: &str) {
-        self.items
-            .push(Err((origin.to_owned(), message.to_owned())));
+        self.items.push(Err(ItemError {
+            origin: origin.to_owned(),
+            message: message.to_owned(),
+        }));
     }
 }

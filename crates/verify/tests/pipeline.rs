@@ -5,11 +5,13 @@ use std::io;
 use std::io::Write as _;
 
 use provenance::verdict::Code;
-use provenance_testkit::generate::EventGenerator;
-use provenance_verify::{Evidence, Item, Options, Pipeline, Sink, TrustList, Verdict, Verdicts};
+use provenance_fixtures::generate::EventGenerator;
+use provenance_verify::{
+    Evidence, Item, ItemError, Options, Pipeline, Sink, TrustList, Verdict, Verdicts,
+};
 
 /// Every report's items, in order.
-fn flatten(reports: Vec<Verdicts>) -> Vec<Result<Verdict, (String, String)>> {
+fn flatten(reports: Vec<Verdicts>) -> Vec<Result<Verdict, ItemError>> {
     reports.into_iter().flat_map(|r| r.items).collect()
 }
 
@@ -34,11 +36,11 @@ fn items_come_back_in_input_order_with_errors_in_place() {
     assert_eq!(all.len(), 700);
     for (i, item) in all.iter().enumerate() {
         match (i % 100, item) {
-            (7, Err((origin, message))) => {
+            (7, Err(ItemError { origin, message })) => {
                 assert_eq!(origin, &format!("item {i}"));
                 assert!(!message.is_empty());
             }
-            (13, Err((origin, message))) => {
+            (13, Err(ItemError { origin, message })) => {
                 assert_eq!(origin, &format!("item {i}"));
                 assert_eq!(message, "unreadable");
             }
@@ -75,7 +77,7 @@ fn evidence_adds_its_claims_to_every_verified_record() {
 /// A sink that keeps what it is given.
 #[derive(Default)]
 struct Kept {
-    items: Vec<Result<Verdict, (String, String)>>,
+    items: Vec<Result<Verdict, ItemError>>,
     writes: usize,
 }
 
@@ -121,7 +123,7 @@ fn files_are_read_in_order_and_a_missing_one_is_one_error() {
         .iter()
         .map(|item| match item {
             Ok(v) => v.input.clone().unwrap_or_default(),
-            Err((origin, _)) => origin.clone(),
+            Err(ItemError { origin, .. }) => origin.clone(),
         })
         .collect();
     assert_eq!(

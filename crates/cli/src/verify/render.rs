@@ -270,7 +270,7 @@ mod tests {
                 cases.push((ev.unwrap(), output));
             }
         }
-        let generator = provenance_testkit::generate::EventGenerator::new();
+        let generator = provenance_fixtures::generate::EventGenerator::new();
         cases.extend((0..50).map(|i| (generator.event(i), None)));
         assert!(cases.len() > 70);
         let mut verifier = Verifier::default();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use provenance::event::{Limits, parse_event, sign};
 use provenance::{Keys, clock::SystemClock};
-use provenance_testsupport::write_tiny_model;
+use provenance_harness::write_tiny_model;
 
 use super::Tmp;
 

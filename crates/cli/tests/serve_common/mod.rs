@@ -209,18 +209,17 @@ pub fn event_id(base: &str, headers: &[(String, String)]) -> provenance::EventId
 
 /// The llama-server binary (`.ci/llama-server.sh` builds it).
 pub fn llama_server_path() -> PathBuf {
-    provenance_testsupport::llama_server_path().unwrap_or_else(|e| panic!("{e}"))
+    provenance_harness::llama_server_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The Gemma 3 270M GGUF (`scripts/fetch-gemma.sh` installs it).
 pub fn gemma_path() -> PathBuf {
-    provenance_testsupport::gemma_path().unwrap_or_else(|e| panic!("{e}"))
+    provenance_harness::gemma_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A llama-server on a loopback port serving `model`; stopped on drop.
-pub fn llama(model: &Path) -> provenance_testsupport::LlamaServer {
-    provenance_testsupport::LlamaServer::start(model, &["-c", "1024"])
-        .unwrap_or_else(|e| panic!("{e}"))
+pub fn llama(model: &Path) -> provenance_harness::LlamaServer {
+    provenance_harness::LlamaServer::start(model, &["-c", "1024"]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Reads one HTTP/1.1 request (head and `content-length` body) for the canned upstreams;

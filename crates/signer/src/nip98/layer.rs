@@ -128,7 +128,9 @@ where
                     .await
                     {
                         Ok(checked) => checked.map(|key| (key, bytes)),
-                        Err(e) => Err(super::AuthError::Remember(e.to_string())),
+                        Err(e) => Err(super::AuthError::Remember(
+                            crate::store::StoreError::Thread(e.to_string()),
+                        )),
                     }
                 }
                 Err(e) => Err(e),

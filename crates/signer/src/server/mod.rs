@@ -88,12 +88,13 @@ pub enum ServerError {
         source: StoreError,
     },
     /// The NIP-98 ids accepted before the restart could not be read from the store.
-    #[error("cannot read the NIP-98 ids seen before from {}: {reason}", path.display())]
+    #[error("cannot read the NIP-98 ids seen before from {}: {source}", path.display())]
     Seen {
         /// The store.
         path: PathBuf,
         /// Why.
-        reason: String,
+        #[source]
+        source: crate::store::StoreError,
     },
     /// The address could not be listened on.
     #[error("cannot listen on {address}: {source}")]
@@ -266,6 +267,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Largest answer signed ([`SignerBuilder::max_response_bytes`]). 64 MiB by default.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.signer = self.signer.max_response_bytes(bytes);
+        self
+    }
+
     /// What one client may hold of the server: connections, header and body timeouts
     /// ([`Limits`], whose fields state their defaults).
     pub fn limits(mut self, limits: Limits) -> Self {
@@ -375,9 +382,9 @@ impl ServerBuilder {
             // Accepted ids outlive a restart: a header accepted before it is refused after.
             verifier
                 .set_seen_store(seen, provenance::nostr::prelude::Timestamp::now())
-                .map_err(|reason| ServerError::Seen {
+                .map_err(|source| ServerError::Seen {
                     path: self.store.clone(),
-                    reason,
+                    source,
                 })?;
             app = app.auth(AuthLayer::new(verifier, &public, self.max_request_bytes));
         }

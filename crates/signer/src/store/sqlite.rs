@@ -317,7 +317,7 @@ fn add_filter_indexes(conn: &Connection) -> Result<(), rusqlite::Error> {
 
 /// NIP-98 ids accepted within their window, kept across restarts (table `nip98_seen`).
 impl crate::nip98::SeenStore for SqliteStore {
-    fn seen(&self, now: u64) -> Result<Vec<(EventId, u64)>, String> {
+    fn seen(&self, now: u64) -> Result<Vec<(EventId, u64)>, StoreError> {
         let conn = self.lock();
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let read = || -> Result<Vec<(String, i64)>, rusqlite::Error> {
@@ -326,7 +326,7 @@ impl crate::nip98::SeenStore for SqliteStore {
             let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         };
-        let rows = read().map_err(|e| e.to_string())?;
+        let rows = read()?;
         // A row that does not parse cannot be an id a client could send again.
         Ok(rows
             .into_iter()
@@ -336,7 +336,7 @@ impl crate::nip98::SeenStore for SqliteStore {
             .collect())
     }
 
-    fn remember(&self, id: EventId, expires: u64, now: u64) -> Result<(), String> {
+    fn remember(&self, id: EventId, expires: u64, now: u64) -> Result<(), StoreError> {
         let conn = self.lock();
         let (expires, now) = (
             i64::try_from(expires).unwrap_or(i64::MAX),
@@ -348,7 +348,7 @@ impl crate::nip98::SeenStore for SqliteStore {
         )
         .and_then(|_| conn.execute("DELETE FROM nip98_seen WHERE expires < ?1", params![now]))
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(StoreError::from)
     }
 }
 

@@ -15,7 +15,7 @@
 //!   went over the wire, and the decoded body.
 //!
 //! Not published; used from `[dev-dependencies]` and by the traffic recorder
-//! (`cargo run -p provenance-testsupport --example record-traffic`).
+//! (`cargo run -p provenance-harness --example record-traffic`).
 
 use std::fs;
 use std::io::{self, Read};

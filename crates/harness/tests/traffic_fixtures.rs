@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use provenance_testsupport::http::parse_response;
+use provenance_harness::http::parse_response;
 use serde_json::Value;
 
 fn traffic(dir: &str) -> PathBuf {

@@ -3,8 +3,8 @@
 //! requests over plain HTTP/1.1, and writes the exact bytes of each exchange.
 //!
 //! ```text
-//! cargo run -p provenance-testsupport --example record-traffic -- [DIR]   # fixtures/traffic/llama.cpp
-//! cargo run -p provenance-testsupport --example record-traffic -- --apis [DIR]   # fixtures/traffic/llama.cpp-apis
+//! cargo run -p provenance-harness --example record-traffic -- [DIR]   # fixtures/traffic/llama.cpp
+//! cargo run -p provenance-harness --example record-traffic -- --apis [DIR]   # fixtures/traffic/llama.cpp-apis
 //! ```
 //!
 //! `--apis` records the OpenAI Responses (`/v1/responses`) and Anthropic-style Messages
@@ -20,7 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use provenance_testsupport::{LlamaServer, gemma_path, llama_server_path};
+use provenance_harness::{LlamaServer, gemma_path, llama_server_path};
 use serde_json::{Value, json};
 
 /// Settings of the recording server: one slot, a small context, two threads, a fixed alias,

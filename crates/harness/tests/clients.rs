@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use provenance_testsupport::{LlamaServer, clients_python, gemma_path};
+use provenance_harness::{LlamaServer, clients_python, gemma_path};
 use serde_json::Value;
 
 #[test]

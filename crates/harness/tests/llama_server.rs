@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
-use provenance_testsupport::{Error, LlamaServer, TempDir, gemma_path, write_tiny_model};
+use provenance_harness::{Error, LlamaServer, TempDir, gemma_path, write_tiny_model};
 use serde_json::{Value, json};
 
 /// The server settings of these tests: small context, one slot, two threads.
@@ -135,7 +135,7 @@ fn drop_kills_the_server_it_started() {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "process {pid} still there"
     );
-    assert!(provenance_testsupport::http::get(address, "/health").is_err());
+    assert!(provenance_harness::http::get(address, "/health").is_err());
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn missing_parts_name_the_script_that_installs_them() {
 /// crashed on another (AMX in a guest that does not grant it) and gives other tokens.
 #[test]
 fn the_llama_server_under_test_is_the_recorded_portable_build() {
-    let binary = provenance_testsupport::llama_server_path().unwrap();
+    let binary = provenance_harness::llama_server_path().unwrap();
     let record = binary.with_file_name("llama-server.json");
     let text = std::fs::read_to_string(&record).unwrap_or_else(|e| {
         panic!(
