@@ -64,6 +64,10 @@ pub(crate) struct Args {
     /// Largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     max_request_bytes: usize,
+    /// Largest answer signed, in bytes: a larger whole answer gets 502, a longer stream is
+    /// passed on unsigned
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_response_bytes: usize,
     /// Also publish every event to this relay (repeatable), through a durable outbox
     #[arg(long = "relay", value_name = "URL")]
     relays: Vec<String>,
@@ -248,6 +252,7 @@ async fn serve(args: Args) -> Result<()> {
         .auth(auth)
         .public_url(args.public_url)
         .max_request_bytes(args.max_request_bytes)
+        .max_response_bytes(args.max_response_bytes)
         .limits(Limits {
             max_connections: args.max_connections,
             header_timeout: Duration::from_secs(args.header_timeout),

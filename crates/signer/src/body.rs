@@ -21,6 +21,12 @@
 //! (the official `openai` Python client closes right after `data: [DONE]`), before the
 //! upstream's end and the chunked terminator; such an answer is signed over exactly the bytes
 //! passed on.
+//!
+//! A stream is read for the record up to the signer's response cap
+//! ([`crate::SignerBuilder::max_response_bytes`]): past it, the parser and everything it held
+//! (text, reasoning, tool calls, token ids) are dropped, the rest of the answer is passed on
+//! unchanged and unread, and nothing is signed ([`NoEvent::OverCap`]), so one answer holds at
+//! most the cap whatever its length.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,6 +71,10 @@ struct Streaming<B> {
     bytes: u64,
     framing: Framing,
     generation: Generation,
+    /// The response cap: past this many bytes the answer is no longer read.
+    cap: u64,
+    /// The answer went past `cap`: nothing is held and nothing will be signed.
+    over_cap: bool,
     /// Once the engine's last message has been passed on: the connection's flush count when
     /// the latest data frame was handed to the server. A later flush means every byte passed
     /// on is on the socket ([`crate::delivery`]).
@@ -115,6 +125,7 @@ impl<B> SigningBody<B> {
 
     pub(crate) fn streaming(inner: B, pending: Pending) -> Self {
         let framing = Framing::new(pending.info.api.framing());
+        let cap = pending.signer.max_response_bytes as u64;
         Self {
             state: State::Streaming(Box::new(Streaming {
                 inner: Box::pin(inner),
@@ -123,6 +134,8 @@ impl<B> SigningBody<B> {
                 bytes: 0,
                 framing,
                 generation: Generation::default(),
+                cap,
+                over_cap: false,
                 served_at: None,
                 phase: Phase::Streaming,
             })),
@@ -253,10 +266,17 @@ where
     }
 
     fn observe(&mut self, data: &Bytes) {
+        self.bytes += data.len() as u64;
+        if self.over_cap {
+            return;
+        }
+        if self.bytes > self.cap {
+            self.pass_over_cap();
+            return;
+        }
         if let Some(hasher) = &mut self.hasher {
             hasher.update(data);
         }
-        self.bytes += data.len() as u64;
         let api = self.pending.info.api;
         let generation = &mut self.generation;
         self.framing
@@ -270,7 +290,39 @@ where
 }
 
 impl<B> Streaming<B> {
+    /// The answer went past the cap: drops what it held and says, once, that it passes
+    /// unsigned. The id is failed at the end ([`Streaming::start_signing`], or the drop).
+    fn pass_over_cap(&mut self) {
+        self.over_cap = true;
+        self.generation = Generation::default();
+        self.framing = Framing::new(self.pending.info.api.framing());
+        self.hasher = None;
+        Metrics::bump(&self.pending.signer.metrics().unsigned);
+        use std::io::Write;
+        // Not eprintln!: a closed stderr must not fail the answer.
+        let _ = writeln!(
+            std::io::stderr(),
+            "provenance: answer {}: the stream went past the response cap of {} bytes (--max-response-bytes); it is passed on unsigned",
+            self.pending.id,
+            self.cap
+        );
+    }
+
+    /// Marks the id of an answer that went past the cap as unsigned, with why.
+    fn fail_over_cap(&self) {
+        self.pending
+            .signer
+            .registry
+            .fail(self.pending.id, NoEvent::OverCap(self.cap).to_string());
+    }
+
     fn start_signing(&mut self, broke: bool, tail: Option<Result<Frame<Bytes>, BoxError>>) {
+        if self.over_cap {
+            self.fail_over_cap();
+            // No event, so no inline message: the tail (trailers, an error) as it came.
+            self.phase = Phase::Tail(tail.into_iter().collect());
+            return;
+        }
         let api = self.pending.info.api;
         let generation = &mut self.generation;
         self.framing
@@ -326,6 +378,10 @@ impl<B> Streaming<B> {
 impl<B> Drop for Streaming<B> {
     fn drop(&mut self) {
         if matches!(self.phase, Phase::Streaming) {
+            if self.over_cap {
+                self.fail_over_cap();
+                return;
+            }
             if self.served() {
                 // The client read the last message and closed before the response ended
                 // (the chunked terminator, the upstream's end): the answer was served. The
@@ -378,6 +434,11 @@ pub enum NoEvent {
     /// The store stopped before it said how the write went.
     #[error("the event store stopped")]
     StoreStopped,
+    /// A streamed answer went past the response cap (bytes), so it was passed on unread.
+    #[error(
+        "the streamed answer went past the signer's response cap of {0} bytes (--max-response-bytes); it was passed on unsigned"
+    )]
+    OverCap(u64),
 }
 
 /// The signing and storing of one event: resolves to the inline message (in inline mode)

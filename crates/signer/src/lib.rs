@@ -344,8 +344,11 @@ impl SignerBuilder {
         self
     }
 
-    /// Largest non-streamed response body read; larger ones get `502`. 64 MiB by default.
-    /// Streamed bodies are not held, so they have no cap.
+    /// Largest response body signed, 64 MiB by default. A larger non-streamed body gets
+    /// `502` (it is held whole to be read). A longer stream is passed on to the client
+    /// unchanged, but is read for the record only up to the cap: past it, what was held of
+    /// it is dropped and nothing is signed (`GET` on its event URL answers `410` saying so,
+    /// and `provenance_answers_unsigned_total` counts it).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self

@@ -136,7 +136,7 @@ impl Metrics {
             ),
             (
                 "provenance_answers_unsigned_total",
-                "Generation requests answered unsigned (upstream error, a request the adapter cannot describe, or an API the signer does not read: /v1/responses, /v1/messages, /infill).",
+                "Generation requests answered unsigned (an upstream error, a request the adapter cannot describe, an API the signer does not read such as /infill, or a stream longer than the response cap).",
                 &self.unsigned,
             ),
             (
