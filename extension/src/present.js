@@ -161,17 +161,17 @@ export function claimGroups(m, hasOwnList = false) {
 }
 
 // A trust list naming a key or not is a fact about the list, not a failed check: its rows
-// read "Listed", "Not listed" or "No list", in a neutral colour unless listed.
-const TRUST_ROWS = new Set(['reader.trust', 'signer.trust']);
+// say whose list and whether it names the key, in a neutral colour unless it does.
+const TRUST_WORDS = {
+  'reader.trust': { proven: 'On your list', failed: 'Not on your list', unknown: 'You have no list' },
+  'signer.trust': { proven: "On the server's list", failed: "Not on the server's list", unknown: 'The server has no list' },
+};
 
 /** A row's words and tone (the CSS status class) from its strongest evidence. */
 export function rowState(row) {
   const { status, by } = row.best;
-  if (TRUST_ROWS.has(row.key)) {
-    if (status === 'proven') return { word: 'Listed', tone: 'proven' };
-    if (status === 'failed') return { word: 'Not listed', tone: 'unknown' };
-    return { word: 'No list', tone: 'unknown' };
-  }
+  const trust = TRUST_WORDS[row.key];
+  if (trust) return { word: trust[status] || trust.unknown, tone: status === 'proven' ? 'proven' : 'unknown' };
   return { word: statusWord(status, by), tone: status };
 }
 

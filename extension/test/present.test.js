@@ -70,7 +70,7 @@ test('one row per claim, the browser proof over the server assertion, both kept'
   assert.deepEqual(trust.rows.map((r) => r.key), ['reader.trust', 'signer.trust']);
   assert.deepEqual(groupState(groups.find((g) => g.id === 'model')), [{ word: 'Not known', tone: 'unknown' }]);
   assert.deepEqual(groupState(groups.find((g) => g.id === 'signature')).map((st) => st.word), ['Checked in your browser', 'Checked by the lookup server']);
-  assert.deepEqual(trust.rows.map((r) => r.word), ['No list', 'Listed'], 'a list is a fact, not a failed check');
+  assert.deepEqual(trust.rows.map((r) => r.word), ['You have no list', "On the server's list"], 'a list is a fact, not a failed check');
   // A failure shows whatever else holds.
   const failing = { ...m, claims: [...m.claims, { code: 'event.sig.invalid', status: 'failed', detail: 'x' }] };
   const row = claimGroups(failing).find((g) => g.id === 'signature').rows.find((r) => r.key === 'event.sig');
