@@ -395,6 +395,11 @@ try {
   r = await runCase('server-refuses', texts.answer);
   oneCard('server refuses', r, 'error', 'Not checked', new RegExp(`^The lookup server at ${strictBase.replace(/\./g, '\\.')} refused the check \\(413: .+\\)\\.$`));
   expect(r.cards[0] && /^The selection is too long for this server: select less text\./.test(r.cards[0].todo), `server refuses: what to do (${r.cards[0] && r.cards[0].todo})`);
+  // A server elsewhere stored without its permission (as after the user withdrew it).
+  await options.evaluate(() => chrome.storage.local.set({ server: 'https://lookup.example' }));
+  r = await runCase('server-not-allowed', texts.answer);
+  oneCard('server not allowed', r, 'error', 'Not checked', 'The extension may not ask https://lookup.example yet, so nothing was checked.');
+  expect(r.cards[0] && /^Open the options and save the server again: the browser then asks you to allow it\./.test(r.cards[0].todo), `server not allowed: what to do (${r.cards[0] && r.cards[0].todo})`);
   said = await saveServer(base);
   expect(said === `Saved: checks now go to ${base}.`, 'options: the working server is set again');
   await options.close();

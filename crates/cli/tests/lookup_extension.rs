@@ -1,9 +1,14 @@
-//! The browser extension end to end: `extension/e2e/run.mjs` ingests the demo corpus with the
-//! real `provenance` binary, serves it on 127.0.0.1, and drives Debian's Chromium (new headless
-//! mode, the unpacked extension loaded) with playwright-core through the item cases: exact
-//! text, a whitespace variant, a copied paragraph, an edited copy, unrelated text, a forged
-//! event, an event altered after the server (refused by the extension itself), and a selection
-//! on a web page checked from the toolbar popup and through the context menu's click listener.
+//! The browser extension end to end: `extension/e2e/run.mjs` ingests the demo corpus (and one
+//! text signed by three fresh keys) with the real `provenance` binary, serves it on 127.0.0.1,
+//! and drives Debian's Chromium (new headless mode, the unpacked extension loaded) with
+//! playwright-core: the options page (server address, its test and permission, the reader's
+//! trust list with a NIP-05 name served on loopback), then for each case the badge and the
+//! sentence a reader sees: exact text (by keyboard only, with the details folded and unfolded),
+//! a whitespace variant, a copied paragraph, an edited copy, unrelated text, a forged event, an
+//! event altered after the server (the warning), several records of one text (trusted first), a
+//! server that is down, one that refuses and one not allowed; WCAG AA contrast on every page;
+//! and a selection on a web page checked from the toolbar popup and through the context menu's
+//! click listener.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
