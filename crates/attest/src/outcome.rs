@@ -117,6 +117,15 @@ impl Outcome {
         self.steps.iter().find(|s| s.status != Status::Proven)
     }
 
+    /// The step to name when the claim is not proven: the first that failed, else the first
+    /// that is unknown.
+    pub fn deciding_step(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .find(|s| s.status == Status::Failed)
+            .or_else(|| self.first_unproven())
+    }
+
     /// The step named `name`, if it ran.
     pub fn step(&self, name: StepName) -> Option<&Step> {
         self.steps.iter().find(|s| s.step == name)

@@ -3,6 +3,7 @@
 //! Thin glue: parse arguments, call the libraries, render, exit. Exit status 0 means
 //! everything checked holds, 1 that a claim failed, 2 an error (errors win).
 
+mod attest;
 mod fdlimit;
 mod hash;
 mod input;
@@ -41,6 +42,7 @@ enum Command {
     Lookup(lookup::Args),
     Serve(serve::Args),
     Replay(replay::Args),
+    Attest(attest::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Lookup(args) => lookup::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Attest(args) => attest::run(args),
     };
     match result {
         Ok(code) => code,
