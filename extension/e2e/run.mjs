@@ -5,7 +5,7 @@
 // a selection in a web page; screenshots go to e2e/out/.
 //
 // node e2e/run.mjs --provenance PATH/TO/provenance --corpus DIR
-//   DIR holds events.jsonl and texts.json, as written by `lookup-corpus demo DIR` (testkit).
+//   DIR holds events.jsonl and texts.json, as written by `lookup-corpus demo DIR` (provenance-fixtures).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';

@@ -24,6 +24,10 @@
 //! slow: ...`) for each open subscription and is disconnected; one whose reader stops reading
 //! is disconnected when a write times out. Memory does not grow with a slow reader.
 //!
+//! A connection that holds no subscription and has sent nothing for
+//! [`Limits::idle_timeout`] gets a `NOTICE` and is closed, so idle sockets cannot keep the
+//! server's connection slots; one with an open subscription is waiting for events and stays.
+//!
 //! The websocket itself is the server's business (`crate::server::App` serves it at `/`): it
 //! hands [`run`] a [`Transport`] that receives and sends text messages.
 
@@ -66,6 +70,9 @@ pub struct Limits {
     /// How long one message may take to be written before the connection is dropped (10 s by
     /// default).
     pub send_timeout: Duration,
+    /// How long a connection without an open subscription may send nothing before it is
+    /// closed (60 s by default).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +80,7 @@ impl Default for Limits {
         Self {
             max_subscriptions: 20,
             send_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -169,7 +177,9 @@ pub async fn run<T: Transport>(mut transport: T, store: Arc<dyn Store>, hub: Hub
         subscriptions: HashMap::new(),
     };
     let mut feed = hub.sender.subscribe();
+    let mut deadline = tokio::time::Instant::now() + limits.idle_timeout;
     loop {
+        let idle = tokio::time::sleep_until(deadline);
         let outgoing = tokio::select! {
             // New events first: a connection that keeps up never falls behind.
             biased;
@@ -195,9 +205,20 @@ pub async fn run<T: Transport>(mut transport: T, store: Arc<dyn Store>, hub: Hub
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             text = transport.recv() => match text {
-                Some(text) => connection.message(&text).await,
+                Some(text) => {
+                    deadline = tokio::time::Instant::now() + limits.idle_timeout;
+                    connection.message(&text).await
+                }
                 None => return,
             },
+            () = idle, if connection.subscriptions.is_empty() => {
+                let reason = format!(
+                    "closing: no subscription and no message for {} s",
+                    limits.idle_timeout.as_secs_f64()
+                );
+                send(&mut transport, notice(&reason), limits.send_timeout).await;
+                return;
+            }
         };
         for message in outgoing {
             if !send(&mut transport, message, limits.send_timeout).await {
@@ -570,6 +591,41 @@ mod tests {
                 .unwrap()
                 .starts_with(r#"["NOTICE","error: too slow"#)
         );
+        tokio::time::timeout(Duration::from_secs(5), c.done)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_subscriptions_that_says_nothing_is_closed() {
+        let (_dir, store, keys, _) = setup();
+        let hub = Hub::default();
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        // Silent from the start.
+        let mut c = connect(&store, &hub, limits, (Duration::ZERO, false));
+        let notice = c.next().await;
+        assert!(notice.starts_with(r#"["NOTICE","closing: no subscription"#), "{notice}");
+        tokio::time::timeout(Duration::from_secs(5), c.done)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // A subscription keeps it open past the timeout: it is waiting for events.
+        let mut c = connect(&store, &hub, limits, (Duration::ZERO, false));
+        c.say(r#"["REQ","s",{"limit":0}]"#);
+        assert_eq!(c.next().await, r#"["EOSE","s"]"#);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let new = sign_and_publish(&store, &hub, &keys, "late");
+        let live = c.next().await;
+        assert!(live.contains(&new.id.to_hex()), "{live}");
+        // Closing the last subscription starts the clock again.
+        c.say(r#"["CLOSE","s"]"#);
+        let notice = c.next().await;
+        assert!(notice.starts_with(r#"["NOTICE","closing: no subscription"#), "{notice}");
         tokio::time::timeout(Duration::from_secs(5), c.done)
             .await
             .unwrap()
