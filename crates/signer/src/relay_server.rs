@@ -608,7 +608,10 @@ mod tests {
         // Silent from the start.
         let mut c = connect(&store, &hub, limits, (Duration::ZERO, false));
         let notice = c.next().await;
-        assert!(notice.starts_with(r#"["NOTICE","closing: no subscription"#), "{notice}");
+        assert!(
+            notice.starts_with(r#"["NOTICE","closing: no subscription"#),
+            "{notice}"
+        );
         tokio::time::timeout(Duration::from_secs(5), c.done)
             .await
             .unwrap()
@@ -625,7 +628,10 @@ mod tests {
         // Closing the last subscription starts the clock again.
         c.say(r#"["CLOSE","s"]"#);
         let notice = c.next().await;
-        assert!(notice.starts_with(r#"["NOTICE","closing: no subscription"#), "{notice}");
+        assert!(
+            notice.starts_with(r#"["NOTICE","closing: no subscription"#),
+            "{notice}"
+        );
         tokio::time::timeout(Duration::from_secs(5), c.done)
             .await
             .unwrap()
