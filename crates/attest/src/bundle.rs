@@ -231,6 +231,33 @@ impl Bundle {
         }
     }
 
+    /// The evidence the bundle holds: the event's content (not checked here) or the bare
+    /// evidence, with the bundle's VCEK and collateral filled in where it lacks them.
+    pub fn evidence_unchecked(&self) -> Option<Evidence> {
+        let mut ev = match (&self.event, &self.evidence) {
+            (Some(event), _) => event
+                .get("content")
+                .and_then(|c| c.as_str())
+                .and_then(|c| serde_json::from_str::<Evidence>(c).ok())?,
+            (None, Some(ev)) => ev.clone(),
+            (None, None) => return None,
+        };
+        if ev.vcek.is_none() {
+            ev.vcek.clone_from(&self.vcek);
+        }
+        if ev.collateral.is_none() {
+            ev.collateral.clone_from(&self.collateral);
+        }
+        Some(ev)
+    }
+
+    /// SHA-256 of the raw report or quote the bundle holds: what a record's attestation
+    /// reference names.
+    pub fn evidence_sha256(&self) -> Option<provenance::digest::Sha256Digest> {
+        let raw = self.evidence_unchecked()?.raw().ok()?;
+        Some(provenance::digest::sha256(&raw))
+    }
+
     /// Serialises the bundle (pretty JSON, ending in a newline).
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();

@@ -11,6 +11,7 @@ use provenance_attest::bundle::{Bundle, Evidence, MAX_BUNDLE_BYTES, Platform};
 use provenance_attest::configfs::{self, ConfigfsTsm};
 use provenance_attest::snp::Roots;
 use provenance_attest::{Policy, StepName};
+use provenance_verify::AttestationEvidence;
 use serde::Serialize;
 
 use crate::keyfile;
@@ -292,6 +293,40 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// `provenance verify --attestation`: the bundles and the policy to check records'
+/// attestation references with.
+pub(crate) fn evidence(
+    files: &[PathBuf],
+    measurements: &[String],
+    max_age: u64,
+    snp_root: Option<(&Path, &Path)>,
+) -> Result<AttestationEvidence> {
+    let bundles = files
+        .iter()
+        .map(|p| read_bundle(p).with_context(|| "--attestation".to_owned()))
+        .collect::<Result<Vec<_>>>()?;
+    // `now` is each record's time (set by the check).
+    let mut policy = Policy::new(0);
+    policy.max_age = max_age;
+    for m in measurements {
+        policy
+            .expected
+            .measurements
+            .push(hex48("--attest-measurement", m)?);
+    }
+    if let Some((ark, ask)) = snp_root {
+        policy.snp_roots = Some(
+            Roots::from_pem(
+                &ark.display().to_string(),
+                &read(ark, 64 * 1024)?,
+                &read(ask, 64 * 1024)?,
+            )
+            .map_err(|e| anyhow!("--attest-snp-root: {e}"))?,
+        );
+    }
+    Ok(AttestationEvidence { bundles, policy })
 }
 
 fn bundle(a: BundleArgs) -> Result<ExitCode> {

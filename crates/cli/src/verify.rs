@@ -92,6 +92,23 @@ pub(crate) struct Args {
     /// A file of trusted labellers, in the --trust format (implies --labels)
     #[arg(long, value_name = "FILE", requires = "relays")]
     trust_labellers: Option<PathBuf>,
+    /// An attestation bundle or event (`provenance attest bundle`) for the records'
+    /// attestation references, checked at each record's time (repeatable; docs/attest.md)
+    #[arg(long, value_name = "FILE")]
+    attestation: Vec<PathBuf>,
+    /// With --attestation: an accepted launch measurement (SEV-SNP) or MRTD (TDX), hex
+    /// (repeatable; without one the TEE claim stays unchecked)
+    #[arg(long, value_name = "HEX", requires = "attestation")]
+    attest_measurement: Vec<String>,
+    /// With --attestation: the longest an attestation may precede a record, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    attest_max_age: u64,
+    /// With --attestation: trust this SEV-SNP ARK (PEM) instead of AMD's (with --attest-snp-ask)
+    #[arg(long, value_name = "FILE", requires_all = ["attestation", "attest_snp_ask"])]
+    attest_snp_root: Option<PathBuf>,
+    /// The ASK (PEM) under --attest-snp-root
+    #[arg(long, value_name = "FILE", requires = "attest_snp_root")]
+    attest_snp_ask: Option<PathBuf>,
     /// Print only what did not verify (failures and errors) and the summary
     #[arg(long, short)]
     quiet: bool,
@@ -157,6 +174,16 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             model: resolved.path,
             engine: EngineChoice::Binary(binary.clone()),
         });
+    }
+    if !args.attestation.is_empty() {
+        evidence.attestation = Some(crate::attest::evidence(
+            &args.attestation,
+            &args.attest_measurement,
+            args.attest_max_age,
+            args.attest_snp_root
+                .as_deref()
+                .zip(args.attest_snp_ask.as_deref()),
+        )?);
     }
     let labellers = args
         .trust_labellers

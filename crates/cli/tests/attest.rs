@@ -377,3 +377,173 @@ fn take_writes_the_binding_to_configfs_and_signs_the_event() {
     ]);
     assert_unusable(&o, "provider \"sev_guest\" is not tdx_guest");
 }
+
+/// A provenance event by `keys` whose record references `attestation` (an attestation event
+/// file), signed `after` seconds after the attestation.
+fn record_referencing(dir: &Path, keys: &Keys, attestation: &Path, after: u64) -> PathBuf {
+    use provenance::clock::FixedClock;
+    use provenance::record::{Model, Output, Record};
+    let att: nostr::prelude::Event =
+        serde_json::from_slice(&fs::read(attestation).unwrap()).unwrap();
+    let checked = provenance_attest::event::check(att.clone())
+        .unwrap()
+        .unwrap();
+    let mut record = Record::new(
+        Output::from_bytes(b"an answer", provenance::record::TEXT_PLAIN_UTF8),
+        Model::named("gemma3:270m"),
+    );
+    record.attestations = vec![provenance_attest::event::attestation_ref(&checked)];
+    let at = Timestamp::from(att.created_at.as_secs() + after);
+    let event = provenance::event::sign(&record, keys, &FixedClock(at)).unwrap();
+    let path = dir.join("record.json");
+    fs::write(&path, serde_json::to_string(&event).unwrap()).unwrap();
+    path
+}
+
+/// An attestation event file binding `keys`, taken a minute ago, after `tweak`.
+fn attestation_by(dir: &Path, keys: &Keys, tweak: impl FnOnce(&mut SyntheticReport)) -> PathBuf {
+    let chain = chain();
+    let nonce = [0x44; 32];
+    let mut r = SyntheticReport {
+        report_data: binding::report_data(&keys.public_key().to_bytes(), &nonce),
+        ..SyntheticReport::default()
+    };
+    tweak(&mut r);
+    let mut ev = Evidence::new(Platform::SevSnp, &r.sign(&chain.key), &nonce);
+    ev.vcek = Some(hex::encode(&chain.vcek_der));
+    let now = Timestamp::now().as_secs();
+    let event = provenance_attest::event::sign(&ev, keys, Timestamp::from(now - 60)).unwrap();
+    let path = dir.join("attestation.json");
+    fs::write(&path, serde_json::to_string(&event).unwrap()).unwrap();
+    path
+}
+
+fn verify_record(record: &Path, attestation: Option<&Path>, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["verify", s(record), "--json"];
+    if let Some(a) = attestation {
+        args.extend(["--attestation", s(a)]);
+    }
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let verdict = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "verdict")
+        .unwrap();
+    (o, verdict["data"].clone())
+}
+
+fn attestation_claim(verdict: &Value) -> Value {
+    let claims: Vec<&Value> = verdict["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["code"].as_str().unwrap().starts_with("attestation."))
+        .collect();
+    assert_eq!(claims.len(), 1, "{verdict}");
+    claims[0].clone()
+}
+
+#[test]
+fn verify_reports_the_tee_claim_proven_only_when_every_step_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let att = attestation_by(dir.path(), &keys, |_| {});
+    let record = record_referencing(dir.path(), &keys, &att, 30);
+    let root = fixture("test-root/ark.pem");
+    let ask = fixture("test-root/ask.pem");
+    let m = hex::encode(MEASUREMENT);
+    let trust = [
+        "--attest-snp-root",
+        s(&root),
+        "--attest-snp-ask",
+        s(&ask),
+        "--attest-measurement",
+        &m,
+    ];
+
+    // Without the bundle: unchecked, as before.
+    let (o, v) = verify_record(&record, None, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        attestation_claim(&v)["code"],
+        "attestation.evidence.unchecked"
+    );
+
+    let (o, v) = verify_record(&record, Some(&att), &trust);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.proven", "{v}");
+    assert_eq!(c["status"], "proven");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("binds the author's key")
+    );
+    assert_eq!(o.status.code(), Some(0));
+
+    // Without an expected measurement the claim cannot be proven, and says which step.
+    let (_, v) = verify_record(&record, Some(&att), &trust[..4]);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.unchecked");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("measurement unknown"),
+        "{c}"
+    );
+
+    // AMD's roots only: the test chain fails, the verdict does not hold (exit 1).
+    let (o, v) = verify_record(&record, Some(&att), &["--attest-measurement", &m]);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.failed");
+    assert!(
+        c["detail"].as_str().unwrap().contains("chain failed"),
+        "{c}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn verify_fails_the_tee_claim_of_another_key_or_a_stale_attestation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, other) = (Keys::generate(), Keys::generate());
+    let root = fixture("test-root/ark.pem");
+    let ask = fixture("test-root/ask.pem");
+    let m = hex::encode(MEASUREMENT);
+    let trust = [
+        "--attest-snp-root",
+        s(&root),
+        "--attest-snp-ask",
+        s(&ask),
+        "--attest-measurement",
+        &m,
+    ];
+    // The attestation binds `other`; the record is signed by `keys`.
+    let att = attestation_by(dir.path(), &other, |_| {});
+    let record = record_referencing(dir.path(), &keys, &att, 30);
+    let (o, v) = verify_record(&record, Some(&att), &trust);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.failed", "{v}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("not the author"),
+        "{c}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+
+    // A record signed two days after its attestation: older than --attest-max-age allows.
+    let att = attestation_by(dir.path(), &keys, |_| {});
+    let record = record_referencing(dir.path(), &keys, &att, 2 * 86_400);
+    let (_, v) = verify_record(&record, Some(&att), &trust);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.failed");
+    assert!(
+        c["detail"].as_str().unwrap().contains("freshness failed"),
+        "{c}"
+    );
+    let mut longer = trust.to_vec();
+    longer.extend(["--attest-max-age", "259200"]);
+    let (_, v) = verify_record(&record, Some(&att), &longer);
+    assert_eq!(attestation_claim(&v)["code"], "attestation.evidence.proven");
+}

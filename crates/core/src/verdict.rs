@@ -158,8 +158,16 @@ codes! {
     /// A replay was asked for but could not run as recorded (a missing value, another engine
     /// binary, weights with other digests, an engine that did not start).
     GenerationReplayRefused = "generation.replay.refused" => Unknown,
-    /// The record references attestation evidence that was not checked.
+    /// The record references attestation evidence that was not checked, or was checked and
+    /// could not be proven (a step unknown: no VCEK, collateral or expected measurement).
     AttestationUnchecked = "attestation.evidence.unchecked" => Unknown,
+    /// The referenced TEE evidence was checked here (`provenance-attest`): chain, signature,
+    /// TCB, chip, guest policy, binding of the event's author key, measurement and freshness
+    /// all hold.
+    AttestationProven = "attestation.evidence.proven" => Proven,
+    /// The referenced TEE evidence was checked here and a step does not hold (or it binds
+    /// another key than the event's author).
+    AttestationFailed = "attestation.evidence.failed" => Failed,
     /// A labeller on the trusted-labellers list published a NIP-32 audit label about the
     /// event (kind 1985, namespace `provenance.audit`). A third party says so; the verifier
     /// did not check it.

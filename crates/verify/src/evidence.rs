@@ -7,9 +7,9 @@
 //!
 //! Replay ([`ReplayEvidence`]: re-running a generation on the recorded engine) is one more:
 //! a record with a `replay` section always gets a `generation.replay.*` claim, `unknown` when
-//! no engine was given. Attestation (TEE evidence binding the signing key) will join the same
-//! way: a field of [`Evidence`] and one claim in [`Evidence::check`], so every path that
-//! verifies (files, relays, labels, the FFI and lookup through the same
+//! no engine was given. Attestation (TEE evidence binding the signing key, feature `attest`) is
+//! a field of [`Evidence`] too: one claim per attestation reference of the record
+//! (`crate::attest`), so every path that verifies (files, relays, labels, and through the same
 //! [`Verdict`](crate::Verdict)) reports it without further wiring.
 
 use std::path::PathBuf;
@@ -41,6 +41,9 @@ pub struct Evidence {
     pub trusted: Option<TrustList>,
     /// An engine to replay generations on (needs [`Evidence::prompt`]).
     pub replay: Option<ReplayEvidence>,
+    /// TEE attestation bundles for the records' attestation references (feature `attest`).
+    #[cfg(feature = "attest")]
+    pub attestation: Option<crate::attest::AttestationEvidence>,
 }
 
 /// What replaying a record's generation needs besides the disclosed prompt and salt.
@@ -110,10 +113,25 @@ impl Evidence {
             }
             claims.push(claim);
         }
+        // One claim per attestation reference: the first replaces the structural
+        // `attestation.evidence.unchecked` claims, the others are added beside it.
+        #[cfg(feature = "attest")]
+        let attested = match &self.attestation {
+            Some(a) => a.claims(verified),
+            None => Vec::new(),
+        };
         // Every check ran on the record as verified by the structural checks alone, as
         // before any evidence claim was added.
         for claim in claims {
             verification.add_evidence(claim);
+        }
+        #[cfg(feature = "attest")]
+        for (i, claim) in attested.into_iter().enumerate() {
+            if i == 0 {
+                verification.add_evidence(claim);
+            } else {
+                verification.add_claim(claim);
+            }
         }
     }
 }

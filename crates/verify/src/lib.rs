@@ -11,7 +11,8 @@
 //!   ([`Pipeline::check_query`]);
 //! - [`Evidence`]: what is checked against every verified record: the output, a disclosed
 //!   prompt, the weights ([`ModelEvidence`]), a trust list and an engine to replay the
-//!   generation on ([`ReplayEvidence`]); attestation joins here (see [`evidence`]);
+//!   generation on ([`ReplayEvidence`]), and TEE attestation bundles (feature `attest`,
+//!   `AttestationEvidence`);
 //! - [`labels`]: NIP-32 audit labels about each event, as claims;
 //! - [`Report`] and [`Sink`]: how results come back. The pipeline never renders; the CLI's
 //!   text and `--json` output, the C ABI and the lookup server are implementations, and all
@@ -39,6 +40,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "attest")]
+pub mod attest;
 pub mod evidence;
 pub mod labels;
 mod pipeline;
@@ -48,6 +51,8 @@ pub mod source;
 pub mod trust;
 mod verdict;
 
+#[cfg(feature = "attest")]
+pub use crate::attest::AttestationEvidence;
 pub use crate::evidence::{
     Evidence, ModelError, ModelEvidence, PromptEvidence, ReferenceModel, ReplayEvidence,
 };
