@@ -150,6 +150,9 @@ load_rc=0
     --whole "$whole" --stream "$stream" --broken "$broken" --unauth "$unauth" \
     --subscribers "$subscribers" --pause-ms "$pause_ms" >"$work/load.out" 2>&1 || load_rc=$?
 touch "$work/load.done"
+query() { sqlite3 -readonly "$work/events.sqlite" "$1"; }
+backlog="$(query 'SELECT COUNT(*) FROM outbox' 2>/dev/null || echo '?')"
+drain_start=$SECONDS
 wait "$sampler" 2>/dev/null || true
 cat "$work/load.out"
 [ -n "${RSS_LOG:-}" ] && cp "$work/rss.log" "$RSS_LOG"
@@ -187,9 +190,7 @@ series="$(awk -v step="$(( (seconds / interval + 9) / 10 ))" '(NR - 1) % step ==
 printf 'RSS along the run: %s\n' "${series%; }"
 
 # The outbox: empty, and the relay holds every stored event.
-query() { sqlite3 -readonly "$work/events.sqlite" "$1"; }
 relay_db="$work/relay/data/nostr.db"
-drain_start=$SECONDS
 rows=-1
 missing=-1
 while [ $((SECONDS - drain_start)) -le "$drain_seconds" ]; do
@@ -203,8 +204,8 @@ done
 stored="$(query 'SELECT COUNT(*) FROM events')"
 relayed="$(sqlite3 -readonly "$relay_db" 'SELECT COUNT(*) FROM event' 2>/dev/null || echo '?')"
 if [ "$rows" = 0 ] && [ "$missing" = 0 ]; then
-    printf 'outbox: drained %s s after the load; the relay holds all %s stored events (%s in all)\n' \
-        "$((SECONDS - drain_start))" "$stored" "$relayed"
+    printf 'outbox: %s rows queued at the end of the load, drained %s s later; the relay holds all %s stored events (%s in all)\n' \
+        "$backlog" "$((SECONDS - drain_start))" "$stored" "$relayed"
 else
     printf 'outbox: FAILED after %s s: %s rows queued, %s stored events not on the relay (%s stored, %s on the relay)\n' \
         "$((SECONDS - drain_start))" "$rows" "$missing" "$stored" "$relayed"
