@@ -137,13 +137,17 @@ pub(crate) fn check(
         }
     }
     let attrs = td.td_attributes;
+    // TUD bits: 0 is DEBUG, 4 to 6 are the profiling and tracing bits that also expose the
+    // TD to the host (dcap-qvl's own check, reported here as a policy step).
     let debug = attrs[0] & 0x01 != 0;
+    let profiling = attrs[0] & 0x70 != 0;
     let says = format!(
-        "td_attributes {}: debug {}",
+        "td_attributes {}: debug {}, profiling {}",
         hex::encode(attrs),
-        if debug { "on" } else { "off" }
+        if debug { "on" } else { "off" },
+        if profiling { "on" } else { "off" }
     );
-    if debug && !policy.allow_debug {
+    if (debug || profiling) && !policy.allow_debug {
         out.failed(
             StepName::Policy,
             format!(

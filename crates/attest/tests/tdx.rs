@@ -178,3 +178,27 @@ fn an_event_carrying_a_quote_that_binds_another_key_fails_the_binding() {
     assert_eq!(status(&out, StepName::Binding), Status::Failed);
     assert_eq!(status(&out, StepName::Freshness), Status::Proven);
 }
+
+#[test]
+fn a_debug_td_fails_the_policy_step() {
+    let mut quote = read("dcap-qvl/tdx_quote");
+    // td_attributes: after the 48-byte header, TEE_TCB_SVN (16), MRSEAM (48),
+    // MRSIGNERSEAM (48) and SEAMATTRIBUTES (8).
+    quote[48 + 120] |= 0x01;
+    assert_eq!(
+        provenance_attest::tdx::parse_quote(&quote)
+            .expect("quote")
+            .td_attributes[0]
+            & 1,
+        1
+    );
+    let out = verify(
+        &bundle(&quote, "dcap-qvl/tdx_quote_collateral.json"),
+        &Policy::new(IN_WINDOW),
+    )
+    .expect("usable");
+    assert_eq!(status(&out, StepName::Policy), Status::Failed, "{out:#?}");
+    assert!(detail(&out, StepName::Policy).contains("debug on"));
+    // The changed byte is signed: the quote no longer verifies either.
+    assert_eq!(status(&out, StepName::Chain), Status::Failed);
+}
