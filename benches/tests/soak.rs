@@ -37,7 +37,11 @@ fn a_short_soak_through_the_proxy_finds_no_failure() {
     BufReader::new(upstream.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let upstream_url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let upstream_url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
 
     let caller = Keys::generate();
     let key = dir.path().join("caller.nsec");
@@ -76,7 +80,9 @@ fn a_short_soak_through_the_proxy_finds_no_failure() {
     let out = Command::new(env!("CARGO_BIN_EXE_soak"))
         .args(["load", "--base", &base, "--seconds", "3", "--key"])
         .arg(&key)
-        .args(["--whole", "1", "--stream", "1", "--broken", "1", "--unauth", "1"])
+        .args([
+            "--whole", "1", "--stream", "1", "--broken", "1", "--unauth", "1",
+        ])
         .args(["--subscribers", "1", "--threads", "1"])
         .output()
         .unwrap();

@@ -209,7 +209,11 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-        return Ok(full(StatusCode::BAD_REQUEST, "text/plain", "unreadable body"));
+        return Ok(full(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "unreadable body",
+        ));
     };
     Ok(match (parts.method, path.as_str()) {
         (Method::GET, "/props") => full(StatusCode::OK, "application/json", (*props).clone()),
@@ -264,7 +268,9 @@ fn chat(body: &[u8]) -> Response<Body> {
         .collect();
     if prompt.contains(BREAK) {
         frames.truncate(3);
-        frames.push(Err(std::io::Error::other("the canned upstream breaks here")));
+        frames.push(Err(std::io::Error::other(
+            "the canned upstream breaks here",
+        )));
     } else {
         frames.push(message(json!({}), json!("stop")));
         frames.push(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))));
@@ -408,7 +414,11 @@ async fn load(args: LoadArgs) -> i32 {
     for (kind, task) in clients {
         match task.await {
             Ok(one) => seen.push((kind, one)),
-            Err(e) => load.tally.fail(format!("a {} client panicked: {e}", kind.name())).await,
+            Err(e) => {
+                load.tally
+                    .fail(format!("a {} client panicked: {e}", kind.name()))
+                    .await
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -566,10 +576,17 @@ async fn client_loop(load: Arc<Load>, kind: Kind, n: usize) -> Seen {
                     seen.ids.push(id);
                 }
             }
-            Ok(Err(e)) => load.tally.fail(format!("{} #{n}.{i}: {e}", kind.name())).await,
+            Ok(Err(e)) => {
+                load.tally
+                    .fail(format!("{} #{n}.{i}: {e}", kind.name()))
+                    .await
+            }
             Err(_) => {
                 load.tally
-                    .fail(format!("{} #{n}.{i}: no end in {REQUEST_TIMEOUT:?}", kind.name()))
+                    .fail(format!(
+                        "{} #{n}.{i}: no end in {REQUEST_TIMEOUT:?}",
+                        kind.name()
+                    ))
                     .await;
             }
         }
@@ -600,13 +617,16 @@ async fn one_request(load: &Load, kind: Kind, n: usize, i: u64) -> Result<Option
     let mut request = Request::post(&url).header("content-type", "application/json");
     if kind != Kind::Unauth {
         // Each body is unique, so each auth event is too (same-second replays are refused).
-        let token = HttpData::new(url.parse().map_err(|e| format!("{url}: {e}"))?, HttpMethod::POST)
-            .payload(Sha256Hash::from_byte_array(
-                *provenance::digest::sha256(body.as_bytes()).as_bytes(),
-            ))
-            .to_authorization(&load.keys)
-            .await
-            .map_err(|e| format!("NIP-98: {e}"))?;
+        let token = HttpData::new(
+            url.parse().map_err(|e| format!("{url}: {e}"))?,
+            HttpMethod::POST,
+        )
+        .payload(Sha256Hash::from_byte_array(
+            *provenance::digest::sha256(body.as_bytes()).as_bytes(),
+        ))
+        .to_authorization(&load.keys)
+        .await
+        .map_err(|e| format!("NIP-98: {e}"))?;
         request = request.header("authorization", token);
     }
     let request = request
@@ -643,7 +663,10 @@ async fn one_request(load: &Load, kind: Kind, n: usize, i: u64) -> Result<Option
     };
     let id = header("provenance-request-id").ok_or("no provenance-request-id")?;
     if header("provenance-event-url").as_deref() != Some(&format!("/provenance/{id}")) {
-        return Err(format!("event URL {:?} for {id}", header("provenance-event-url")));
+        return Err(format!(
+            "event URL {:?} for {id}",
+            header("provenance-event-url")
+        ));
     }
     let mut body = response.into_body();
     let mut bytes = Vec::new();
@@ -713,7 +736,11 @@ async fn check_events(load: &Load, kind: Kind, ids: &[String]) -> u64 {
                             ))
                             .await;
                     }
-                    Err(e) => load.tally.fail(format!("{} answer {id}: {e}", kind.name())).await,
+                    Err(e) => {
+                        load.tally
+                            .fail(format!("{} answer {id}: {e}", kind.name()))
+                            .await
+                    }
                 }
             }
         })
