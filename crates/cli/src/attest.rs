@@ -373,6 +373,40 @@ fn bundle(a: BundleArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `provenance serve --attest`: takes evidence binding `keys` through configfs-tsm, writes
+/// the attestation event to `out` and returns the reference every record carries.
+pub(crate) fn at_start(
+    platform_name: &str,
+    tsm: &Path,
+    vcek: Option<&Path>,
+    collateral: Option<&Path>,
+    keys: &nostr::prelude::Keys,
+    out: &Path,
+) -> Result<provenance::record::AttestationRef> {
+    let platform = platform(platform_name).map_err(|e| anyhow!("--attest: {e}"))?;
+    let vcek = vcek
+        .map(|p| read(p, provenance_attest::bundle::MAX_CERT_BYTES))
+        .transpose()?;
+    let collateral = collateral
+        .map(|p| read_text(p, provenance_attest::bundle::MAX_COLLATERAL_BYTES))
+        .transpose()?;
+    let src = ConfigfsTsm::new(tsm, platform, "provenance");
+    let event = configfs::attest(
+        &src,
+        keys,
+        Timestamp::now(),
+        vcek.as_deref(),
+        collateral.as_deref(),
+    )
+    .map_err(|e| anyhow!("--attest {}: {e}", tsm.display()))?;
+    let checked = provenance_attest::event::check(event.clone())
+        .map_err(|e| anyhow!("--attest: {e}"))?
+        .map_err(|e| anyhow!("--attest: {e}"))?;
+    std::fs::write(out, serde_json::to_string(&event)? + "\n")
+        .with_context(|| format!("--attest-out {}", out.display()))?;
+    Ok(provenance_attest::event::attestation_ref(&checked))
+}
+
 fn take(a: TakeArgs) -> Result<ExitCode> {
     let platform = platform(&a.platform)?;
     let key_path = match &a.key {

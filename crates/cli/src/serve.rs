@@ -106,6 +106,23 @@ pub(crate) struct Args {
     /// batch=N, ubatch=N, flash_attn=on|off, repack=true|false, threads=N
     #[arg(long = "engine-param", value_name = "KEY=VALUE", value_parser = engine_param)]
     engine_params: Vec<(String, serde_json::Value)>,
+    /// At start, take TEE evidence binding the signing key through configfs-tsm (sev-snp or
+    /// tdx), write the attestation event to --attest-out, and reference it in every record
+    /// (docs/attest.md)
+    #[arg(long, value_name = "PLATFORM")]
+    attest: Option<String>,
+    /// The configfs-tsm report directory of --attest
+    #[arg(long, value_name = "DIR", default_value = provenance_attest::configfs::DEFAULT_ROOT)]
+    attest_tsm: PathBuf,
+    /// SEV-SNP: the VCEK certificate (DER) the attestation event carries
+    #[arg(long, value_name = "FILE", requires = "attest")]
+    attest_vcek: Option<PathBuf>,
+    /// TDX: the collateral (JSON) the attestation event carries
+    #[arg(long, value_name = "FILE", requires = "attest")]
+    attest_collateral: Option<PathBuf>,
+    /// Where --attest writes the attestation event [default: attestation.json beside --store]
+    #[arg(long, value_name = "FILE", requires = "attest")]
+    attest_out: Option<PathBuf>,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
     /// options given on the command line win
     #[arg(long, value_name = "FILE")]
@@ -240,6 +257,26 @@ async fn serve(args: Args) -> Result<()> {
         (None, true) => Some(Allow::Any),
         (None, false) => None,
     };
+    let attested = match &args.attest {
+        Some(platform) => {
+            let out = args.attest_out.clone().unwrap_or_else(|| {
+                store
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("attestation.json")
+            });
+            let taken = crate::attest::at_start(
+                platform,
+                &args.attest_tsm,
+                args.attest_vcek.as_deref(),
+                args.attest_collateral.as_deref(),
+                &keys,
+                &out,
+            )?;
+            Some((taken, out))
+        }
+        None => None,
+    };
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
         .listen(args.listen)
@@ -262,6 +299,7 @@ async fn serve(args: Args) -> Result<()> {
         .include_text(args.include_text)
         .fingerprints(!args.no_fingerprints)
         .record_caller(args.record_caller)
+        .attestations(attested.iter().map(|(r, _)| r.clone()).collect())
         .bind()
         .await?;
     let runtime = &server.engine().runtime;
@@ -276,6 +314,15 @@ async fn serve(args: Args) -> Result<()> {
         runtime.version.as_deref().unwrap_or("version unknown"),
         store.display(),
     ));
+    if let Some((r, out)) = &attested {
+        crate::output::warn(&format!(
+            "attested ({}): evidence sha256 {}, attestation event {} written to {}; every record references it",
+            r.kind,
+            r.sha256,
+            r.uri.as_deref().unwrap_or_default(),
+            out.display()
+        ));
+    }
     let engine = server.engine();
     if let Some(why) = &engine.unreachable {
         crate::output::warn(&format!(

@@ -528,6 +528,7 @@ impl Pending {
             sampling_defaults: &engine.sampling_defaults,
             include_text: signer.include_text,
             fingerprints: signer.fingerprints,
+            attestations: &signer.attestations,
         };
         let exchange = Exchange {
             request: &self.info,

@@ -147,6 +147,7 @@ pub struct Signer {
     inline: bool,
     include_text: bool,
     fingerprints: bool,
+    attestations: Vec<provenance::record::AttestationRef>,
     record_caller: bool,
     replayable: bool,
     max_request_bytes: usize,
@@ -206,6 +207,7 @@ impl Signer {
             inline: false,
             include_text: false,
             fingerprints: true,
+            attestations: Vec::new(),
             record_caller: false,
             replayable: false,
             max_request_bytes: 8 * 1024 * 1024,
@@ -262,6 +264,7 @@ pub struct SignerBuilder {
     inline: bool,
     include_text: bool,
     fingerprints: bool,
+    attestations: Vec<provenance::record::AttestationRef>,
     record_caller: bool,
     replayable: bool,
     max_request_bytes: usize,
@@ -318,6 +321,13 @@ impl SignerBuilder {
     /// them, so an operator whose answers must not be probable that way turns them off.
     pub fn fingerprints(mut self, yes: bool) -> Self {
         self.fingerprints = yes;
+        self
+    }
+
+    /// References to TEE attestation evidence binding the signing key (an attestation event,
+    /// `docs/attest.md`), written into every record's `attestations`. None by default.
+    pub fn attestations(mut self, refs: Vec<provenance::record::AttestationRef>) -> Self {
+        self.attestations = refs;
         self
     }
 
@@ -382,6 +392,7 @@ impl SignerBuilder {
             inline: self.inline,
             include_text: self.include_text,
             fingerprints: self.fingerprints,
+            attestations: self.attestations,
             record_caller: self.record_caller,
             replayable: self.replayable,
             max_request_bytes: self.max_request_bytes,

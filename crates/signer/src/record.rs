@@ -60,6 +60,8 @@ pub(crate) struct Fixed<'a> {
     pub(crate) include_text: bool,
     /// Write `output.fingerprints` for a text answer.
     pub(crate) fingerprints: bool,
+    /// References to attestation evidence binding the signing key.
+    pub(crate) attestations: &'a [provenance::record::AttestationRef],
 }
 
 pub(crate) fn build(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Record {
@@ -106,6 +108,7 @@ pub(crate) fn build(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Record {
         end_ms: x.end_ms.max(x.start_ms),
     });
     record.replay = replay(fixed, x);
+    record.attestations = fixed.attestations.to_vec();
     record
 }
 
@@ -289,6 +292,7 @@ mod tests {
             sampling_defaults: &Map::new(),
             include_text: true,
             fingerprints: false,
+            attestations: &[],
         };
         let x = Exchange {
             request: &info,

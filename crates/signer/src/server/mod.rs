@@ -298,6 +298,13 @@ impl ServerBuilder {
         self
     }
 
+    /// References to TEE attestation evidence in every record
+    /// ([`SignerBuilder::attestations`]). None by default.
+    pub fn attestations(mut self, refs: Vec<provenance::record::AttestationRef>) -> Self {
+        self.signer = self.signer.attestations(refs);
+        self
+    }
+
     /// Writes the authenticated caller into records ([`SignerBuilder::record_caller`]). Off by
     /// default.
     pub fn record_caller(mut self, yes: bool) -> Self {
