@@ -4,7 +4,7 @@
 //! For each reference in a verified record, the bundle whose raw report or quote has the
 //! referenced SHA-256 is verified ([`provenance_attest::verify`]) at the time the record was
 //! signed (certificate and collateral validity, and freshness: the attestation event at most
-//! the policy's maximum age before the record, and not after it). The claim is
+//! the policy's maximum age before the record, and at most 300 s after it). The claim is
 //! `attestation.evidence.proven` only when every step holds and the attestation event's key
 //! is the record's author; `attestation.evidence.failed` names the first failed step;
 //! otherwise it stays `attestation.evidence.unchecked`, naming the step that could not be
