@@ -71,11 +71,15 @@ impl Outbox {
         Arc::new(move |_event: &Event| wake.notify_one())
     }
 
-    /// Runs forever: a round whenever an event is stored, and at least every second.
+    /// Runs forever: a round whenever an event is stored, at least every second, and at once
+    /// after a round that delivered a whole batch (more rows may be due: waiting for the timer
+    /// would drain a backlog at one batch a second).
     pub async fn run(self) {
         loop {
             // Errors are in the rows (last_error); the store failing is retried next round.
-            let _ = self.round().await;
+            if matches!(self.round().await, Ok(delivered) if delivered == BATCH) {
+                continue;
+            }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(Self::FIRST_DELAY) => {}

@@ -1,6 +1,7 @@
 //! The outbox against a real in-process relay: events queued while the relay is down stay
 //! queued across a restart of the store, and are delivered once the relay is back; a stored
-//! event wakes the worker at once instead of waiting for its timer.
+//! event wakes the worker at once instead of waiting for its timer; a backlog of several
+//! batches drains without waiting for the timer between batches.
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
 use std::sync::Arc;
@@ -116,6 +117,43 @@ async fn a_stored_event_wakes_the_outbox_before_its_timer() {
             "not delivered within half the outbox's own timer: the wake did nothing"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    worker.abort();
+}
+
+#[tokio::test]
+async fn a_backlog_of_several_batches_drains_without_waiting_for_the_timer() {
+    let relay = MockRelay::start().await.unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("events.sqlite"))
+            .unwrap()
+            .publish_to(vec![url.clone()]),
+    );
+    // Three whole batches of the worker (64 rows each) and one row more, queued while no
+    // worker runs (a relay that was down, or a load faster than the relay).
+    let keys = Keys::generate();
+    for n in 0..3 * 64 + 1 {
+        let record = Record::new(
+            Output::from_text(&format!("backlog {n}")),
+            Model::named("m"),
+        );
+        let event = provenance::event::sign(&record, &keys, &SystemClock).unwrap();
+        store.put(RequestId::generate(), &event).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let worker = tokio::spawn(Outbox::new(store.clone(), Arc::new(SystemClock)).run());
+    // Waiting for the timer after each full batch takes three timer periods at least; back to
+    // back, 193 publications to a loopback relay take a fraction of that.
+    while store.outbox_len().unwrap() > 0 {
+        assert!(
+            started.elapsed() < Outbox::FIRST_DELAY * 2,
+            "{} rows left after {:?}: the worker waits for its timer between full batches",
+            store.outbox_len().unwrap(),
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     worker.abort();
 }
