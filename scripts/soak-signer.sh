@@ -30,10 +30,11 @@
 # 3, 1, 1, 2); PAUSE_MS (each client's pause after an answer, default 0: back to back);
 # RSS_INTERVAL (seconds, default 2); RSS_TOLERANCE (percent, default 10); DRAIN_SECONDS;
 # DURABILITY (the store's, default full); BIN_DIR (a folder that holds release builds of
-# `provenance` and `soak`, used instead of building them here); RSS_LOG (a file to keep the RSS samples in, one
-# "seconds KiB" line each). Run it at a low priority on a shared machine: `nice -n 10 bash
-# scripts/soak-signer.sh`. Everything binds 127.0.0.1; every process the script starts is
-# stopped by its PID on exit (scripts/lib-processes.sh).
+# `provenance` and `soak`, used instead of building them here); RSS_LOG (a file to keep the
+# RSS samples in, one "seconds VmRSS RssAnon RssFile" line each, KiB). Run it at a low
+# priority on a shared machine: `nice -n 10 bash scripts/soak-signer.sh`. Everything binds
+# 127.0.0.1; every process the script starts is stopped by its PID on exit
+# (scripts/lib-processes.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -126,6 +127,8 @@ pids+=("$serve_pid")
 wait_up "provenance serve" "$serve_pid" "$work/serve.log" "http://127.0.0.1:$px/provenance/metrics" 60
 
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# VmRSS, RssAnon (heap and stacks) and RssFile (the binary's pages and other mapped files), KiB.
+rss_parts() { awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s ", $2 }' "/proc/$1/status" 2>/dev/null || echo "0 0 0"; }
 printf '\nsoak of provenance serve: %s s of load, commit %s, durability %s\n' \
     "$seconds" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$durability"
 printf 'clients: %s whole, %s streamed, %s broken, %s unauthenticated, %s subscribers; pause %s ms\n' \
@@ -133,12 +136,13 @@ printf 'clients: %s whole, %s streamed, %s broken, %s unauthenticated, %s subscr
 printf 'load average at the start: %s; cores: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
 rss_idle="$(rss "$serve_pid")"
 
-# The sampler: one "seconds KiB" line every $interval s, for as long as the load may run.
+# The sampler: one "seconds VmRSS RssAnon RssFile" line (KiB) every $interval s, for as long as
+# the load may run.
 (
     start=$SECONDS
     for _ in $(seq 1 $(((seconds + 60) / interval))); do
         [ -e "$work/load.done" ] && break
-        printf '%s %s\n' "$((SECONDS - start))" "$(rss "$serve_pid")"
+        printf '%s %s\n' "$((SECONDS - start))" "$(rss_parts "$serve_pid")"
         sleep "$interval"
     done
 ) >"$work/rss.log" &
@@ -169,7 +173,9 @@ fi
 # Memory: medians of the second and the last fifth of the samples.
 read -r verdict summary < <(python3 - "$work/rss.log" "$tolerance" "$rss_idle" <<'EOF'
 import statistics, sys
-samples = [int(line.split()[1]) for line in open(sys.argv[1]) if len(line.split()) == 2]
+rows = [[int(x) for x in line.split()] for line in open(sys.argv[1]) if len(line.split()) == 4]
+samples = [row[1] for row in rows]
+anon = [row[2] for row in rows]
 tolerance, idle = float(sys.argv[2]), int(sys.argv[3])
 if len(samples) < 10:
     print(f"FAILED only {len(samples)} RSS samples")
@@ -179,9 +185,11 @@ second = statistics.median(samples[fifth:2 * fifth])
 last = statistics.median(samples[-fifth:])
 growth = 100 * (last - second) / second
 verdict = "flat" if growth <= tolerance else "FAILED"
+anon_second, anon_last = statistics.median(anon[fifth:2 * fifth]), statistics.median(anon[-fifth:])
 print(f"{verdict} {len(samples)} samples; idle {idle / 1024:.1f} MiB; median of the second fifth "
       f"{second / 1024:.1f} MiB, of the last fifth {last / 1024:.1f} MiB ({growth:+.1f} %, "
-      f"tolerance {tolerance:g} %); largest {max(samples) / 1024:.1f} MiB; first {samples[0] / 1024:.1f} MiB")
+      f"tolerance {tolerance:g} %); largest {max(samples) / 1024:.1f} MiB; first {samples[0] / 1024:.1f} MiB; "
+      f"RssAnon medians {anon_second / 1024:.1f} and {anon_last / 1024:.1f} MiB")
 EOF
 )
 printf 'memory: %s (%s)\n' "$verdict" "$summary"
