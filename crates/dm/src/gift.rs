@@ -88,8 +88,9 @@ impl WrapKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The longest gift wrap `content` accepted, in bytes (base64 characters). It bounds
-    /// every inner layer too. Default: 1 MiB (1,048,576), which carries a rumor of roughly
-    /// 550 KiB of JSON once sealed and wrapped.
+    /// every inner layer too. Default: 1 MiB (1,048,576), which carries a rumor of up to
+    /// 458,752 bytes (448 KiB) of JSON once sealed and wrapped (NIP-44 padding makes the
+    /// steps coarse).
     pub max_wrap_content: usize,
     /// How far in the future (seconds past `now`) the wrap, the seal and the rumor may be
     /// dated. Default: 600 seconds, for clock skew. Dates in the past are never refused.

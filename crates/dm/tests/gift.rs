@@ -440,6 +440,36 @@ fn sizes_are_bounded() {
         }
     );
 
+    // The largest rumor the default limit carries: 458,752 bytes of JSON (padding makes the
+    // steps coarse: one byte more pads the seal, then the wrap, to the next bucket).
+    let base = gift::message(&p.alice.public_key(), &p.bob.public_key(), "", now())
+        .as_json()
+        .len();
+    let fits = "x".repeat(458_752 - base);
+    let rumor = gift::message(&p.alice.public_key(), &p.bob.public_key(), &fits, now());
+    assert_eq!(rumor.as_json().len(), 458_752);
+    let wrap = gift::wrap(
+        &p.alice,
+        &p.bob.public_key(),
+        rumor,
+        WrapKind::Stored,
+        now(),
+    )
+    .expect("the largest rumor wraps");
+    assert!(gift::unwrap(&p.bob, &wrap, now()).is_ok());
+    let over = fits + "x";
+    let rumor = gift::message(&p.alice.public_key(), &p.bob.public_key(), &over, now());
+    assert!(matches!(
+        gift::wrap(
+            &p.alice,
+            &p.bob.public_key(),
+            rumor,
+            WrapKind::Stored,
+            now()
+        ),
+        Err(WrapError::TooLarge { .. })
+    ));
+
     // A message too large for the limit is refused when wrapping, not sent to be refused.
     let text = "x".repeat(600 * 1024);
     let rumor = gift::message(&p.alice.public_key(), &p.bob.public_key(), &text, now());
