@@ -16,7 +16,7 @@ use std::time::Instant;
 use provenance::commitment::Salt;
 use provenance::record::{Model, Output, PromptCommitment, Record};
 use provenance_harness::{LlamaServer, gemma_path, llama_server_path};
-use provenance_replay::{EngineChoice, EngineSettings, Inputs, capture, replay};
+use provenance_replay::{EngineChoice, EngineSettings, FlashAttn, Inputs, capture, replay};
 use serde_json::{Value, json};
 
 fn main() {
@@ -29,7 +29,7 @@ fn main() {
         ctx: 512,
         batch: 2048,
         ubatch: 512,
-        flash_attn: "on".into(),
+        flash_attn: FlashAttn::On,
         repack: true,
         threads: Some(2),
     };

@@ -19,7 +19,7 @@ use provenance::commitment::Salt;
 use provenance::record::{Model, Output, PromptCommitment, Record, Times};
 use provenance::{Keys, SecretKey, Timestamp};
 use provenance_harness::{LlamaServer, TempDir, gemma_path, llama_server_path, write_tiny_model};
-use provenance_replay::{EngineSettings, capture};
+use provenance_replay::{EngineSettings, FlashAttn, capture};
 use serde_json::{Value, json};
 
 /// A fixed key for the fixtures (never used for anything else).
@@ -60,7 +60,7 @@ fn main() {
             ctx: 0,
             batch: 2048,
             ubatch: 512,
-            flash_attn: "on".into(),
+            flash_attn: FlashAttn::On,
             repack: true,
             threads: Some(2),
         };
