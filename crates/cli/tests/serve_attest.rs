@@ -7,7 +7,7 @@ mod serve_common;
 
 use std::fs;
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +15,7 @@ use provenance_attest::binding;
 use provenance_attest::bundle::Evidence;
 use provenance_attest::testing::{MEASUREMENT, SyntheticReport, TestChain};
 use serde_json::{Value, json};
-use serve_common::{curl, header, read_request, serve};
+use serve_common::{canned_upstream, curl, header, read_request, serve};
 
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,17 +24,6 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 /// Answers every chat request with one short answer, in the published OpenAI shape.
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
-
 fn answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     while read_request(&mut reader).is_some() {
@@ -72,7 +61,7 @@ fn serve_attest_binds_its_key_at_start_and_every_record_references_the_evidence(
     fs::write(&vcek, &chain.vcek_der).unwrap();
     let att_path = dir.path().join("attestation.json");
 
-    let port = upstream();
+    let port = canned_upstream(answer);
     let server = serve(
         dir.path(),
         &format!("http://127.0.0.1:{port}"),

@@ -8,12 +8,12 @@
 mod serve_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
-use serve_common::{curl, header, key_file, read_request, serve};
+use serve_common::{canned_upstream, curl, header, key_file, read_request, serve};
 
 const BIN: &str = env!("CARGO_BIN_EXE_provenance");
 
@@ -32,17 +32,6 @@ const SIGNED_PARAGRAPH: &str = "The gluten network of a kneaded dough traps thos
 the loaf swells in the warm oven until the crumb sets around them and the crust turns brown.";
 
 /// Answers every chat request with [`SERVED`], in the published OpenAI shape.
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
-
 fn answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     while read_request(&mut reader).is_some() {
@@ -61,7 +50,7 @@ fn answer(mut stream: TcpStream) {
 
 /// One chat answer through `provenance serve` with `extra`; its signed event.
 fn served_event(dir: &Path, extra: &[&str]) -> Value {
-    let port = upstream();
+    let port = canned_upstream(answer);
     let server = serve(dir, &format!("http://127.0.0.1:{port}"), extra);
     let (status, headers, _) = curl(&[
         "-X",

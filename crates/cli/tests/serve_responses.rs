@@ -9,11 +9,13 @@
 
 mod serve_common;
 
+const UNSIGNED: &str = "provenance_answers_unsigned_total";
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use serve_common::{curl, header, llama, prompt_opens, serve_model, verify_model};
+use serve_common::{curl, header, llama, metric, prompt_opens, serve_model, verify_model};
 
 /// The text a client reads, with code independent of the adapters: a Responses body's
 /// `output_text` parts or its stream's `response.output_text.delta` events; a Messages body's
@@ -55,18 +57,6 @@ fn client_text(body: &[u8]) -> String {
         }
     }
     out
-}
-
-fn unsigned_total(base: &str) -> u64 {
-    let (_, _, metrics) = curl(&[&format!("{base}/provenance/metrics")]);
-    String::from_utf8(metrics)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("provenance_answers_unsigned_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -133,7 +123,7 @@ fn responses_and_messages_whole_and_streamed_are_signed() {
             assert_eq!(record["sampling"]["max_tokens"], 8, "{record}");
         }
     }
-    assert_eq!(unsigned_total(base), 0);
+    assert_eq!(metric(base, UNSIGNED), 0);
 }
 
 #[test]
@@ -176,5 +166,5 @@ fn openai_package_responses_whole_and_streamed_are_signed() {
             &model,
         );
     }
-    assert_eq!(unsigned_total(&server.base), 0);
+    assert_eq!(metric(&server.base, UNSIGNED), 0);
 }

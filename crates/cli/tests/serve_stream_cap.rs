@@ -7,11 +7,13 @@
 
 mod serve_common;
 
+const UNSIGNED: &str = "provenance_answers_unsigned_total";
+
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 use serde_json::{Value, json};
-use serve_common::{curl, header, read_request, serve};
+use serve_common::{canned_upstream, curl, header, metric, read_request, serve};
 
 /// The cap under test.
 const CAP: usize = 64 * 1024;
@@ -53,29 +55,6 @@ fn answer(mut stream: TcpStream) {
     }
 }
 
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
-
-fn unsigned_total(base: &str) -> u64 {
-    let (_, _, metrics) = curl(&[&format!("{base}/provenance/metrics")]);
-    String::from_utf8(metrics)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("provenance_answers_unsigned_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Streams a chat answer of `n` chunks through the server: the status, headers and body.
 fn chat(base: &str, n: u64) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let body = json!({"model": "m", "stream": true, "max_tokens": n,
@@ -94,7 +73,7 @@ fn chat(base: &str, n: u64) -> (u16, Vec<(String, String)>, Vec<u8>) {
 
 #[test]
 fn a_stream_past_the_response_cap_reaches_the_client_whole_and_is_not_signed() {
-    let port = upstream();
+    let port = canned_upstream(answer);
     let dir = tempfile::tempdir().unwrap();
     let cap = CAP.to_string();
     let server = serve(
@@ -102,7 +81,7 @@ fn a_stream_past_the_response_cap_reaches_the_client_whole_and_is_not_signed() {
         &format!("http://127.0.0.1:{port}"),
         &["--max-response-bytes", &cap],
     );
-    let before = unsigned_total(&server.base);
+    let before = metric(&server.base, UNSIGNED);
 
     // Under the cap: signed, as ever.
     let (status, headers, _) = chat(&server.base, 8);
@@ -130,7 +109,7 @@ fn a_stream_past_the_response_cap_reaches_the_client_whole_and_is_not_signed() {
         reason.contains("response cap of 65536 bytes"),
         "the 410 says why: {reason}"
     );
-    assert_eq!(unsigned_total(&server.base), before + 1);
+    assert_eq!(metric(&server.base, UNSIGNED), before + 1);
 
     // The server goes on signing answers under the cap.
     let (_, headers, _) = chat(&server.base, 3);

@@ -9,25 +9,14 @@
 mod serve_common;
 
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use serve_common::{curl, header, read_request, serve};
+use serve_common::{canned_upstream, curl, header, read_request, serve};
 
 const ARGUMENTS: &str = r#"{"location":"Paris, France"}"#;
-
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
 
 fn answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -104,7 +93,7 @@ fn verify_output(dir: &Path, base: &str, headers: &[(String, String)], output: &
 
 #[test]
 fn a_tool_call_is_signed_and_verify_checks_it() {
-    let port = upstream();
+    let port = canned_upstream(answer);
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), &[]);
     let canonical = format!(

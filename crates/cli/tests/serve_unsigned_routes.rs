@@ -5,10 +5,12 @@
 
 mod serve_common;
 
+const UNSIGNED: &str = "provenance_answers_unsigned_total";
+
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
-use serve_common::{curl, read_request, serve};
+use serve_common::{curl, metric, read_request, serve};
 
 fn answer(mut stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -24,18 +26,6 @@ fn answer(mut stream: TcpStream) {
     }
 }
 
-fn unsigned_total(base: &str) -> u64 {
-    let (_, _, metrics) = curl(&[&format!("{base}/provenance/metrics")]);
-    String::from_utf8(metrics)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("provenance_answers_unsigned_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn generating_routes_that_pass_unsigned_are_counted() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -47,7 +37,7 @@ fn generating_routes_that_pass_unsigned_are_counted() {
     });
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &format!("http://127.0.0.1:{port}"), &[]);
-    assert_eq!(unsigned_total(&server.base), 0);
+    assert_eq!(metric(&server.base, UNSIGNED), 0);
     for path in ["/infill", "/infill/", "/infill"] {
         let (status, _, _) = curl(&[
             "-X",
@@ -61,5 +51,5 @@ fn generating_routes_that_pass_unsigned_are_counted() {
         assert_eq!(status, 200);
     }
     let _ = curl(&[&format!("{}/v1/models", server.base)]);
-    assert_eq!(unsigned_total(&server.base), 3);
+    assert_eq!(metric(&server.base, UNSIGNED), 3);
 }

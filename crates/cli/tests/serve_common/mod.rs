@@ -347,3 +347,27 @@ pub fn http(method: &str, url: &str, body: &str) -> (u16, Vec<(String, String)>,
         response[end + 4..].to_vec(),
     )
 }
+
+/// A canned upstream on a free port of 127.0.0.1: each connection is answered by `answer`, on
+/// a thread of its own, for as long as the test runs. Its port.
+pub fn canned_upstream(answer: fn(std::net::TcpStream)) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream));
+        }
+    });
+    port
+}
+
+/// The value of one counter of `GET /provenance/metrics`, by name.
+pub fn metric(base: &str, name: &str) -> u64 {
+    let (_, _, metrics) = curl(&[&format!("{base}/provenance/metrics")]);
+    let text = String::from_utf8(metrics).unwrap();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{text}"));
+    value.trim().parse().unwrap()
+}
