@@ -113,9 +113,13 @@ fn write<'a>(
         }
         Value::Object(map) => {
             let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            // RFC 8785 3.2.3: sort by UTF-16 code units. The map iterates in UTF-8 byte order,
-            // which differs only when a name holds a character above U+FFFF.
-            if members.iter().any(|(k, _)| !k.is_ascii()) {
+            // RFC 8785 3.2.3: sort by UTF-16 code units. The map usually iterates in UTF-8
+            // byte order, which is the same for ASCII names; but not when a name holds a
+            // character above U+FFFF, nor in insertion order, which serde_json's
+            // `preserve_order` feature gives (any crate in a build can turn it on).
+            let sorted =
+                members.iter().all(|(k, _)| k.is_ascii()) && members.is_sorted_by(|a, b| a.0 < b.0);
+            if !sorted {
                 members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
             }
             out.push(b'{');
