@@ -22,14 +22,20 @@
 //! inside, what the code does with it, or that an answer signed later came from a model; see
 //! `docs/attest.md`.
 //!
-//! Features: `sev-snp` (AMD, with the `sev` crate) and `tdx` (Intel, with `dcap-qvl`), both on
-//! by default; `testing` builds synthetic SEV-SNP evidence under a test root (tests only).
+//! [`receipt`] checks foreign receipts: responses signed by a TEE-hosted service in the style
+//! of NEAR AI Cloud (ECDSA over EIP-191, or Ed25519), reported as external evidence.
+//!
+//! Features: `sev-snp` (AMD, with the `sev` crate), `tdx` (Intel, with `dcap-qvl`) and
+//! `receipts`, all on by default; `testing` builds synthetic SEV-SNP evidence under a test
+//! root (tests only).
 
 pub mod binding;
 pub mod bundle;
 pub mod configfs;
 pub mod event;
 mod outcome;
+#[cfg(feature = "receipts")]
+pub mod receipt;
 #[cfg(feature = "sev-snp")]
 pub mod snp;
 #[cfg(feature = "tdx")]
@@ -46,7 +52,8 @@ pub use self::verify::{Expected, MAX_SKEW_SECS, Policy, verify};
 /// API.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Reads arbitrary bytes as an SEV-SNP report, a TDX quote and a bundle: none panics, and
+    /// Reads arbitrary bytes as an SEV-SNP report, a TDX quote, a bundle and a foreign receipt
+    /// (checked against the same bytes): none panics, and
     /// whatever is rejected is rejected with a non-empty one-line reason.
     pub fn check_parse(data: &[u8]) {
         #[cfg(feature = "sev-snp")]
@@ -59,6 +66,15 @@ pub mod fuzzing {
         }
         if let Err(e) = crate::bundle::Bundle::from_json(data) {
             assert_one_line(&e.to_string());
+        }
+        #[cfg(feature = "receipts")]
+        match crate::receipt::Receipt::from_json(data) {
+            Ok(receipt) => {
+                if let Err(e) = crate::receipt::check(&receipt, Some(data), Some(data)) {
+                    assert_one_line(&e.to_string());
+                }
+            }
+            Err(e) => assert_one_line(&e.to_string()),
         }
     }
 

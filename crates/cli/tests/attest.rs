@@ -547,3 +547,57 @@ fn verify_fails_the_tee_claim_of_another_key_or_a_stale_attestation() {
     let (_, v) = verify_record(&record, Some(&att), &longer);
     assert_eq!(attestation_claim(&v)["code"], "attestation.evidence.proven");
 }
+
+#[test]
+fn receipt_checks_the_published_near_ai_receipt_and_refuses_an_unreadable_one() {
+    let receipt = fixture("near-ai/receipt.json");
+    let response = fixture("near-ai/response.sse");
+    // The request body of this receipt is not published: proven where it can be, not overall.
+    let out = run(&["attest", "receipt", s(&receipt), "--response", s(&response)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("proven   response"), "{stdout}");
+    assert!(
+        stdout.contains("proven   signature   EIP-191 ECDSA signature by 0x319f1b8bb3b723a5d098ffb67005bdf7bb579aca"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("receipt not proven: request unknown"),
+        "{stdout}"
+    );
+
+    let out = run(&[
+        "attest",
+        "receipt",
+        s(&receipt),
+        "--response",
+        s(&receipt),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["type"] == "step"
+            && l["data"]["step"] == "response"
+            && l["data"]["status"] == "failed"),
+        "{lines:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    fs::write(
+        &bad,
+        r#"{"text":"x","signature":"00","signing_address":"00","signing_algo":"ecdsa"}"#,
+    )
+    .unwrap();
+    let out = run(&["attest", "receipt", s(&bad)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("receipt text:") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}
