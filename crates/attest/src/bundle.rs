@@ -174,6 +174,20 @@ pub(crate) fn decode_hex(
     hex::decode(s).map_err(|e| InputError::new(step, field, format!("not hex: {e}")))
 }
 
+/// Why a file is neither an attestation event nor a bundle ([`Bundle::read`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON at all.
+    #[error("input: not JSON: {0}")]
+    NotJson(String),
+    /// JSON, but neither an event nor a bundle.
+    #[error("input: neither an attestation event nor a bundle")]
+    Neither,
+    /// A bundle that does not read.
+    #[error(transparent)]
+    Bundle(#[from] InputError),
+}
+
 /// A bundle: an attestation event or bare evidence, with what verifying it needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +270,46 @@ impl Bundle {
     pub fn evidence_sha256(&self) -> Option<provenance::digest::Sha256Digest> {
         let raw = self.evidence_unchecked()?.raw().ok()?;
         Some(provenance::digest::sha256(&raw))
+    }
+
+    /// Reads a file that is either an attestation event (NIP-01 JSON) or a bundle, as a
+    /// bundle: what `provenance attest verify` and `provenance verify --attestation` accept.
+    pub fn read(bytes: &[u8]) -> Result<Self, ReadError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| ReadError::NotJson(e.to_string()))?;
+        if value.get("provenance_attest_bundle").is_some() {
+            return Ok(Self::from_json(bytes)?);
+        }
+        if value.get("sig").is_some() && value.get("kind").is_some() {
+            return Ok(Self {
+                provenance_attest_bundle: 1,
+                event: Some(value),
+                evidence: None,
+                vcek: None,
+                collateral: None,
+            });
+        }
+        Err(ReadError::Neither)
+    }
+
+    /// A bundle of bare evidence (no event, so no binding: its nonce is zero and is not
+    /// checked): the report or quote as raw bytes, or as hex text (the form `sev` ships its
+    /// reports in).
+    pub fn bare(platform: Platform, bytes: &[u8]) -> Self {
+        let raw = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| hex::decode(t.trim()).ok());
+        Self {
+            provenance_attest_bundle: 1,
+            event: None,
+            evidence: Some(Evidence::new(
+                platform,
+                raw.as_deref().unwrap_or(bytes),
+                &[0; 32],
+            )),
+            vcek: None,
+            collateral: None,
+        }
     }
 
     /// Serialises the bundle (pretty JSON, ending in a newline).

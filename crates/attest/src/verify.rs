@@ -18,6 +18,29 @@ pub struct Expected {
     pub rtmr: [Option<[u8; 48]>; 4],
 }
 
+impl Expected {
+    /// Accepts the launch measurement (SEV-SNP) or MRTD (TDX) written as 96 hex digits.
+    pub fn accept_measurement_hex(&mut self, hex: &str) -> Result<(), &'static str> {
+        self.measurements.push(hex48(hex)?);
+        Ok(())
+    }
+
+    /// Requires an RTMR value, written `N=HEX` (N from 0 to 3, 96 hex digits).
+    pub fn require_rtmr(&mut self, spec: &str) -> Result<(), &'static str> {
+        let (n, hex) = spec.split_once('=').ok_or("N=HEX")?;
+        let i: usize = n.parse().ok().filter(|i| *i < 4).ok_or("N is 0 to 3")?;
+        self.rtmr[i] = Some(hex48(hex)?);
+        Ok(())
+    }
+}
+
+fn hex48(hex: &str) -> Result<[u8; 48], &'static str> {
+    hex::decode(hex.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("48 bytes of hex (96 digits)")
+}
+
 /// Everything a verification depends on besides the evidence.
 #[derive(Clone, Debug)]
 pub struct Policy {
