@@ -14,16 +14,12 @@ use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use provenance::schnorr;
-use provenance::schnorr_batch::fuzzing::Owned;
+use provenance::schnorr_batch::fuzzing::{N, Owned, P};
 use provenance::schnorr_batch::{BatchVerifier, Item};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use secp256k1::{Keypair, Secp256k1, SecretKey, SignOnly};
 use sha2::{Digest, Sha256};
-
-/// The group order n and the field size p, big-endian.
-const N: [u8; 32] = hex32("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
-const P: [u8; 32] = hex32("fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f");
 
 struct Signer {
     secret: [u8; 32],
@@ -334,23 +330,4 @@ fn large_one_signer_batch_and_one_bad_item() {
     let each = verifier.verify_each(&borrowed);
     let bad: Vec<usize> = (0..each.len()).filter(|&i| !each[i]).collect();
     assert_eq!(bad, [777]);
-}
-
-const fn hex32(s: &str) -> [u8; 32] {
-    let b = s.as_bytes();
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = (nibble(b[2 * i]) << 4) | nibble(b[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
-
-const fn nibble(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => panic!("not lowercase hex"),
-    }
 }
