@@ -116,11 +116,29 @@ impl MockRelay {
     }
 
     /// Starts a relay from `builder`, forcing its address to 127.0.0.1.
+    ///
+    /// `nostr-relay-builder` picks a random port, checks that it is free, releases it and
+    /// binds it again; a test binding port 0 in between can take it. A start that fails with
+    /// "address in use" is therefore retried on a fresh random port, up to eight times.
     pub async fn start_with(builder: RelayBuilder) -> Result<Self, TestRelayError> {
-        let relay = LocalRelay::new(builder.addr(Ipv4Addr::LOCALHOST.into()));
-        relay.run().await?;
-        let url = relay.url().await.to_string();
-        Ok(Self { relay, url })
+        const TRIES: usize = 8;
+        let builder = builder.addr(Ipv4Addr::LOCALHOST.into());
+        let mut attempt = 1;
+        loop {
+            let relay = LocalRelay::new(builder.clone());
+            match relay.run().await {
+                Ok(()) => {
+                    let url = relay.url().await.to_string();
+                    return Ok(Self { relay, url });
+                }
+                Err(nostr_relay_builder::Error::IO(e))
+                    if e.kind() == std::io::ErrorKind::AddrInUse && attempt < TRIES =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The relay's `ws://` URL.
