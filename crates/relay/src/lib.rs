@@ -9,6 +9,9 @@
 //! - [`fetch`]: run one filter on many relays and collect the events (de-duplicated by id);
 //! - [`stream()`]: the same, yielding events as they arrive, for queries too large to hold;
 //! - [`publish`]: send one signed event to many relays and collect their `OK` answers;
+//! - [`subscribe`]: a live subscription that stays open after `EOSE`, reconnects with backoff
+//!   and answers NIP-42 `AUTH` challenges, for programs that receive events as they are
+//!   published;
 //! - [`nip05::resolve`]: a NIP-05 name to a public key, with the same distrust.
 //!
 //! What it deliberately does **not** do:
@@ -21,8 +24,10 @@
 //!   up gets a named [`RelayError`] in its report while the other relays carry on. Nothing a
 //!   relay sends can panic this crate, and memory per relay is bounded by
 //!   [`Options::max_message_bytes`] (and, in [`fetch`], [`Options::max_events_per_relay`]).
-//! - keep connections, retry, authenticate (NIP-42 `AUTH` challenges are ignored), or
-//!   reconnect. Each call opens one connection per relay and closes it when done.
+//! - keep connections, retry, reconnect or authenticate in [`fetch`], [`stream()`] and
+//!   [`publish`]: each call opens one connection per relay and closes it when done, and NIP-42
+//!   `AUTH` challenges are ignored. [`subscribe`] is the exception: it keeps its connections,
+//!   reconnects with backoff and, given keys, authenticates.
 //!
 //! Relay URLs are `ws://` or, with the default `tls` feature, `wss://` (rustls with the ring
 //! provider and the webpki root certificates); anything else is [`RelayError::InvalidUrl`].
@@ -68,6 +73,7 @@ mod fetch;
 mod message;
 pub mod nip05;
 mod publish;
+mod subscribe;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -79,6 +85,9 @@ pub use crate::fetch::{
     fetch, stream,
 };
 pub use crate::publish::{PublishAck, PublishReport, publish};
+pub use crate::subscribe::{
+    MAX_GARBAGE_IN_A_ROW, NO_RETRY, SubscribeOptions, Subscription, SubscriptionItem, subscribe,
+};
 
 /// Limits that apply to each relay separately.
 ///
