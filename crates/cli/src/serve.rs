@@ -125,6 +125,37 @@ pub(crate) struct Args {
     /// Where --attest writes the attestation event [default: attestation.json beside --store]
     #[arg(long, value_name = "FILE", requires = "attest")]
     attest_out: Option<PathBuf>,
+    /// Answer NIP-17 direct messages to the signing key, read from and written to this relay
+    /// (repeatable); each answer goes through the signing path and carries its event
+    /// (docs/dm.md)
+    #[arg(long = "dm-relay", value_name = "URL")]
+    dm_relays: Vec<String>,
+    /// Direct messages: answer only the keys in FILE (npub or hex, one per line)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "dm_relays",
+        conflicts_with = "dm_any"
+    )]
+    dm_allow: Option<PathBuf>,
+    /// Direct messages: answer any key
+    #[arg(long, requires = "dm_relays")]
+    dm_any: bool,
+    /// Direct messages: say nothing to refused senders (by default they are told why)
+    #[arg(long, requires = "dm_relays")]
+    dm_silent: bool,
+    /// Direct messages: messages a minute per sender
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "dm_relays")]
+    dm_rate: u32,
+    /// Direct messages: the most tokens of one answer
+    #[arg(long, value_name = "N", default_value_t = 512, requires = "dm_relays")]
+    dm_max_tokens: u32,
+    /// Direct messages: what was handled [default: dm.sqlite beside --store]
+    #[arg(long, value_name = "FILE", requires = "dm_relays")]
+    dm_inbox: Option<PathBuf>,
+    /// Direct messages: the profile name published with the key (kind 0)
+    #[arg(long, value_name = "NAME", requires = "dm_relays")]
+    dm_name: Option<String>,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
     /// options given on the command line win
     #[arg(long, value_name = "FILE")]
@@ -197,6 +228,8 @@ async fn serve(args: Args) -> Result<()> {
         }
         None => None,
     };
+    let dm = dm_gate(&args)?;
+    let dm_keys = keys.clone();
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
         .listen(args.listen)
@@ -261,12 +294,64 @@ async fn serve(args: Args) -> Result<()> {
     for note in &engine.notes {
         crate::output::warn(note);
     }
+    if let Some(gate) = dm {
+        let inbox = args.dm_inbox.clone().unwrap_or_else(|| {
+            store
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("dm.sqlite")
+        });
+        let mut config = provenance_agent::Config::new(args.dm_relays.clone(), inbox.clone());
+        config.per_minute = args.dm_rate;
+        config.burst = args.dm_rate.clamp(1, 5);
+        if args.dm_silent {
+            config.refusal = provenance_agent::Refusal::Silent;
+        }
+        config.profile = Some(provenance_agent::Profile {
+            name: args.dm_name.clone().unwrap_or_else(|| model.name.clone()),
+            about: format!(
+                "{} on {}. Every answer is signed: it names its provenance event (nevent), which `provenance verify` checks.",
+                model.name, runtime.engine
+            ),
+        });
+        let chat =
+            provenance_agent::SignedChat::new(server.local_client()).max_tokens(args.dm_max_tokens);
+        let agent = provenance_agent::Agent::new(dm_keys, std::sync::Arc::new(chat), gate, config)
+            .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
+        crate::output::warn(&format!(
+            "answering direct messages to {npub} on {}, handled messages in {}",
+            args.dm_relays.join(", "),
+            inbox.display()
+        ));
+        tokio::spawn(agent.run(std::future::pending()));
+    }
     server
         .run(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
         .context("server failed")
+}
+
+/// Who may write to the model by direct message: `--dm-allow FILE` or `--dm-any`; with
+/// `--dm-relay` and neither, an error (answering every key by default would give the model
+/// away to strangers).
+fn dm_gate(args: &Args) -> Result<Option<std::sync::Arc<dyn provenance_agent::Gate>>> {
+    if args.dm_relays.is_empty() {
+        return Ok(None);
+    }
+    let allow = match (&args.dm_allow, args.dm_any) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --dm-allow {}", path.display()))?;
+            Allow::parse_list(&text).with_context(|| format!("--dm-allow {}", path.display()))?
+        }
+        (None, true) => Allow::Any,
+        (None, false) => {
+            bail!("--dm-relay needs --dm-allow FILE or --dm-any: who may write to the model")
+        }
+    };
+    Ok(Some(std::sync::Arc::new(allow)))
 }
 
 /// Hashes the weights once (through the digest cache) into the record's model identity: the

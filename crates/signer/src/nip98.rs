@@ -129,7 +129,8 @@ impl Allow {
         Ok(Self::Keys(keys))
     }
 
-    fn allows(&self, key: &PublicKey) -> bool {
+    /// Whether `key` may call.
+    pub fn allows(&self, key: &PublicKey) -> bool {
         match self {
             Self::Any => true,
             Self::Keys(keys) => keys.contains(key),

@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod local;
 pub mod probe;
 pub mod proxy;
 pub mod routes;
@@ -50,6 +51,7 @@ use provenance::clock::SystemClock;
 use provenance::record::Model;
 use tokio::net::TcpListener;
 
+pub use self::local::{LocalClient, LocalError, SignedAnswer};
 pub use self::probe::{Engine, EngineBinary, EngineBinaryError};
 pub use self::proxy::Proxy;
 pub use self::routes::{App, AppBuilder};
@@ -117,6 +119,7 @@ pub struct Server {
     engine: Engine,
     signer: Arc<Signer>,
     limits: Limits,
+    local_client: LocalClient,
 }
 
 /// Configures a [`Server`]; every setter states its default.
@@ -180,6 +183,12 @@ impl Server {
     /// The signer.
     pub fn signer(&self) -> &Arc<Signer> {
         &self.signer
+    }
+
+    /// A client that sends generation requests through this server's signing path from
+    /// inside the process ([`local`]).
+    pub fn local_client(&self) -> LocalClient {
+        self.local_client.clone()
     }
 
     /// Serves until `shutdown`, then lets open connections finish.
@@ -383,6 +392,11 @@ impl ServerBuilder {
             .replacen("http://", "ws://", 1);
         let mut relay_hints = vec![own_relay.trim_end_matches('/').to_owned()];
         relay_hints.extend(self.relays);
+        let local_client = LocalClient::new(
+            crate::SigningService::new(proxy.clone(), signer.clone()),
+            signer.clone(),
+            relay_hints.clone(),
+        );
         let mut app = App::builder(signer.clone(), hub).relay_hints(relay_hints);
         if let Some(allow) = self.auth {
             let mut verifier = Nip98Verifier::new(allow);
@@ -402,6 +416,7 @@ impl ServerBuilder {
             engine,
             signer,
             limits: self.limits,
+            local_client,
         })
     }
 }

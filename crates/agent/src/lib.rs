@@ -1,0 +1,748 @@
+//! A model's own Nostr identity: people write to it from any Nostr client with NIP-17
+//! private direct messages, and it answers the same way, each answer carrying a reference to
+//! the provenance event that signs it.
+//!
+//! One direct message through an [`Agent`], in order:
+//!
+//! 1. a live subscription on the agent's DM relays delivers a gift wrap (kind 1059 or 21059)
+//!    that `p`-tags the agent's key;
+//! 2. a wrap decided about before (kept in the [`inbox`], SQLite) is skipped: a relay that
+//!    sends it again, or a restart that receives it again, gets no second answer;
+//! 3. [`provenance_dm::gift::unwrap`] opens and checks it (seal, rumor, sender, dates, sizes);
+//!    a wrap that fails is dropped with one logged line naming why;
+//! 4. the sender is asked of the [`Gate`] (an allow list; payments answer through the same
+//!    trait) and of its per-sender rate limit; a refused sender gets a short reply saying why,
+//!    or nothing ([`Refusal::Silent`]); nothing is generated for it;
+//! 5. the accepted wrap is written to the inbox and put in a bounded queue; when the queue is
+//!    full the sender is told the model is busy;
+//! 6. a worker asks the [`Model`] with the sender's recent turns ([`conversation`]); the model
+//!    answers through the server's signing path, so the answer is signed, stored and published
+//!    as every other;
+//! 7. the reply, a kind 14 message with the answer, a `nostr:nevent1...` reference to its
+//!    provenance event and a `q` tag naming it, is gift-wrapped to the sender, written to the
+//!    inbox, then published to the agent's DM relays and the sender's own (kind 10050); a reply
+//!    no relay took is published again until one does.
+//!
+//! At start the agent publishes its DM relay list (kind 10050) and, when configured, a profile
+//! (kind 0), and answers the wraps a previous run accepted but did not answer.
+//!
+//! The text of messages is never logged.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod conversation;
+pub mod inbox;
+pub mod model;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use provenance::nostr::nips::nip19::ToBech32;
+use provenance::nostr::prelude::{Filter, Kind, SignEvent, Tag, UnsignedEvent};
+use provenance::{Event, EventId, Keys, PublicKey, Timestamp};
+use provenance_dm::gift::{self, Limits, Unwrapped};
+use provenance_relay::{Options, SubscribeOptions, SubscriptionItem};
+use tokio::sync::mpsc;
+
+pub use crate::conversation::{ContextLimits, Conversations, RateLimit, Role, Turn};
+pub use crate::inbox::{Inbox, InboxError};
+pub use crate::model::{Answer, Model, SignedChat};
+
+/// The oldest gift wrap answered, by its own (randomly backdated, at most two days) date:
+/// seven days. Older ones are dropped, which is what lets the inbox forget them.
+pub const MAX_WRAP_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Who may write to the model. The allow list of NIP-98 ([`provenance_signer::nip98::Allow`])
+/// is one; payment rails answer through the same trait.
+pub trait Gate: Send + Sync + 'static {
+    /// `Ok` when `sender` may be answered, else the reason told to them.
+    fn admit(&self, sender: &PublicKey) -> Result<(), String>;
+}
+
+impl Gate for provenance_signer::nip98::Allow {
+    fn admit(&self, sender: &PublicKey) -> Result<(), String> {
+        if self.allows(sender) {
+            Ok(())
+        } else {
+            Err("this model answers only the keys its operator allowed".to_owned())
+        }
+    }
+}
+
+/// What a refused sender gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A direct message saying why (the default).
+    Reply,
+    /// Nothing.
+    Silent,
+}
+
+/// The profile (kind 0) the agent publishes at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// `name`.
+    pub name: String,
+    /// `about`.
+    pub about: String,
+}
+
+/// Configures an [`Agent`]; every field states its default in [`Config::new`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The DM relays: read from, announced in the kind 10050 list, and written to.
+    pub relays: Vec<String>,
+    /// The inbox database.
+    pub inbox: PathBuf,
+    /// What refused senders get. [`Refusal::Reply`].
+    pub refusal: Refusal,
+    /// Messages that may wait for the model; more are answered "busy". 32.
+    pub queue: usize,
+    /// Workers asking the model at once (the server's upstream slots bound them too). 2.
+    pub workers: usize,
+    /// Messages a minute per sender. 10.
+    pub per_minute: u32,
+    /// Messages a sender may send at once before the rate applies. 5.
+    pub burst: u32,
+    /// Conversation memory. [`ContextLimits::default`].
+    pub context: ContextLimits,
+    /// Gift wrap limits. [`Limits::default`].
+    pub limits: Limits,
+    /// The profile to publish. None.
+    pub profile: Option<Profile>,
+    /// Relay limits for subscribing and publishing. [`Options::default`].
+    pub relay_options: Options,
+}
+
+impl Config {
+    /// The defaults, reading and writing on `relays`, with the inbox at `inbox`.
+    pub fn new(relays: Vec<String>, inbox: PathBuf) -> Self {
+        Self {
+            relays,
+            inbox,
+            refusal: Refusal::Reply,
+            queue: 32,
+            workers: 2,
+            per_minute: 10,
+            burst: 5,
+            context: ContextLimits::default(),
+            limits: Limits::default(),
+            profile: None,
+            relay_options: Options::default(),
+        }
+    }
+}
+
+/// Why an [`Agent`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No DM relay was given.
+    #[error("no DM relay: the agent reads and writes direct messages on at least one relay")]
+    NoRelays,
+    /// The inbox could not be opened.
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
+}
+
+/// The direct-message agent; see the module.
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keys: Keys,
+    config: Config,
+    model: Arc<dyn Model>,
+    gate: Arc<dyn Gate>,
+    inbox: Inbox,
+    conversations: Mutex<Conversations>,
+    rate: Mutex<RateLimit>,
+    /// Ids of wraps dropped as unreadable, so that a relay sending one again is not logged
+    /// again; bounded.
+    dropped: Mutex<Recent>,
+    /// The DM relays of recipients (kind 10050), looked up once per run.
+    inbox_relays: Mutex<HashMap<PublicKey, Vec<String>>>,
+}
+
+/// A bounded set of recent ids.
+struct Recent {
+    order: VecDeque<EventId>,
+    set: HashSet<EventId>,
+}
+
+impl Recent {
+    const MAX: usize = 4096;
+
+    fn insert(&mut self, id: EventId) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > Self::MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// One accepted message waiting for the model.
+struct Job {
+    opened: Unwrapped,
+}
+
+/// Writes one line to stderr; a closed stderr must not stop the agent.
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "provenance dm: {line}");
+}
+
+fn npub(key: &PublicKey) -> String {
+    key.to_bech32().unwrap_or_else(|_| key.to_hex())
+}
+
+impl Agent {
+    /// An agent answering as `keys`, asking `model`, admitting senders through `gate`.
+    pub fn new(
+        keys: Keys,
+        model: Arc<dyn Model>,
+        gate: Arc<dyn Gate>,
+        config: Config,
+    ) -> Result<Self, AgentError> {
+        if config.relays.is_empty() {
+            return Err(AgentError::NoRelays);
+        }
+        let inbox = Inbox::open(&config.inbox)?;
+        let rate = RateLimit::new(config.per_minute, config.burst, config.context.senders);
+        let conversations = Conversations::new(config.context);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                keys,
+                model,
+                gate,
+                inbox,
+                conversations: Mutex::new(conversations),
+                rate: Mutex::new(rate),
+                dropped: Mutex::new(Recent {
+                    order: VecDeque::new(),
+                    set: HashSet::new(),
+                }),
+                inbox_relays: Mutex::new(HashMap::new()),
+                config,
+            }),
+        })
+    }
+
+    /// The inbox, for counting what was handled.
+    pub fn inbox(&self) -> &Inbox {
+        &self.shared.inbox
+    }
+
+    /// Runs until `shutdown`: announces, answers what a previous run left queued, then reads
+    /// the DM relays. Relays that drop, flood or send garbage are reconnected with backoff;
+    /// nothing a relay sends stops the agent.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let shared = self.shared;
+        let config = &shared.config;
+        tokio::spawn(announce(shared.clone()));
+        let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..config.workers.max(1) {
+            tasks.spawn(worker(shared.clone(), rx.clone()));
+        }
+        tasks.spawn(republish(shared.clone()));
+        // Wraps accepted before a restart: answered first, waiting for room in the queue.
+        match shared.inbox.queued() {
+            Ok(left) => {
+                for json in left {
+                    if let Some(job) = reopen(&shared, &json) {
+                        if tx.send(job).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => log(&format!("{e}; messages accepted before the restart wait")),
+        }
+        let reader = read(shared.clone(), tx);
+        tokio::select! {
+            () = reader => {}
+            () = shutdown => {}
+        }
+        tasks.abort_all();
+    }
+}
+
+/// Opens a wrap stored as queued again (after a restart); it passed every check when it was
+/// accepted, and passes them again.
+fn reopen(shared: &Shared, json: &str) -> Option<Job> {
+    let event = Event::from_json(json).ok()?;
+    match gift::unwrap_with(
+        &shared.keys,
+        &event,
+        Timestamp::now(),
+        &shared.config.limits,
+    ) {
+        Ok(opened) => Some(Job { opened }),
+        Err(e) => {
+            log(&format!("a queued message no longer opens ({e}); dropped"));
+            None
+        }
+    }
+}
+
+/// Publishes the DM relay list (kind 10050) and the profile, retrying until a relay takes
+/// each (with backoff, at most an hour).
+async fn announce(shared: Arc<Shared>) {
+    let config = &shared.config;
+    let mut events = Vec::new();
+    let tags: Vec<Tag> = config
+        .relays
+        .iter()
+        .filter_map(|r| Tag::parse(["relay", r.as_str()]).ok())
+        .collect();
+    let now = Timestamp::now();
+    let list = UnsignedEvent::new(
+        shared.keys.public_key(),
+        now,
+        Kind::from_u16(10050),
+        tags,
+        "",
+    );
+    match shared.keys.sign_event(list) {
+        Ok(e) => events.push(e),
+        Err(e) => log(&format!("cannot sign the DM relay list: {e}")),
+    }
+    if let Some(profile) = &config.profile {
+        let content = serde_json::json!({
+            "name": profile.name,
+            "about": profile.about,
+            "bot": true,
+        })
+        .to_string();
+        let metadata =
+            UnsignedEvent::new(shared.keys.public_key(), now, Kind::Metadata, [], content);
+        match shared.keys.sign_event(metadata) {
+            Ok(e) => events.push(e),
+            Err(e) => log(&format!("cannot sign the profile: {e}")),
+        }
+    }
+    for event in events {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            if published(&config.relays, &event, &config.relay_options).await {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Publishes `event` to `relays`; whether at least one took it.
+async fn published(relays: &[String], event: &Event, options: &Options) -> bool {
+    provenance_relay::publish(relays, event, options)
+        .await
+        .iter()
+        .any(|r| r.outcome.as_ref().is_ok_and(|ack| ack.accepted))
+}
+
+/// Reads gift wraps from the DM relays until the subscription ends (it does not, unless the
+/// runtime shuts down).
+async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Job>) {
+    let config = &shared.config;
+    let since = Timestamp::now()
+        .as_secs()
+        .saturating_sub(MAX_WRAP_AGE.as_secs());
+    let filter = Filter::new()
+        .kinds([
+            Kind::from_u16(gift::GIFT_WRAP_KIND),
+            Kind::from_u16(gift::EPHEMERAL_GIFT_WRAP_KIND),
+        ])
+        .pubkey(shared.keys.public_key())
+        .since(Timestamp::from_secs(since));
+    let options = SubscribeOptions {
+        relay: config.relay_options.clone(),
+        ..SubscribeOptions::default()
+    };
+    let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);
+    while let Some(item) = subscription.next().await {
+        match item {
+            SubscriptionItem::Event(raw) => receive(&shared, &raw.json, &queue).await,
+            SubscriptionItem::Down {
+                relay,
+                error,
+                retry_in,
+            } => log(&format!(
+                "{relay}: {error}; reconnecting in {} ms",
+                retry_in.as_millis()
+            )),
+            SubscriptionItem::Notice { relay, message } => {
+                log(&format!("{relay} says: {message}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One gift wrap from a relay: decide about it.
+async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Job>) {
+    let config = &shared.config;
+    if json.len() > config.limits.max_wrap_content.saturating_add(64 * 1024) {
+        return;
+    }
+    let Ok(event) = Event::from_json(json) else {
+        return;
+    };
+    let already = match shared.inbox.seen(&event.id) {
+        Ok(seen) => seen,
+        Err(e) => {
+            // Without the inbox the agent cannot know whether it answered; it answers nothing.
+            log(&format!("{e}; gift wrap {} left for later", event.id));
+            return;
+        }
+    };
+    if already {
+        return;
+    }
+    let now = Timestamp::now();
+    let too_old = now.as_secs().saturating_sub(MAX_WRAP_AGE.as_secs());
+    let opened = if event.created_at.as_secs() < too_old {
+        Err("dated more than seven days ago".to_owned())
+    } else {
+        gift::unwrap_with(&shared.keys, &event, now, &config.limits).map_err(|e| e.to_string())
+    };
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(reason) => {
+            let fresh = shared
+                .dropped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(event.id);
+            if fresh {
+                log(&format!("gift wrap {} dropped: {reason}", event.id));
+            }
+            return;
+        }
+    };
+    if opened.rumor.kind != Kind::from_u16(gift::CHAT_MESSAGE_KIND) {
+        log(&format!(
+            "gift wrap {} from {} dropped: a kind {} message, not a chat message (14)",
+            event.id,
+            npub(&opened.sender),
+            opened.rumor.kind.as_u16()
+        ));
+        let _ = shared.dropped.lock().map(|mut d| d.insert(event.id));
+        return;
+    }
+    let sender = opened.sender;
+    let date = event.created_at.as_secs();
+    let refusal = match shared.gate.admit(&sender) {
+        Err(reason) => Some(reason),
+        Ok(()) => {
+            let rated = shared
+                .rate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(&sender, Instant::now());
+            rated.err().map(|wait| {
+                format!(
+                    "too many messages; write again in {} s",
+                    wait.as_secs().max(1)
+                )
+            })
+        }
+    };
+    if let Some(reason) = refusal {
+        refuse(shared, &event.id, &opened, date, &reason).await;
+        return;
+    }
+    // Room in the queue first: a message is written as accepted only when a worker will
+    // take it.
+    let permit = match queue.try_reserve() {
+        Ok(permit) => permit,
+        Err(mpsc::error::TrySendError::Full(())) => {
+            refuse(
+                shared,
+                &event.id,
+                &opened,
+                date,
+                "the model is busy; write again later",
+            )
+            .await;
+            return;
+        }
+        Err(mpsc::error::TrySendError::Closed(())) => return,
+    };
+    match shared.inbox.queue(&event.id, &sender, date, json) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log(&format!("{e}; gift wrap {} left for later", event.id));
+            return;
+        }
+    }
+    log(&format!(
+        "gift wrap {} from {} queued",
+        event.id,
+        npub(&sender)
+    ));
+    permit.send(Job { opened });
+}
+
+/// Records a refusal and, unless silent, tells the sender.
+async fn refuse(
+    shared: &Arc<Shared>,
+    wrap_id: &EventId,
+    opened: &Unwrapped,
+    date: u64,
+    reason: &str,
+) {
+    match shared.inbox.refuse(wrap_id, &opened.sender, date, reason) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log(&format!("{e}; gift wrap {wrap_id} left for later"));
+            return;
+        }
+    }
+    log(&format!(
+        "gift wrap {wrap_id} from {} refused: {reason}",
+        npub(&opened.sender)
+    ));
+    if shared.config.refusal == Refusal::Reply {
+        answer_with(
+            shared,
+            opened,
+            &format!("Not answered: {reason}."),
+            None,
+            true,
+        )
+        .await;
+    }
+}
+
+/// Asks the model for queued messages, one at a time per worker.
+async fn worker(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let job = { queue.lock().await.recv().await };
+        let Some(job) = job else { return };
+        let sender = job.opened.sender;
+        let question = job.opened.rumor.content.clone();
+        let turns = shared
+            .conversations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .prompt(&sender, &question);
+        let started = Instant::now();
+        match shared.model.answer(&turns).await {
+            Ok(answer) => {
+                log(&format!(
+                    "gift wrap {} from {} answered in {} ms, event {}",
+                    job.opened.wrap_id,
+                    npub(&sender),
+                    started.elapsed().as_millis(),
+                    answer.event_id
+                ));
+                shared
+                    .conversations
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .record(&sender, &question, &answer.text);
+                answer_with(&shared, &job.opened, &answer.text, Some(&answer), false).await;
+            }
+            Err(reason) => {
+                log(&format!(
+                    "gift wrap {} from {}: the model failed: {reason}",
+                    job.opened.wrap_id,
+                    npub(&sender)
+                ));
+                answer_with(
+                    &shared,
+                    &job.opened,
+                    &format!("The model could not answer: {reason}"),
+                    None,
+                    false,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// The reply to `opened`: a kind 14 message to its sender, answering the rumor (`e`), quoting
+/// the provenance event (`q`) and naming it in the text, in a gift wrap of the same kind as
+/// the one it answers.
+pub fn reply(
+    keys: &Keys,
+    opened: &Unwrapped,
+    text: &str,
+    answer: Option<&Answer>,
+    now: Timestamp,
+) -> Result<Event, gift::WrapError> {
+    let mut tags = vec![Tag::public_key(opened.sender)];
+    if let Some(id) = opened.rumor.id {
+        tags.extend(Tag::parse(["e", id.to_hex().as_str()]).ok());
+    }
+    let mut content = text.to_owned();
+    if let Some(answer) = answer {
+        tags.extend(Tag::parse(["q", answer.event_id.to_hex().as_str()]).ok());
+        content.push_str("\n\nnostr:");
+        content.push_str(&answer.nevent);
+    }
+    let mut rumor = UnsignedEvent::new(
+        keys.public_key(),
+        now,
+        Kind::from_u16(gift::CHAT_MESSAGE_KIND),
+        tags,
+        content,
+    );
+    rumor.ensure_id();
+    gift::wrap(keys, &opened.sender, rumor, opened.wrap_kind, now)
+}
+
+/// Makes the reply, keeps it in the inbox, publishes it.
+async fn answer_with(
+    shared: &Arc<Shared>,
+    opened: &Unwrapped,
+    text: &str,
+    answer: Option<&Answer>,
+    refusal: bool,
+) {
+    let wrapped = match reply(&shared.keys, opened, text, answer, Timestamp::now()) {
+        Ok(w) => w,
+        Err(e) => {
+            log(&format!("cannot wrap the reply to {}: {e}", opened.wrap_id));
+            return;
+        }
+    };
+    let json = wrapped.as_json();
+    let kept = if refusal {
+        shared.inbox.refusal_reply(&opened.wrap_id, &json)
+    } else {
+        shared.inbox.answer(&opened.wrap_id, &json)
+    };
+    if let Err(e) = kept {
+        log(&format!(
+            "{e}; the reply to {} is sent without being kept",
+            opened.wrap_id
+        ));
+    }
+    send(shared, &opened.wrap_id.to_hex(), &opened.sender, &wrapped).await;
+}
+
+/// Publishes a reply to the agent's DM relays and the recipient's; marks it published when
+/// one took it.
+async fn send(shared: &Arc<Shared>, wrap_id: &str, recipient: &PublicKey, reply: &Event) {
+    let relays = relays_of(shared, recipient).await;
+    if published(&relays, reply, &shared.config.relay_options).await {
+        if let Err(e) = shared.inbox.published(wrap_id) {
+            log(&format!("{e}"));
+        }
+    } else {
+        log(&format!(
+            "no relay took the reply to {wrap_id}; it is sent again later"
+        ));
+    }
+}
+
+/// The agent's DM relays, then up to four of the recipient's own (its kind 10050 list, looked
+/// up on the agent's relays once per run).
+async fn relays_of(shared: &Arc<Shared>, recipient: &PublicKey) -> Vec<String> {
+    let config = &shared.config;
+    let known = shared
+        .inbox_relays
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(recipient)
+        .cloned();
+    let theirs = match known {
+        Some(list) => list,
+        None => {
+            let filter = Filter::new()
+                .kind(Kind::from_u16(10050))
+                .author(*recipient)
+                .limit(1);
+            let options = Options {
+                eose_timeout: Duration::from_secs(3),
+                max_events_per_relay: 4,
+                ..config.relay_options.clone()
+            };
+            let found = provenance_relay::fetch(&config.relays, &filter, &options).await;
+            let list: Vec<String> = found
+                .events
+                .iter()
+                .filter_map(|raw| Event::from_json(&raw.json).ok())
+                .filter(|e| e.pubkey == *recipient && e.verify().is_ok())
+                .max_by_key(|e| e.created_at)
+                .map(|e| {
+                    e.tags
+                        .iter()
+                        .map(|t| t.as_slice())
+                        .filter(|t| t.len() >= 2 && t[0] == "relay")
+                        .map(|t| t[1].clone())
+                        .filter(|r| r.starts_with("ws://") || r.starts_with("wss://"))
+                        .take(4)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut cache = shared
+                .inbox_relays
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= config.context.senders {
+                cache.clear();
+            }
+            cache.insert(*recipient, list.clone());
+            list
+        }
+    };
+    let mut relays = config.relays.clone();
+    for r in theirs {
+        if !relays.contains(&r) {
+            relays.push(r);
+        }
+    }
+    relays
+}
+
+/// Publishes again the replies no relay took, every few seconds with backoff.
+async fn republish(shared: Arc<Shared>) {
+    let mut wait = Duration::from_secs(2);
+    loop {
+        tokio::time::sleep(wait).await;
+        let pending = match shared.inbox.unpublished() {
+            Ok(p) => p,
+            Err(e) => {
+                log(&format!("{e}"));
+                continue;
+            }
+        };
+        let any = !pending.is_empty();
+        for row in pending {
+            let (Ok(event), Ok(recipient)) = (
+                Event::from_json(&row.reply),
+                PublicKey::from_hex(&row.recipient),
+            ) else {
+                continue;
+            };
+            send(&shared, &row.wrap_id, &recipient, &event).await;
+        }
+        // Prune what no relay can make the agent answer again.
+        let horizon = Timestamp::now()
+            .as_secs()
+            .saturating_sub(MAX_WRAP_AGE.as_secs() + 24 * 60 * 60);
+        let _ = shared.inbox.prune(horizon);
+        wait = if any {
+            (wait * 2).min(Duration::from_secs(300))
+        } else {
+            Duration::from_secs(2)
+        };
+    }
+}

@@ -1,0 +1,298 @@
+//! `provenance serve --dm-relay`: the model answers NIP-17 direct messages, end to end on real
+//! parts: a real `llama-server` with the tiny generated GGUF behind the signer, a real
+//! independent relay (nostr-rs-relay), and nostr-tools (tests/differential/dm-oracle.mjs) as
+//! the person writing to the model: it makes the gift wraps sent and opens the replies, so our
+//! code is on one end only. The answer's provenance event is then checked by
+//! `provenance verify`, fetched from the relays the reply names.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+mod serve_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use provenance::nostr::nips::nip19::ToBech32;
+use provenance::nostr::prelude::{Filter, Kind};
+use provenance::{Event, Keys};
+use provenance_relay::testing::NostrRsRelay;
+use serde_json::{Value, json};
+use serve_common::{Serve, llama, model, runtime, serve_command};
+
+fn oracle(request: &Value) -> Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/differential");
+    assert!(
+        dir.join("node_modules/nostr-tools").is_dir(),
+        "nostr-tools is not installed: run `npm ci --prefix tests/differential`"
+    );
+    let mut child = Command::new("node")
+        .arg("dm-oracle.mjs")
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `node`: {e}"));
+    let input = serde_json::to_vec(request).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        output.status.success(),
+        "dm-oracle.mjs: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A gift wrap from `sender` to `recipient` made by nostr-tools.
+fn wrap_by_nostr_tools(sender: &Keys, recipient: &Keys, message: &str) -> Event {
+    let answer = oracle(&json!({"wrap": [{
+        "sender_secret": sender.secret_key().to_secret_hex(),
+        "recipient": recipient.public_key().to_hex(),
+        "message": message,
+        "kind": 1059,
+    }]}));
+    Event::from_json(answer["wrap"][0].as_str().unwrap()).unwrap()
+}
+
+/// The rumor nostr-tools finds in `wrap` for `recipient`.
+fn open_by_nostr_tools(recipient: &Keys, wrap: &Event) -> Value {
+    let answer = oracle(&json!({"unwrap": [{
+        "recipient_secret": recipient.secret_key().to_secret_hex(),
+        "event": serde_json::from_str::<Value>(&wrap.as_json()).unwrap(),
+    }]}));
+    let opened = &answer["unwrap"][0];
+    assert_eq!(opened["wrap_valid"], true, "{opened}");
+    opened["rumor"].clone()
+}
+
+/// `provenance serve` with direct messages on, its stderr collected.
+struct Box {
+    _serve: Serve,
+    keys: Keys,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn start(dir: &Path, upstream: &str, relay: &str, allow: &[&Keys], keys: &Keys) -> Box {
+    let allow_file = dir.join("allow.txt");
+    let list: Vec<String> = allow
+        .iter()
+        .map(|k| k.public_key().to_bech32().unwrap())
+        .collect();
+    std::fs::write(&allow_file, list.join("\n")).unwrap();
+    let mut command = serve_command(
+        dir,
+        upstream,
+        &model(),
+        &[
+            "--dm-relay",
+            relay,
+            "--relay",
+            relay,
+            "--dm-allow",
+            allow_file.to_str().unwrap(),
+            "--dm-max-tokens",
+            "8",
+        ],
+    );
+    // `serve_command` wrote a fresh key to key.nsec: the model's key replaces it, the same
+    // across a restart.
+    std::fs::write(dir.join("key.nsec"), keys.secret_key().to_bech32().unwrap()).unwrap();
+    let mut child = command.spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                if line.contains("answering direct messages") {
+                    let _ = tx.send(());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().unwrap()));
+    let base = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(|w| w.trim_end_matches(',').to_owned())
+        })
+        .unwrap();
+    Box {
+        _serve: Serve { child, base },
+        keys: keys.clone(),
+        log,
+    }
+}
+
+async fn publish(relay: &str, event: &Event) {
+    let reports = provenance_relay::publish(&[relay.to_owned()], event, &Default::default()).await;
+    assert!(
+        reports[0].outcome.as_ref().is_ok_and(|a| a.accepted),
+        "{reports:?}"
+    );
+}
+
+/// The gift wraps on `relay` addressed to `to`.
+async fn wraps_to(relay: &str, to: &Keys) -> Vec<Event> {
+    let filter = Filter::new()
+        .kind(Kind::from_u16(1059))
+        .pubkey(to.public_key());
+    let found = provenance_relay::fetch(&[relay.to_owned()], &filter, &Default::default()).await;
+    found
+        .events
+        .iter()
+        .map(|raw| Event::from_json(&raw.json).unwrap())
+        .collect()
+}
+
+/// Waits until `to` has `n` wraps on `relay` (60 s at most), then returns them.
+async fn wait_for(relay: &str, to: &Keys, n: usize, log: &Mutex<Vec<String>>) -> Vec<Event> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = wraps_to(relay, to).await;
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} replies after 60 s; serve said: {:#?}",
+            found.len(),
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rumors(to: &Keys, wraps: &[Event]) -> Vec<Value> {
+    wraps.iter().map(|w| open_by_nostr_tools(to, w)).collect()
+}
+
+fn nevent_in(text: &str) -> &str {
+    let start = text
+        .find("nostr:nevent1")
+        .expect("the reply names its event")
+        + "nostr:".len();
+    text[start..].split_whitespace().next().unwrap()
+}
+
+#[test]
+fn direct_messages_are_answered_signed_and_refused_or_replayed_ones_are_not() {
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    let mallory = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let first = start(dir.path(), &llama.url(), &url, &[&alice], &model_keys);
+
+    // Alice writes from nostr-tools; the reply, opened by nostr-tools, is the model's, answers
+    // her message and names a provenance event.
+    let question = wrap_by_nostr_tools(&alice, &model_keys, "Say hello.");
+    rt.block_on(publish(&url, &question));
+    let replies = rt.block_on(wait_for(&url, &alice, 1, &first.log));
+    let rumor = &rumors(&alice, &replies)[0];
+    assert_eq!(rumor["pubkey"], model_keys.public_key().to_hex());
+    assert_eq!(rumor["kind"], 14);
+    let content = rumor["content"].as_str().unwrap();
+    let nevent = nevent_in(content);
+    let tags = rumor["tags"].as_array().unwrap();
+    assert!(
+        tags.contains(&json!(["p", alice.public_key().to_hex()])),
+        "{tags:?}"
+    );
+    let quoted = tags.iter().find(|t| t[0] == "q").expect("a q tag");
+
+    // The event verifies, fetched from the relays the nevent names, and the text before the
+    // reference is exactly the signed output.
+    let answer = content.split("\n\nnostr:").next().unwrap();
+    std::fs::write(dir.path().join("answer.txt"), answer).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .args(["verify", "--json", nevent, "--output"])
+        .arg(dir.path().join("answer.txt"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify {nevent}: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains(quoted[1].as_str().unwrap()), "{report}");
+
+    // The same wrap again: no second answer. Mallory, not on the list, is told why, and
+    // nothing is generated for her.
+    rt.block_on(publish_again(&url, &question));
+    let from_mallory = wrap_by_nostr_tools(&mallory, &model_keys, "Let me in.");
+    rt.block_on(publish(&url, &from_mallory));
+    let refusal = rt.block_on(wait_for(&url, &mallory, 1, &first.log));
+    let refusal = &rumors(&mallory, &refusal)[0];
+    let text = refusal["content"].as_str().unwrap();
+    assert!(text.starts_with("Not answered:"), "{text}");
+    assert!(!text.contains("nostr:nevent"), "{text}");
+    // A message sent after them is answered after them: by then both were decided about.
+    let second = wrap_by_nostr_tools(&alice, &model_keys, "And goodbye.");
+    rt.block_on(publish(&url, &second));
+    let replies = rt.block_on(wait_for(&url, &alice, 2, &first.log));
+    assert_eq!(replies.len(), 2, "the replayed wrap was not answered again");
+    let log = first.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("refused: this model answers only the keys"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Say hello"),
+        "message text is never logged: {log}"
+    );
+    drop(first);
+
+    // A restart reads the same stored wraps again and answers none of them twice; a new
+    // message is still answered.
+    let again = start(dir.path(), &llama.url(), &url, &[&alice], &model_keys);
+    let third = wrap_by_nostr_tools(&alice, &model_keys, "Still there?");
+    rt.block_on(publish(&url, &third));
+    let replies = rt.block_on(wait_for(&url, &alice, 3, &again.log));
+    assert_eq!(replies.len(), 3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rt.block_on(wraps_to(&url, &alice)).len(), 3);
+    assert_eq!(rt.block_on(wraps_to(&url, &mallory)).len(), 1);
+    let _ = again.keys;
+}
+
+/// Publishes an event the relay already has (it answers `duplicate:`, which still counts as
+/// accepted) so that live subscriptions see it again.
+async fn publish_again(relay: &str, event: &Event) {
+    let reports = provenance_relay::publish(&[relay.to_owned()], event, &Default::default()).await;
+    assert!(reports[0].outcome.is_ok(), "{reports:?}");
+}
+
+#[test]
+fn dm_relay_without_an_allow_list_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_command(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &model(),
+        &["--dm-relay", "ws://127.0.0.1:9"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dm-allow FILE or --dm-any"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
