@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use provenance::nostr::nips::nip19::ToBech32;
+use provenance::nostr::event::FinalizeEvent as _;
 use provenance::nostr::prelude::{Filter, Kind};
 use provenance::{Event, Keys};
 use provenance_relay::testing::NostrRsRelay;
@@ -75,6 +76,19 @@ struct Box {
     _serve: Serve,
     keys: Keys,
     log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Waits (60 s at most) until serve has logged a line containing `text`.
+fn wait_log(log: &Mutex<Vec<String>>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.lock().unwrap().iter().any(|l| l.contains(text)) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in 60 s: {:#?}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn start(dir: &Path, upstream: &str, relay: &str, allow: &[&Keys], keys: &Keys) -> Box {
@@ -295,4 +309,74 @@ fn dm_relay_without_an_allow_list_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--dm-allow FILE or --dm-any"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// An upstream that answers every GET with 404 (so serve starts at once) and holds every POST
+/// for 30 s without a word: a model that is busy for longer than the test waits.
+fn stuck_upstream(stream: std::net::TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    while let Some((head, _)) = serve_common::read_request(&mut reader) {
+        if head.starts_with("POST") {
+            std::thread::sleep(Duration::from_secs(30));
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    }
+}
+
+#[test]
+fn a_message_accepted_before_a_kill_is_answered_once_after_the_restart() {
+    let relay = NostrRsRelay::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let stuck = format!(
+        "http://127.0.0.1:{}",
+        serve_common::canned_upstream(stuck_upstream)
+    );
+    let mut first = start(dir.path(), &stuck, &url, &[&alice], &model_keys);
+
+    // Garbage addressed to the model: a valid outer event whose content is not a seal. It is
+    // dropped with its reason; the agent goes on.
+    let junk = provenance::nostr::prelude::EventBuilder::new(Kind::from_u16(1059), "not nip44")
+        .tag(provenance::nostr::prelude::Tag::public_key(
+            model_keys.public_key(),
+        ))
+        .finalize(&Keys::generate())
+        .unwrap();
+    rt.block_on(publish(&url, &junk));
+    wait_log(&first.log, &format!("gift wrap {} dropped:", junk.id));
+
+    let question = wrap_by_nostr_tools(&alice, &model_keys, "Are you there?");
+    rt.block_on(publish(&url, &question));
+    wait_log(&first.log, &format!("gift wrap {} from", question.id));
+    wait_log(&first.log, "queued");
+    // Killed while the model works on it (SIGKILL: nothing is flushed or closed).
+    first._serve.child.kill().unwrap();
+    first._serve.child.wait().unwrap();
+    assert!(rt.block_on(wraps_to(&url, &alice)).is_empty());
+
+    // The restart, now with a model that answers: the accepted message is answered, once,
+    // though the relay sends its wrap again too.
+    let llama = llama(&model());
+    let again = start(dir.path(), &llama.url(), &url, &[&alice], &model_keys);
+    let replies = rt.block_on(wait_for(&url, &alice, 1, &again.log));
+    let rumor = &rumors(&alice, &replies)[0];
+    assert!(
+        rumor["content"].as_str().unwrap().contains("nostr:nevent1"),
+        "{rumor}"
+    );
+    let later = wrap_by_nostr_tools(&alice, &model_keys, "Thanks.");
+    rt.block_on(publish(&url, &later));
+    rt.block_on(wait_for(&url, &alice, 2, &again.log));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        rt.block_on(wraps_to(&url, &alice)).len(),
+        2,
+        "{:#?}",
+        again.log.lock().unwrap()
+    );
 }
