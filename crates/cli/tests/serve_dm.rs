@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use provenance::nostr::nips::nip19::ToBech32;
 use provenance::nostr::event::FinalizeEvent as _;
+use provenance::nostr::nips::nip19::ToBech32;
 use provenance::nostr::prelude::{Filter, Kind};
 use provenance::{Event, Keys};
 use provenance_relay::testing::NostrRsRelay;
