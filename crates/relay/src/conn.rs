@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{self, Bytes, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
@@ -16,6 +16,14 @@ use crate::error::{EXCERPT_BYTES, RelayError, Waiting, WebSocketError, excerpt};
 
 /// How long closing a finished connection politely may take before it is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// A frame read by [`Connection::next_frame`].
+pub(crate) enum Frame {
+    /// A text frame: a relay message.
+    Text(Utf8Bytes),
+    /// A ping or pong: the relay is there, with nothing to say.
+    Control,
+}
 
 /// A connected relay.
 pub(crate) struct Connection {
@@ -101,6 +109,20 @@ impl Connection {
         }
     }
 
+    /// Sends a websocket ping (with an empty payload), giving up at `deadline`.
+    pub(crate) async fn ping(
+        &mut self,
+        deadline: Instant,
+        waiting_for: Waiting,
+        after: Duration,
+    ) -> Result<(), RelayError> {
+        match timeout_at(deadline, self.ws.send(Message::Ping(Bytes::new()))).await {
+            Err(_) => Err(RelayError::Timeout { waiting_for, after }),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
     /// The next text frame, skipping pings and pongs, giving up at `deadline`.
     ///
     /// A binary frame is garbage (NIP-01 speaks JSON text); a close frame or the end of the
@@ -113,42 +135,57 @@ impl Connection {
         after: Duration,
     ) -> Result<Utf8Bytes, RelayError> {
         loop {
-            let message = match timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return Err(RelayError::Timeout { waiting_for, after }),
-                Ok(None) => {
-                    return Err(RelayError::Closed {
-                        reason: "connection ended".to_owned(),
-                    });
-                }
-                Ok(Some(Err(e))) => return Err(self.failed(e)),
-                Ok(Some(Ok(message))) => message,
-            };
-            match message {
-                Message::Text(text) => return Ok(text),
-                Message::Binary(bytes) => {
-                    let head = &bytes[..bytes.len().min(EXCERPT_BYTES)];
-                    return Err(RelayError::Garbage {
-                        what: "binary frame",
-                        excerpt: String::from_utf8_lossy(head).into_owned(),
-                    });
-                }
-                Message::Close(frame) => {
-                    let reason = match frame {
-                        Some(frame) if frame.reason.is_empty() => {
-                            format!("close frame with code {}", frame.code)
-                        }
-                        Some(frame) => format!(
-                            "close frame with code {}: {}",
-                            frame.code,
-                            excerpt(&frame.reason, EXCERPT_BYTES)
-                        ),
-                        None => "close frame".to_owned(),
-                    };
-                    return Err(RelayError::Closed { reason });
-                }
-                // Pongs to pings are queued by the websocket layer and sent on the next read.
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            match self.next_frame(deadline, waiting_for, after).await? {
+                Frame::Text(text) => return Ok(text),
+                Frame::Control => {}
             }
+        }
+    }
+
+    /// The next frame, giving up at `deadline`: like [`Self::next_text`], but a ping or pong
+    /// from the relay is returned as [`Frame::Control`], so that a caller keeping a connection
+    /// alive learns that the relay is still there.
+    pub(crate) async fn next_frame(
+        &mut self,
+        deadline: Instant,
+        waiting_for: Waiting,
+        after: Duration,
+    ) -> Result<Frame, RelayError> {
+        let message = match timeout_at(deadline, self.ws.next()).await {
+            Err(_) => return Err(RelayError::Timeout { waiting_for, after }),
+            Ok(None) => {
+                return Err(RelayError::Closed {
+                    reason: "connection ended".to_owned(),
+                });
+            }
+            Ok(Some(Err(e))) => return Err(self.failed(e)),
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => Ok(Frame::Text(text)),
+            Message::Binary(bytes) => {
+                let head = &bytes[..bytes.len().min(EXCERPT_BYTES)];
+                Err(RelayError::Garbage {
+                    what: "binary frame",
+                    excerpt: String::from_utf8_lossy(head).into_owned(),
+                })
+            }
+            Message::Close(frame) => {
+                let reason = match frame {
+                    Some(frame) if frame.reason.is_empty() => {
+                        format!("close frame with code {}", frame.code)
+                    }
+                    Some(frame) => format!(
+                        "close frame with code {}: {}",
+                        frame.code,
+                        excerpt(&frame.reason, EXCERPT_BYTES)
+                    ),
+                    None => "close frame".to_owned(),
+                };
+                Err(RelayError::Closed { reason })
+            }
+            // Pongs to pings are queued by the websocket layer and sent on the next read.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(Frame::Control),
         }
     }
 

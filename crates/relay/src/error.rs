@@ -98,6 +98,9 @@ pub enum Waiting {
     Eose,
     /// The `OK` answer to an `EVENT` ([`crate::Options::eose_timeout`]).
     Ok,
+    /// Any frame from a relay that a live subscription pinged after it was silent for
+    /// [`crate::SubscribeOptions::ping_interval`] ([`crate::SubscribeOptions::ping_timeout`]).
+    Pong,
 }
 
 impl fmt::Display for Waiting {
@@ -106,6 +109,7 @@ impl fmt::Display for Waiting {
             Self::Connect => "the connection",
             Self::Eose => "EOSE",
             Self::Ok => "OK",
+            Self::Pong => "an answer to a keepalive ping",
         })
     }
 }

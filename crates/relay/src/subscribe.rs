@@ -13,10 +13,11 @@ use nostr::prelude::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::Options;
-use crate::conn::{Connection, parse_url};
+use crate::conn::{Connection, Frame, parse_url};
 use crate::error::{EXCERPT_BYTES, RelayError, Waiting, excerpt};
 use crate::fetch::{MAX_NOTICE_BYTES, RawEvent};
 use crate::message::{self, Incoming};
@@ -33,7 +34,8 @@ pub const NO_RETRY: Duration = Duration::MAX;
 /// The most `AUTH` challenges answered on one connection; later ones are ignored.
 const MAX_AUTH_ANSWERS: usize = 4;
 
-/// The shortest delay between two connections to one relay, whatever the options say.
+/// The shortest delay between two connections to one relay, whatever the options say; also the
+/// shortest ping interval and ping timeout.
 const MIN_DELAY: Duration = Duration::from_millis(10);
 
 /// How long [`Subscription::close`] waits for the relays to be told goodbye.
@@ -70,6 +72,14 @@ pub struct SubscribeOptions {
     /// a relay that then closes the subscription with `auth-required:` is retried after the
     /// backoff like any lost connection.
     pub auth: Option<Keys>,
+    /// How long a relay may stay silent (no frame of any kind, pings and pongs included)
+    /// before it is sent a websocket ping (at least 10 ms). Defaults to 30 seconds.
+    pub ping_interval: Duration,
+    /// How long after that ping any frame must arrive (a pong, or any message); otherwise the
+    /// connection counts as lost ([`RelayError::Timeout`] waiting for [`Waiting::Pong`]) and is
+    /// retried after the backoff. Includes sending the ping. At least 10 ms; defaults to 10
+    /// seconds.
+    pub ping_timeout: Duration,
 }
 
 impl Default for SubscribeOptions {
@@ -80,6 +90,8 @@ impl Default for SubscribeOptions {
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             auth: None,
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -195,7 +207,17 @@ impl fmt::Debug for Subscription {
 ///   subscription the relay closed with `auth-required:` is requested again once the relay
 ///   accepts the authentication (once per connection);
 /// - dropping the [`Subscription`] aborts every task and drops every connection at once;
-///   [`Subscription::close`] first sends `CLOSE` and a close frame to each relay.
+///   [`Subscription::close`] first sends `CLOSE` and a close frame to each relay;
+/// - a connection that goes silent without closing (a NAT mapping that expired, a half-open
+///   TCP connection, a relay process that hangs) is noticed: after
+///   [`SubscribeOptions::ping_interval`] without any frame from the relay it is sent a
+///   websocket ping, and when no frame at all (a pong or any message) follows within
+///   [`SubscribeOptions::ping_timeout`] it is reported as [`SubscriptionItem::Down`] with
+///   [`RelayError::Timeout`] waiting for [`Waiting::Pong`], then reconnected after the
+///   backoff. A silent connection is thus lost at most `ping_interval + ping_timeout` after
+///   its last frame was read. A quiet relay that answers pings stays connected. The clock
+///   runs only while the task reads: time spent waiting for the consumer to make room does
+///   not count as silence.
 ///
 /// What is the consumer's job:
 ///
@@ -204,18 +226,17 @@ impl fmt::Debug for Subscription {
 ///   reconnection, because the same filter is sent again and the relay replays its stored
 ///   events (narrow the filter with `since` when creating a new subscription to limit that).
 ///   De-duplicate by the event id once the event is verified.
-/// - gaps. Events published while a relay was down come back with the stored events of the next
-///   `REQ` if the relay stores them; ephemeral events (kinds 20000 to 29999, such as 21059)
-///   published meanwhile are lost on that relay. Subscribing to several relays narrows the gap.
+/// - gaps. Events published while a relay was down (which includes the time, at most
+///   `ping_interval + ping_timeout`, before a silent connection is noticed) come back with the
+///   stored events of the next `REQ` if the relay stores them; ephemeral events (kinds 20000
+///   to 29999, such as 21059) published meanwhile are lost on that relay. Subscribing to
+///   several relays narrows the gap.
 /// - ending it. Nothing ends a live subscription on its own, except for relays that can never
 ///   work (an invalid URL, more than [`crate::Options::max_relays`]): those get one final
 ///   [`SubscriptionItem::Down`] with `retry_in` [`NO_RETRY`]. [`crate::Options::eose_timeout`]
 ///   and [`crate::Options::max_events_per_relay`] do not end it; `eose_timeout` bounds only
 ///   the sending of each message and the wait for an `AUTH` exchange the relay asked for. Drop
 ///   the [`Subscription`] or call [`Subscription::close`].
-///
-/// A connection that goes silent without closing (a half-open TCP connection) is not detected:
-/// the read of a live subscription has no deadline.
 ///
 /// # Panics
 ///
@@ -420,12 +441,9 @@ impl Task {
                 .auth
                 .resend_by
                 .unwrap_or_else(|| Instant::now() + NO_DEADLINE);
-            let read = tokio::select! {
-                read = live.conn.next_text(deadline, Waiting::Ok, wait_auth) => read,
-                () = self.sender.closed() => return Ok(()),
-            };
-            let frame = match read {
-                Ok(frame) => frame,
+            let frame = match self.next_text(live, deadline, wait_auth).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
                 // A binary frame or invalid UTF-8: the connection itself is still usable.
                 Err(error @ RelayError::Garbage { .. }) => {
                     live.garbage(error)?;
@@ -533,6 +551,50 @@ impl Task {
                 }
                 // EOSE/CLOSED of another subscription, OK of another event: nothing to do.
                 Incoming::Eose { .. } | Incoming::Closed { .. } | Incoming::Ok { .. } => {}
+            }
+        }
+    }
+
+    /// The next text frame (`None` once the consumer is gone), giving up at `deadline` (the
+    /// `AUTH` wait) and pinging the relay when it stays silent: after `ping_interval` without
+    /// any frame a ping is sent, and without any frame `ping_timeout` later the connection is
+    /// lost. Pings and pongs from the relay count as frames but are not returned.
+    async fn next_text(
+        &self,
+        live: &mut Live,
+        deadline: Instant,
+        after: Duration,
+    ) -> Result<Option<Utf8Bytes>, RelayError> {
+        let interval = self.opts.ping_interval.max(MIN_DELAY);
+        let ping_timeout = self.opts.ping_timeout.max(MIN_DELAY);
+        let mut silent_until = Instant::now() + interval;
+        let mut pinged = false;
+        loop {
+            tokio::select! {
+                // Checked in this order: the consumer leaving, then what the relay sent, then
+                // the silence, so that a frame already received is never taken for silence.
+                biased;
+                () = self.sender.closed() => return Ok(None),
+                read = live.conn.next_frame(deadline, Waiting::Ok, after) => match read? {
+                    Frame::Text(text) => return Ok(Some(text)),
+                    Frame::Control => {
+                        silent_until = Instant::now() + interval;
+                        pinged = false;
+                    }
+                },
+                () = sleep_until(silent_until) => {
+                    if pinged {
+                        return Err(RelayError::Timeout {
+                            waiting_for: Waiting::Pong,
+                            after: ping_timeout,
+                        });
+                    }
+                    silent_until = Instant::now() + ping_timeout;
+                    pinged = true;
+                    live.conn
+                        .ping(silent_until, Waiting::Pong, ping_timeout)
+                        .await?;
+                }
             }
         }
     }

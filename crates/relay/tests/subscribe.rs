@@ -1,6 +1,7 @@
 //! Live subscriptions end to end: stored events, `EOSE`, then live events, against the
 //! in-process relay and nostr-rs-relay; reconnection with backoff after drops, garbage and
-//! oversized frames; isolation between relays; backpressure; NIP-42; and stopping.
+//! oversized frames; isolation between relays; backpressure; NIP-42; keepalive pings that
+//! notice a silent connection; and stopping.
 // Tests fail by panicking; unwrap is how they say so.
 #![allow(clippy::unwrap_used)]
 
@@ -18,10 +19,11 @@ use provenance_relay::testing::nostr_relay_builder::builder::{
 use provenance_relay::testing::{Behaviour, Frame, MockRelay, NostrRsRelay, ScriptedRelay};
 use provenance_relay::{
     MAX_GARBAGE_IN_A_ROW, NO_RETRY, Options, RelayError, SubscribeOptions, Subscription,
-    SubscriptionItem, publish, subscribe,
+    SubscriptionItem, Waiting, publish, subscribe,
 };
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 const KIND: u16 = 1988;
@@ -42,6 +44,8 @@ fn opts() -> SubscribeOptions {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
         auth: None,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(10),
     }
 }
 
@@ -550,6 +554,7 @@ async fn without_keys_auth_required_is_a_notice_and_a_retry_with_backoff() {
 struct Seen {
     texts: Vec<String>,
     close_frame: bool,
+    pings: usize,
 }
 
 /// A relay that answers every REQ with EOSE, counts connections and reports, per connection,
@@ -575,11 +580,14 @@ async fn watching_relay() -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<
                 let mut seen = Seen {
                     texts: Vec::new(),
                     close_frame: false,
+                    pings: 0,
                 };
                 while let Some(Ok(message)) = ws.next().await {
                     match message {
                         Message::Text(text) => seen.texts.push(text.to_string()),
                         Message::Close(_) => seen.close_frame = true,
+                        // Answered by the websocket layer on the next read.
+                        Message::Ping(_) => seen.pings += 1,
                         _ => {}
                     }
                 }
@@ -624,5 +632,133 @@ async fn close_sends_close_and_a_close_frame() {
     assert_eq!(close[0], "CLOSE");
     assert!(ended.close_frame, "{ended:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// Keepalive in test time: a ping after 200 ms without any frame, 200 ms to answer it.
+fn keepalive() -> SubscribeOptions {
+    SubscribeOptions {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_millis(200),
+        ..opts()
+    }
+}
+
+/// A relay that accepts the websocket, answers the REQ with EOSE, then neither reads nor sends
+/// anything, so it never answers a ping: a hung relay process, or a NAT mapping that expired.
+/// Each connection is held open (handed to the test) rather than closed.
+async fn hanging_relay() -> (
+    String,
+    Arc<AtomicUsize>,
+    mpsc::UnboundedReceiver<WebSocketStream<TcpStream>>,
+) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    let (hold, held) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            let Some(Ok(Message::Text(req))) = ws.next().await else {
+                panic!("no REQ");
+            };
+            let req: Vec<serde_json::Value> = serde_json::from_str(&req).unwrap();
+            let eose = format!(r#"["EOSE",{}]"#, req[1]);
+            ws.send(Message::text(eose)).await.unwrap();
+            // From here on nothing reads this socket: no pong is ever sent.
+            if hold.send(ws).is_err() {
+                return;
+            }
+        }
+    });
+    (url, connections, held)
+}
+
+#[tokio::test]
+async fn a_relay_that_goes_silent_without_closing_is_detected_and_reconnected() {
+    let (url, connections, _held) = hanging_relay().await;
+    // Connections last less than `max_backoff`, so the delay doubles as after any loss.
+    let opts = SubscribeOptions {
+        max_backoff: Duration::from_secs(2),
+        ..keepalive()
+    };
+    let mut sub = subscribe(std::slice::from_ref(&url), Filter::new(), opts);
+    for (connection, backoff) in [(1, 50), (2, 100)] {
+        assert!(is_eose(&next(&mut sub).await, &url));
+        assert_eq!(connections.load(Ordering::SeqCst), connection);
+        let silent_since = Instant::now();
+        match next(&mut sub).await {
+            SubscriptionItem::Down {
+                relay,
+                error,
+                retry_in,
+            } => {
+                let took = silent_since.elapsed();
+                assert_eq!(relay, url);
+                assert_eq!(
+                    error.to_string(),
+                    "timed out after 200ms waiting for an answer to a keepalive ping"
+                );
+                assert!(
+                    matches!(
+                        error,
+                        RelayError::Timeout {
+                            waiting_for: Waiting::Pong,
+                            after,
+                        } if after == Duration::from_millis(200)
+                    ),
+                    "{error:?}"
+                );
+                assert_eq!(retry_in.as_millis(), backoff);
+                // Lost at ping_interval + ping_timeout after the last frame: not at the
+                // first silence, and not later (room for a loaded machine only).
+                assert!(
+                    took >= Duration::from_millis(350) && took < Duration::from_millis(700),
+                    "lost after {took:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The subscription came back by itself: a third connection, its REQ answered again.
+    assert!(is_eose(&next(&mut sub).await, &url));
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_quiet_relay_that_answers_pings_stays_connected() {
+    let relay = MockRelay::start().await.unwrap();
+    let url = relay.url().to_owned();
+    let keys = Keys::generate();
+    let mut sub = subscribe(std::slice::from_ref(&url), filter(&keys), keepalive());
+    assert!(is_eose(&next(&mut sub).await, &url));
+    // Six ping intervals in which the relay says nothing but answers every ping.
+    let quiet = tokio::time::timeout(Duration::from_millis(1200), sub.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    // Still the same connection: a live event published now arrives, with no EOSE or Down
+    // before it.
+    let live = event(&keys, "live");
+    publish_to(&url, &live).await;
+    let item = next(&mut sub).await;
+    assert!(is_event(&item, &url, &live), "{item:?}");
+}
+
+#[tokio::test]
+async fn a_quiet_relay_is_pinged_once_per_interval() {
+    let (url, connections, mut seen) = watching_relay().await;
+    let mut sub = subscribe(std::slice::from_ref(&url), Filter::new(), keepalive());
+    assert!(is_eose(&next(&mut sub).await, &url));
+    let quiet = tokio::time::timeout(Duration::from_millis(1000), sub.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    drop(sub);
+    let ended = tokio::time::timeout(WITHIN, seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // A ping after each 200 ms of silence, each answered: about five in a second, never more.
+    assert!((3..=5).contains(&ended.pings), "{ended:?}");
+    assert!(ended.texts.is_empty(), "{ended:?}");
     assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
