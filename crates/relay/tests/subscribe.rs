@@ -713,9 +713,10 @@ async fn a_relay_that_goes_silent_without_closing_is_detected_and_reconnected() 
                 );
                 assert_eq!(retry_in.as_millis(), backoff);
                 // Lost at ping_interval + ping_timeout after the last frame: not at the
-                // first silence, and not later (room for a loaded machine only).
+                // first silence. The upper bound leaves room for a loaded test machine; that
+                // a quiet but healthy relay is not given up on is the next test's.
                 assert!(
-                    took >= Duration::from_millis(350) && took < Duration::from_millis(700),
+                    took >= Duration::from_millis(350) && took < Duration::from_secs(3),
                     "lost after {took:?}"
                 );
             }
