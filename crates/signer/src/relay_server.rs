@@ -31,17 +31,21 @@
 //! The websocket itself is the server's business (`crate::server::App` serves it at `/`): it
 //! hands [`run`] a [`Transport`] that receives and sends text messages.
 
+pub mod inbox;
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use provenance::nostr::filter::MatchEventOptions;
 use provenance::nostr::prelude::{
-    ClientMessage, Event, EventId, Filter, RelayMessage, SubscriptionId,
+    ClientMessage, Event, EventId, Filter, Kind, PublicKey, RelayMessage, SubscriptionId, Timestamp,
 };
+use rand::RngCore;
 use tokio::sync::broadcast;
 
+pub use self::inbox::{Inbox, InboxLimits};
 use crate::OnStored;
 use crate::store::{Store, StoreError};
 
@@ -49,8 +53,23 @@ use crate::store::{Store, StoreError};
 /// filter sets no `limit`.
 pub const MAX_LIMIT: usize = 500;
 
-/// Largest client message read, in bytes.
+/// Largest client message read, in bytes, except for an `EVENT` addressed to the box.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Largest `EVENT` message of an event addressed to the box (gift wraps of long messages are
+/// larger than other messages): the default of [`InboxLimits::max_event_bytes`].
+pub const MAX_EVENT_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Largest websocket message (and frame) read when the relay has an [`Inbox`]: 64 KiB more
+/// than [`MAX_EVENT_MESSAGE_BYTES`], so that an `EVENT` somewhat over its cap is answered
+/// `OK false invalid:` instead of ending the connection. Larger ones end it.
+pub const MAX_WEBSOCKET_MESSAGE_BYTES: usize = MAX_EVENT_MESSAGE_BYTES + 64 * 1024;
+
+/// How far a NIP-42 `AUTH` event's `created_at` may be from the relay's clock.
+pub const AUTH_WINDOW: Duration = Duration::from_secs(600);
+
+/// Most keys one connection may authenticate as.
+const MAX_AUTHENTICATED: usize = 8;
 
 /// Most filters in one `REQ` (each new event is matched against every filter of every open
 /// subscription).
@@ -73,6 +92,12 @@ pub struct Limits {
     /// How long a connection without an open subscription may send nothing before it is
     /// closed (60 s by default).
     pub idle_timeout: Duration,
+    /// `EVENT`s a connection may send a minute, on average (20 by default); more are refused
+    /// with `OK false` `rate-limited:`.
+    pub events_per_minute: u32,
+    /// `EVENT`s a connection may send at once before [`Limits::events_per_minute`] applies
+    /// (10 by default).
+    pub event_burst: u32,
 }
 
 impl Default for Limits {
@@ -81,6 +106,8 @@ impl Default for Limits {
             max_subscriptions: 20,
             send_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            events_per_minute: 20,
+            event_burst: 10,
         }
     }
 }
@@ -168,13 +195,33 @@ impl Subscription {
     }
 }
 
-/// Serves one client connection until it closes, fails, or falls too far behind.
-pub async fn run<T: Transport>(mut transport: T, store: Arc<dyn Store>, hub: Hub, limits: Limits) {
+/// Serves one client connection until it closes, fails, or falls too far behind; every
+/// `EVENT` is refused (`blocked:`).
+pub async fn run<T: Transport>(transport: T, store: Arc<dyn Store>, hub: Hub, limits: Limits) {
+    run_with(transport, store, hub, limits, None).await;
+}
+
+/// [`run`], taking the events addressed to the box into `inbox` when there is one (see the
+/// module).
+pub async fn run_with<T: Transport>(
+    mut transport: T,
+    store: Arc<dyn Store>,
+    hub: Hub,
+    limits: Limits,
+    inbox: Option<Arc<Inbox>>,
+) {
+    let mut challenge = [0u8; 16];
+    rand::rng().fill_bytes(&mut challenge);
     let mut connection = Connection {
         store,
         hub: hub.clone(),
         limits,
         subscriptions: HashMap::new(),
+        inbox,
+        challenge: hex::encode(challenge),
+        challenge_sent: false,
+        authenticated: HashSet::new(),
+        bucket: Bucket::new(limits),
     };
     let mut feed = hub.sender.subscribe();
     let mut deadline = tokio::time::Instant::now() + limits.idle_timeout;
@@ -235,18 +282,78 @@ async fn send<T: Transport>(transport: &mut T, message: String, timeout: Duratio
     )
 }
 
+/// A token bucket: [`Limits::events_per_minute`], bursts of [`Limits::event_burst`].
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    per_second: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn new(limits: Limits) -> Self {
+        let burst = f64::from(limits.event_burst.max(1));
+        Self {
+            tokens: burst,
+            at: Instant::now(),
+            per_second: f64::from(limits.events_per_minute) / 60.0,
+            burst,
+        }
+    }
+
+    /// Takes one token; `false` when none is left.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The state of one connection.
 struct Connection {
     store: Arc<dyn Store>,
     hub: Hub,
     limits: Limits,
     subscriptions: HashMap<SubscriptionId, Subscription>,
+    /// Where events addressed to the box go; `None`: every `EVENT` is refused.
+    inbox: Option<Arc<Inbox>>,
+    /// The NIP-42 challenge of this connection.
+    challenge: String,
+    /// Whether `["AUTH", challenge]` was sent.
+    challenge_sent: bool,
+    /// The keys this connection authenticated as (NIP-42).
+    authenticated: HashSet<PublicKey>,
+    bucket: Bucket,
 }
 
 impl Connection {
+    /// Whether stored gift wraps may be sent: the connection authenticated as the box's key,
+    /// which every stored wrap `p`-tags.
+    fn reads_wraps(&self) -> bool {
+        self.inbox
+            .as_ref()
+            .is_some_and(|inbox| self.authenticated.contains(&inbox.key()))
+    }
+
     /// The messages a new event (number `seq`) gives: one per subscription it matches.
     fn live(&mut self, seq: u64, event: &Event) -> Vec<String> {
         let mut out = Vec::new();
+        // A gift wrap goes only to a connection authenticated as a key it is addressed to.
+        if inbox::is_gift_wrap(event.kind.as_u16())
+            && !self
+                .authenticated
+                .iter()
+                .any(|key| inbox::readable_by(event, Some(key)))
+        {
+            return out;
+        }
         for (id, subscription) in &mut self.subscriptions {
             if subscription.wants(seq, event) {
                 out.push(RelayMessage::event(id.clone(), event.clone()).as_json());
@@ -257,7 +364,12 @@ impl Connection {
 
     /// The answer to one client message.
     async fn message(&mut self, text: &str) -> Vec<String> {
-        if text.len() > MAX_MESSAGE_BYTES {
+        let cap = if self.inbox.is_some() && is_event_message(text) {
+            MAX_WEBSOCKET_MESSAGE_BYTES
+        } else {
+            MAX_MESSAGE_BYTES
+        };
+        if text.len() > cap {
             return vec![notice("invalid: message too large")];
         }
         let message = match ClientMessage::from_json(text) {
@@ -280,25 +392,103 @@ impl Connection {
                 filter,
             } => {
                 let id = subscription_id.into_owned();
-                match self.query(vec![filter.into_owned()]).await {
+                match self.query(vec![filter.into_owned()], MAX_LIMIT).await {
                     Ok(events) => vec![RelayMessage::count(id, events.len()).as_json()],
                     Err(_) => vec![closed(id, "error: the store failed")],
                 }
             }
-            ClientMessage::Event(event) => vec![
-                RelayMessage::ok(
-                    event.id,
-                    false,
-                    "blocked: this relay only serves the events its signer made",
-                )
-                .as_json(),
-            ],
+            ClientMessage::Event(event) => vec![self.event(event.into_owned(), text.len()).await],
+            ClientMessage::Auth(event) if self.inbox.is_some() => vec![self.auth(&event)],
             ClientMessage::Close(id) => {
                 self.subscriptions.remove(id.as_ref());
                 Vec::new()
             }
+            _ if self.inbox.is_some() => {
+                vec![notice(
+                    "unsupported: only REQ, COUNT, CLOSE, EVENT and AUTH",
+                )]
+            }
             _ => vec![notice("unsupported: only REQ, COUNT and CLOSE")],
         }
+    }
+
+    /// The `OK` answer to an `EVENT`; an accepted one is handed to the live subscriptions.
+    async fn event(&mut self, event: Event, bytes: usize) -> String {
+        let id = event.id;
+        let Some(inbox) = self.inbox.clone() else {
+            return ok(
+                id,
+                false,
+                "blocked: this relay only serves the events its signer made",
+            );
+        };
+        if !self.bucket.take() {
+            let reason = format!(
+                "rate-limited: at most {} events a minute per connection (bursts of {})",
+                self.limits.events_per_minute, self.limits.event_burst
+            );
+            return ok(id, false, &reason);
+        }
+        let now = Timestamp::now();
+        if let Some(reason) = inbox.check(&event, bytes, now) {
+            return ok(id, false, &reason);
+        }
+        let event = Arc::new(event);
+        let kept = event.clone();
+        let accepted = tokio::task::spawn_blocking(move || inbox.accept(&kept, now)).await;
+        match accepted {
+            Ok(Ok(inbox::Accepted::Stored | inbox::Accepted::Ephemeral)) => {
+                // Stored before it is published, as the signer's events are: a `REQ` whose
+                // stored part was read after this number has it.
+                self.hub.publish(&event);
+                ok(id, true, "")
+            }
+            Ok(Ok(inbox::Accepted::Duplicate)) => {
+                ok(id, true, "duplicate: this relay has this event already")
+            }
+            Ok(Err(_)) | Err(_) => ok(id, false, "error: the store failed"),
+        }
+    }
+
+    /// The `OK` answer to a NIP-42 `AUTH`: kind 22242, valid id and signature, this
+    /// connection's challenge, the relay's URL, `created_at` within [`AUTH_WINDOW`].
+    fn auth(&mut self, event: &Event) -> String {
+        let id = event.id;
+        let Some(inbox) = &self.inbox else {
+            return ok(id, false, "restricted: nothing here needs authentication");
+        };
+        let refused = |why: &str| ok(id, false, &format!("invalid: {why}"));
+        if event.kind != Kind::Authentication {
+            return refused("an AUTH event has kind 22242");
+        }
+        if event.verify().is_err() {
+            return refused("bad id or signature");
+        }
+        let (at, now) = (event.created_at.as_secs(), Timestamp::now().as_secs());
+        if at.abs_diff(now) > AUTH_WINDOW.as_secs() {
+            return refused("created_at is more than 10 minutes from the relay's clock");
+        }
+        if event.tags.challenge().as_deref() != Some(self.challenge.as_str()) {
+            return refused("not this connection's challenge");
+        }
+        let relay = event.tags.iter().find_map(|tag| match tag.as_slice() {
+            [name, value, ..] if name == "relay" => Some(inbox::normalize_url(value)),
+            _ => None,
+        });
+        if relay.as_deref() != Some(inbox.relay_url()) {
+            return refused(&format!("the relay tag must be {}", inbox.relay_url()));
+        }
+        if !self.authenticated.contains(&event.pubkey)
+            && self.authenticated.len() >= MAX_AUTHENTICATED
+        {
+            return ok(
+                id,
+                false,
+                "restricted: too many keys authenticated on this connection",
+            );
+        }
+        self.authenticated.insert(event.pubkey);
+        ok(id, true, "")
     }
 
     async fn req(&mut self, id: SubscriptionId, filters: Vec<Filter>) -> Vec<String> {
@@ -321,13 +511,35 @@ impl Connection {
             let reason = format!("invalid: at most {MAX_FILTERS} filters per REQ");
             return vec![closed(id, &reason)];
         }
+        let mut out = Vec::new();
+        if self.inbox.is_some() && !self.reads_wraps() && filters.iter().any(may_match_wraps) {
+            // NIP-42, as NIP-17 inbox relays do: a REQ for gift wraps alone is refused with
+            // `auth-required:` (the challenge is sent first, so that a client answers it and
+            // asks again); in a REQ for more, the wraps are left out.
+            if self.authenticated.is_empty() && !self.challenge_sent {
+                self.challenge_sent = true;
+                out.push(RelayMessage::auth(self.challenge.clone()).as_json());
+            }
+            if filters.iter().all(only_wraps) {
+                let reason = if self.authenticated.is_empty() {
+                    "auth-required: gift wraps are sent only to the key they are addressed to"
+                } else {
+                    "restricted: gift wraps are sent only to the key they are addressed to"
+                };
+                out.push(closed(id, reason));
+                return out;
+            }
+        }
         let answered_through = self.hub.last();
-        let events = match self.query(filters.clone()).await {
+        let events = match self.query(filters.clone(), MAX_LIMIT).await {
             Ok(events) => events,
-            Err(_) => return vec![closed(id, "error: the store failed")],
+            Err(_) => {
+                out.push(closed(id, "error: the store failed"));
+                return out;
+            }
         };
         let recent_through = self.hub.last();
-        let mut out = Vec::with_capacity(events.len() + 1);
+        out.reserve(events.len() + 1);
         let mut recent = HashSet::new();
         for event in events {
             if recent_through > answered_through {
@@ -348,29 +560,73 @@ impl Connection {
         out
     }
 
-    /// The stored events matching any of `filters`, each once, on a blocking thread.
-    async fn query(&self, filters: Vec<Filter>) -> Result<Vec<Event>, StoreError> {
+    /// The stored events matching any of `filters` (at most `max` per filter), each once, on
+    /// a blocking thread: the signer's, and those of the inbox this connection may read.
+    async fn query(&self, filters: Vec<Filter>, max: usize) -> Result<Vec<Event>, StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || stored(store.as_ref(), &filters))
-            .await
-            .map_err(|e| StoreError::Thread(e.to_string()))?
+        let inbox = self.inbox.clone();
+        let wraps = self.reads_wraps();
+        tokio::task::spawn_blocking(move || {
+            stored(store.as_ref(), inbox.as_deref(), wraps, &filters, max)
+        })
+        .await
+        .map_err(|e| StoreError::Thread(e.to_string()))?
     }
 }
 
-/// The stored events matching any of `filters` (newest first per filter, at most
-/// [`MAX_LIMIT`] each), each once.
-fn stored(store: &dyn Store, filters: &[Filter]) -> Result<Vec<Event>, StoreError> {
+/// The stored events matching any of `filters` (newest first per filter, at most `max` and
+/// the filter's `limit` each), each once: the signer's, and those of `inbox` (gift wraps only
+/// when `wraps`).
+fn stored(
+    store: &dyn Store,
+    inbox: Option<&Inbox>,
+    wraps: bool,
+    filters: &[Filter],
+    max: usize,
+) -> Result<Vec<Event>, StoreError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let now = Timestamp::now();
     for filter in filters {
-        let limit = filter.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-        for event in store.query(filter, limit)? {
+        let limit = filter.limit.unwrap_or(max).min(max);
+        let mut found = store.query(filter, limit)?;
+        if let Some(inbox) = inbox {
+            found.extend(inbox.query(filter, limit, wraps, now)?);
+            found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            found.truncate(limit);
+        }
+        for event in found {
             if seen.insert(event.id) {
                 out.push(event);
             }
         }
     }
     Ok(out)
+}
+
+/// Whether `filter` may match a gift wrap: it names no kinds, or a gift wrap kind.
+fn may_match_wraps(filter: &Filter) -> bool {
+    filter.kinds.as_ref().is_none_or(|kinds| {
+        kinds.is_empty() || kinds.iter().any(|k| inbox::is_gift_wrap(k.as_u16()))
+    })
+}
+
+/// Whether `filter` matches gift wraps only: it names kinds, all of them gift wraps.
+fn only_wraps(filter: &Filter) -> bool {
+    filter.kinds.as_ref().is_some_and(|kinds| {
+        !kinds.is_empty() && kinds.iter().all(|k| inbox::is_gift_wrap(k.as_u16()))
+    })
+}
+
+/// Whether `text` is an `EVENT` message (by its start: the size cap applies before parsing).
+fn is_event_message(text: &str) -> bool {
+    text.trim_start()
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with("\"EVENT\""))
+}
+
+fn ok(id: EventId, accepted: bool, message: &str) -> String {
+    RelayMessage::ok(id, accepted, message).as_json()
 }
 
 fn notice(text: &str) -> String {
@@ -443,6 +699,16 @@ mod tests {
         limits: Limits,
         pipe: (Duration, bool),
     ) -> Client {
+        connect_with(store, hub, limits, pipe, None)
+    }
+
+    fn connect_with(
+        store: &Arc<SqliteStore>,
+        hub: &Hub,
+        limits: Limits,
+        pipe: (Duration, bool),
+        inbox: Option<Arc<Inbox>>,
+    ) -> Client {
         let (to_relay, incoming) = mpsc::unbounded_channel();
         let (outgoing, from_relay) = mpsc::unbounded_channel();
         let transport = Pipe {
@@ -451,7 +717,13 @@ mod tests {
             delay: pipe.0,
             stuck: pipe.1,
         };
-        let done = tokio::spawn(run(transport, store.clone(), hub.clone(), limits));
+        let done = tokio::spawn(run_with(
+            transport,
+            store.clone(),
+            hub.clone(),
+            limits,
+            inbox,
+        ));
         Client {
             to_relay,
             from_relay,
@@ -654,5 +926,336 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    mod addressed {
+        use provenance::nostr::prelude::{EventBuilder, FinalizeEvent, Tag};
+
+        use super::*;
+        use crate::store::Durability;
+
+        const URL: &str = "ws://box.test";
+
+        /// An event of `kind` from a fresh key, `p`-tagging `to`, dated `at` (now when `None`).
+        fn addressed(kind: u16, to: &PublicKey, content: &str, at: Option<u64>) -> Event {
+            let mut builder =
+                EventBuilder::new(Kind::from_u16(kind), content).tag(Tag::public_key(*to));
+            if let Some(at) = at {
+                builder = builder.custom_created_at(Timestamp::from_secs(at));
+            }
+            builder.finalize(&Keys::generate()).unwrap()
+        }
+
+        fn auth_event(keys: &Keys, challenge: &str, relay: &str) -> String {
+            let event = EventBuilder::new(Kind::Authentication, "")
+                .tag(Tag::parse(["relay", relay]).unwrap())
+                .tag(Tag::parse(["challenge", challenge]).unwrap())
+                .finalize(keys)
+                .unwrap();
+            ClientMessage::auth(event).as_json()
+        }
+
+        fn open_inbox(dir: &tempfile::TempDir, key: &Keys, limits: InboxLimits) -> Arc<Inbox> {
+            let path = dir.path().join("e.sqlite");
+            let inbox = Inbox::open(&path, Durability::Full, key.public_key(), URL, limits);
+            Arc::new(inbox.unwrap())
+        }
+
+        /// Generous rate limits, for tests about something else.
+        fn no_rate() -> Limits {
+            Limits {
+                events_per_minute: 6000,
+                event_burst: 1000,
+                ..Limits::default()
+            }
+        }
+
+        fn ok_of(message: &str) -> (bool, String) {
+            let v: serde_json::Value = serde_json::from_str(message).unwrap();
+            assert_eq!(v[0], "OK", "{message}");
+            (v[2].as_bool().unwrap(), v[3].as_str().unwrap().to_owned())
+        }
+
+        async fn send_event(c: &mut Client, event: &Event) -> (bool, String) {
+            c.say(&ClientMessage::event(event.clone()).as_json());
+            ok_of(&c.next().await)
+        }
+
+        fn challenge_of(message: &str) -> String {
+            let v: serde_json::Value = serde_json::from_str(message).unwrap();
+            assert_eq!(v[0], "AUTH", "{message}");
+            v[1].as_str().unwrap().to_owned()
+        }
+
+        #[tokio::test]
+        async fn events_addressed_to_the_box_are_checked_stored_and_served() {
+            let (dir, store, _, signed) = setup();
+            let hub = Hub::default();
+            let box_keys = Keys::generate();
+            let inbox = open_inbox(&dir, &box_keys, InboxLimits::default());
+            let me = box_keys.public_key();
+            let mut c = connect_with(
+                &store,
+                &hub,
+                no_rate(),
+                (Duration::ZERO, false),
+                Some(inbox.clone()),
+            );
+
+            let wrap = addressed(1059, &me, "sealed", None);
+            assert_eq!(send_event(&mut c, &wrap).await, (true, String::new()));
+            let (accepted, why) = send_event(&mut c, &wrap).await;
+            assert!(accepted && why.starts_with("duplicate:"), "{why}");
+
+            let other = Keys::generate().public_key();
+            for refused in [
+                addressed(1059, &other, "not ours", None),
+                addressed(1, &me, "a note", None),
+            ] {
+                let (accepted, why) = send_event(&mut c, &refused).await;
+                assert!(!accepted && why.starts_with("blocked:"), "{why}");
+            }
+            // A signature of another event; an id that is not the content's.
+            let mut forged = addressed(1059, &me, "forged", None);
+            forged.sig = addressed(1059, &me, "else", None).sig;
+            let (accepted, why) = send_event(&mut c, &forged).await;
+            assert!(!accepted && why == "invalid: bad signature", "{why}");
+            let mut edited = addressed(1059, &me, "edited", None);
+            edited.content = "changed".to_owned();
+            let (accepted, why) = send_event(&mut c, &edited).await;
+            assert!(
+                !accepted && why.starts_with("invalid: the event id"),
+                "{why}"
+            );
+            let now = Timestamp::now().as_secs();
+            for (at, what) in [(now + 3600, "future"), (now - 10 * 86_400, "older")] {
+                let dated = addressed(1059, &me, "dated", Some(at));
+                let (accepted, why) = send_event(&mut c, &dated).await;
+                assert!(
+                    !accepted && why.starts_with("invalid:") && why.contains(what),
+                    "{why}"
+                );
+            }
+            // Backdated 2 days, as NIP-59 wraps are: accepted.
+            let backdated = addressed(1059, &me, "backdated", Some(now - 2 * 86_400));
+            assert!(send_event(&mut c, &backdated).await.0);
+            let big = addressed(1059, &me, &"x".repeat(MAX_EVENT_MESSAGE_BYTES), None);
+            let (accepted, why) = send_event(&mut c, &big).await;
+            assert!(
+                !accepted && why.starts_with("invalid: event too large"),
+                "{why}"
+            );
+            // Under the cap, though over the 64 KiB of other messages.
+            let large = addressed(1059, &me, &"x".repeat(200 * 1024), None);
+            assert!(send_event(&mut c, &large).await.0);
+            let job = addressed(5050, &me, "", None);
+            assert!(send_event(&mut c, &job).await.0);
+
+            // Unauthenticated: job requests and the signer's events, no wraps.
+            c.say(r#"["REQ","wraps",{"kinds":[1059]}]"#);
+            let challenge = challenge_of(&c.next().await);
+            let closed = c.next().await;
+            assert!(
+                closed.starts_with(r#"["CLOSED","wraps","auth-required:"#),
+                "{closed}"
+            );
+            c.say(r#"["REQ","all",{}]"#);
+            let mut ids = Vec::new();
+            loop {
+                let message = c.next().await;
+                if message == r#"["EOSE","all"]"# {
+                    break;
+                }
+                let v: serde_json::Value = serde_json::from_str(&message).unwrap();
+                ids.push(v[2]["id"].as_str().unwrap().to_owned());
+            }
+            let mut expected = signed.clone();
+            expected.push(job.id.to_hex());
+            ids.sort();
+            expected.sort();
+            assert_eq!(ids, expected, "no wrap, and the challenge only once");
+            c.say(r#"["COUNT","n",{"kinds":[1059,5050]}]"#);
+            assert_eq!(c.next().await, r#"["COUNT","n",{"count":1}]"#);
+
+            // AUTH: a wrong challenge or relay is refused; another key is accepted but reads
+            // no wraps; the box's key reads them.
+            let stranger = Keys::generate();
+            for (keys, challenge, relay, accepted) in [
+                (&box_keys, "other", URL, false),
+                (&box_keys, challenge.as_str(), "ws://elsewhere.test", false),
+                (&stranger, challenge.as_str(), "WS://Box.test/", true),
+            ] {
+                c.say(&auth_event(keys, challenge, relay));
+                let (ok, why) = ok_of(&c.next().await);
+                assert_eq!(ok, accepted, "{why}");
+            }
+            c.say(r#"["REQ","wraps",{"kinds":[1059]}]"#);
+            let closed = c.next().await;
+            assert!(
+                closed.starts_with(r#"["CLOSED","wraps","restricted:"#),
+                "{closed}"
+            );
+            c.say(&auth_event(&box_keys, &challenge, URL));
+            assert!(ok_of(&c.next().await).0);
+            c.say(r#"["REQ","wraps",{"kinds":[1059]}]"#);
+            let mut wraps = Vec::new();
+            loop {
+                let message = c.next().await;
+                if message == r#"["EOSE","wraps"]"# {
+                    break;
+                }
+                let v: serde_json::Value = serde_json::from_str(&message).unwrap();
+                wraps.push(v[2]["id"].as_str().unwrap().to_owned());
+            }
+            assert_eq!(
+                wraps,
+                [large.id.to_hex(), wrap.id.to_hex(), backdated.id.to_hex()],
+                "newest first"
+            );
+        }
+
+        #[tokio::test]
+        async fn gift_wraps_go_live_only_to_their_addressee_and_ephemeral_ones_are_not_stored() {
+            let (dir, store, _, _) = setup();
+            let hub = Hub::default();
+            let box_keys = Keys::generate();
+            let me = box_keys.public_key();
+            let inbox = open_inbox(&dir, &box_keys, InboxLimits::default());
+            let pipe = (Duration::ZERO, false);
+            let mut reader = connect_with(&store, &hub, no_rate(), pipe, Some(inbox.clone()));
+            reader.say(r#"["REQ","dm",{"kinds":[21059]}]"#);
+            let challenge = challenge_of(&reader.next().await);
+            assert!(reader.next().await.contains("auth-required:"));
+            reader.say(&auth_event(&box_keys, &challenge, URL));
+            assert!(ok_of(&reader.next().await).0);
+            reader.say(r#"["REQ","dm",{"kinds":[1059,21059]}]"#);
+            assert_eq!(reader.next().await, r#"["EOSE","dm"]"#);
+            let mut public = connect_with(&store, &hub, no_rate(), pipe, Some(inbox.clone()));
+            public.say(r#"["REQ","all",{"limit":0}]"#);
+            let _challenge = challenge_of(&public.next().await);
+            assert_eq!(public.next().await, r#"["EOSE","all"]"#);
+
+            let mut writer = connect_with(&store, &hub, no_rate(), pipe, Some(inbox.clone()));
+            let ephemeral = addressed(21059, &me, "now or never", None);
+            assert_eq!(
+                send_event(&mut writer, &ephemeral).await,
+                (true, String::new())
+            );
+            let live = reader.next().await;
+            assert!(live.contains(&ephemeral.id.to_hex()), "{live}");
+            let (accepted, why) = send_event(&mut writer, &ephemeral).await;
+            assert!(accepted && why.starts_with("duplicate:"), "{why}");
+            let job = addressed(5050, &me, "", None);
+            assert!(send_event(&mut writer, &job).await.0);
+            // The public connection gets the job request and never the wrap before it.
+            let live = public.next().await;
+            assert!(live.contains(&job.id.to_hex()), "{live}");
+            // The duplicate was not handed on: a wrap sent after it is the reader's next.
+            let wrap = addressed(1059, &me, "kept", None);
+            assert!(send_event(&mut writer, &wrap).await.0);
+            let live = reader.next().await;
+            assert!(live.contains(&wrap.id.to_hex()), "{live}");
+
+            // Later, the ephemeral wrap is not stored; the other is.
+            let mut later = connect_with(&store, &hub, no_rate(), pipe, Some(inbox));
+            later.say(r#"["REQ","x",{"limit":0}]"#);
+            let challenge = challenge_of(&later.next().await);
+            assert_eq!(later.next().await, r#"["EOSE","x"]"#);
+            later.say(&auth_event(&box_keys, &challenge, URL));
+            assert!(ok_of(&later.next().await).0);
+            later.say(r#"["REQ","dm",{"kinds":[1059,21059]}]"#);
+            let stored = later.next().await;
+            assert!(stored.contains(&wrap.id.to_hex()), "{stored}");
+            assert_eq!(later.next().await, r#"["EOSE","dm"]"#);
+        }
+
+        #[tokio::test]
+        async fn a_connection_sending_too_many_events_is_rate_limited() {
+            let (dir, store, _, _) = setup();
+            let hub = Hub::default();
+            let box_keys = Keys::generate();
+            let inbox = open_inbox(&dir, &box_keys, InboxLimits::default());
+            let limits = Limits {
+                events_per_minute: 20,
+                event_burst: 3,
+                ..Limits::default()
+            };
+            let pipe = (Duration::ZERO, false);
+            let mut c = connect_with(&store, &hub, limits, pipe, Some(inbox.clone()));
+            let me = box_keys.public_key();
+            for _ in 0..3 {
+                assert!(send_event(&mut c, &addressed(5050, &me, "", None)).await.0);
+            }
+            let (accepted, why) = send_event(&mut c, &addressed(5050, &me, "", None)).await;
+            assert!(!accepted && why.starts_with("rate-limited:"), "{why}");
+            // Per connection: another one is not limited.
+            let mut d = connect_with(&store, &hub, limits, pipe, Some(inbox));
+            assert!(send_event(&mut d, &addressed(5050, &me, "", None)).await.0);
+        }
+
+        #[test]
+        fn the_store_drops_the_events_received_first_when_full_and_old_ones() {
+            let dir = tempfile::tempdir().unwrap();
+            let box_keys = Keys::generate();
+            let me = box_keys.public_key();
+            let limits = InboxLimits {
+                max_events: 3,
+                ..InboxLimits::default()
+            };
+            let inbox = open_inbox(&dir, &box_keys, limits);
+            let now = Timestamp::now();
+            // Dated newest first: what is dropped is what came first, not the oldest date.
+            let events: Vec<Event> = (0..5)
+                .map(|n| addressed(1059, &me, "w", Some(now.as_secs() - n * 60)))
+                .collect();
+            for event in &events {
+                assert_eq!(inbox.accept(event, now).unwrap(), inbox::Accepted::Stored);
+            }
+            let kept = inbox.query(&Filter::new(), 100, true, now).unwrap();
+            let kept: Vec<EventId> = kept.iter().map(|e| e.id).collect();
+            assert_eq!(kept, [events[2].id, events[3].id, events[4].id]);
+            // Without wraps, nothing.
+            assert!(
+                inbox
+                    .query(&Filter::new(), 100, false, now)
+                    .unwrap()
+                    .is_empty()
+            );
+
+            // A byte cap drops the same way.
+            let dir = tempfile::tempdir().unwrap();
+            let small = InboxLimits {
+                max_bytes: 1500,
+                ..InboxLimits::default()
+            };
+            let inbox = open_inbox(&dir, &box_keys, small);
+            for event in &events {
+                inbox.accept(event, now).unwrap();
+            }
+            let kept = inbox.query(&Filter::new(), 100, true, now).unwrap();
+            assert!(!kept.is_empty() && kept.len() < 5, "{}", kept.len());
+            assert_eq!(kept.last().unwrap().id, events[4].id);
+
+            // Past the retention (by created_at): not served, and pruned when reopened.
+            let dir = tempfile::tempdir().unwrap();
+            let inbox = open_inbox(&dir, &box_keys, InboxLimits::default());
+            let old = addressed(1059, &me, "old", Some(now.as_secs() - 8 * 86_400));
+            inbox.accept(&old, now).unwrap();
+            let later = Timestamp::from_secs(now.as_secs() + 2 * 86_400);
+            assert_eq!(inbox.query(&Filter::new(), 10, true, now).unwrap().len(), 1);
+            assert!(
+                inbox
+                    .query(&Filter::new(), 10, true, later)
+                    .unwrap()
+                    .is_empty()
+            );
+            inbox.prune(later).unwrap();
+            assert!(
+                inbox
+                    .query(&Filter::new(), 10, true, now)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
     }
 }

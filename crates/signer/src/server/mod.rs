@@ -58,7 +58,7 @@ pub use self::routes::{App, AppBuilder};
 pub use crate::listen::Limits;
 use crate::nip98::{Allow, AuthLayer, Nip98Verifier};
 use crate::outbox::Outbox;
-use crate::relay_server::Hub;
+use crate::relay_server::{Hub, Inbox, InboxLimits};
 use crate::store::{Durability, SqliteStore, StoreError};
 use crate::{Signer, SignerBuilder};
 
@@ -137,6 +137,7 @@ pub struct ServerBuilder {
     public_url: Option<String>,
     max_request_bytes: usize,
     limits: Limits,
+    inbox: Option<InboxLimits>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -167,6 +168,7 @@ impl Server {
             public_url: None,
             max_request_bytes: 8 * 1024 * 1024,
             limits: Limits::default(),
+            inbox: Some(InboxLimits::default()),
         }
     }
 
@@ -267,6 +269,15 @@ impl ServerBuilder {
     /// first relay hint of `nevent`s. `http://<local address>` by default.
     pub fn public_url(mut self, url: Option<String>) -> Self {
         self.public_url = url;
+        self
+    }
+
+    /// The relay at `/` takes gift wraps and job requests addressed to the signing key, within
+    /// `limits`, into the table `addressed_events` of the store
+    /// ([`crate::relay_server::inbox`]); `None`: it refuses every `EVENT`. On, with
+    /// [`InboxLimits::default`], by default.
+    pub fn inbox(mut self, limits: Option<InboxLimits>) -> Self {
+        self.inbox = limits;
         self
     }
 
@@ -390,14 +401,33 @@ impl ServerBuilder {
         let own_relay = public
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
-        let mut relay_hints = vec![own_relay.trim_end_matches('/').to_owned()];
+        let own_relay = own_relay.trim_end_matches('/').to_owned();
+        let inbox = match self.inbox {
+            Some(limits) => Some(Arc::new(
+                Inbox::open(
+                    &self.store,
+                    self.durability,
+                    signer.public_key(),
+                    &own_relay,
+                    limits,
+                )
+                .map_err(|source| ServerError::Store {
+                    path: self.store.clone(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        let mut relay_hints = vec![own_relay];
         relay_hints.extend(self.relays);
         let local_client = LocalClient::new(
             crate::SigningService::new(proxy.clone(), signer.clone()),
             signer.clone(),
             relay_hints.clone(),
         );
-        let mut app = App::builder(signer.clone(), hub).relay_hints(relay_hints);
+        let mut app = App::builder(signer.clone(), hub)
+            .relay_hints(relay_hints)
+            .inbox(inbox);
         if let Some(allow) = self.auth {
             let mut verifier = Nip98Verifier::new(allow);
             // Accepted ids outlive a restart: a header accepted before it is refused after.

@@ -27,7 +27,7 @@ use tower_service::Service;
 use crate::body::BoxError;
 use crate::listen::{self, Limits};
 use crate::nip98::AuthLayer;
-use crate::relay_server::{self, Hub};
+use crate::relay_server::{self, Hub, Inbox};
 use crate::service::ProxyBody;
 use crate::store::{Lookup, RequestId};
 use crate::{Signer, SigningLayer, reply};
@@ -51,6 +51,7 @@ pub struct AppBuilder {
     hub: Hub,
     relay_hints: Vec<String>,
     auth: Option<AuthLayer>,
+    inbox: Option<Arc<Inbox>>,
 }
 
 impl App {
@@ -63,6 +64,7 @@ impl App {
             hub,
             relay_hints: Vec::new(),
             auth: None,
+            inbox: None,
         }
     }
 
@@ -93,6 +95,13 @@ impl AppBuilder {
     /// order (the box itself first, then the relays it publishes to). None by default.
     pub fn relay_hints(mut self, hints: Vec<String>) -> Self {
         self.relay_hints = hints;
+        self
+    }
+
+    /// The relay at `/` takes events addressed to the box into `inbox` and serves them
+    /// ([`crate::relay_server`]). None by default: every `EVENT` is refused.
+    pub fn inbox(mut self, inbox: Option<Arc<Inbox>>) -> Self {
+        self.inbox = inbox;
         self
     }
 
@@ -133,6 +142,7 @@ impl AppBuilder {
                 signing: signing.clone(),
                 hub: self.hub,
                 relay_hints: Arc::new(self.relay_hints),
+                inbox: self.inbox,
             })
             .fallback_service(signing);
         App { router }
@@ -147,6 +157,8 @@ struct AppState {
     hub: Hub,
     /// Relay hints of the `Provenance-Nevent` header.
     relay_hints: Arc<Vec<String>>,
+    /// Events addressed to the box, taken by the relay at `/`.
+    inbox: Option<Arc<Inbox>>,
 }
 
 /// `GET /provenance/<id>`: 200 the event (and its `nevent` in a header), 202 while the
@@ -235,15 +247,22 @@ async fn root(State(state): State<AppState>, request: Request<axum::body::Body>)
     };
     let store = state.signer.store().clone();
     // Frames too: a frame is buffered whole before the message cap applies (16 MiB by
-    // default), as the relay client caps them.
-    ws.max_message_size(relay_server::MAX_MESSAGE_BYTES)
-        .max_frame_size(relay_server::MAX_MESSAGE_BYTES)
+    // default), as the relay client caps them. With an inbox, gift wraps may be larger than
+    // other messages (the relay applies the smaller cap to everything but `EVENT`).
+    let cap = if state.inbox.is_some() {
+        relay_server::MAX_WEBSOCKET_MESSAGE_BYTES
+    } else {
+        relay_server::MAX_MESSAGE_BYTES
+    };
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
         .on_upgrade(move |socket| {
-            relay_server::run(
+            relay_server::run_with(
                 Socket(socket),
                 store,
                 state.hub,
                 relay_server::Limits::default(),
+                state.inbox,
             )
         })
 }
