@@ -11,15 +11,24 @@
 //                  "repeat": <n>}, ...],
 //     "wrap":    [{"sender_secret": <hex>, "recipient": <hex>, "message": <string>,
 //                  "kind": 1059 | 21059}, ...],
-//     "unwrap":  [{"recipient_secret": <hex>, "event": <event object>}, ...]
+//     "unwrap":  [{"recipient_secret": <hex>, "event": <event object>}, ...],
+//     "sign":    [{"secret_key": <hex>, "kind": <n>, "tags": [[...]], "content": <string>}, ...],
+//     "nip04_encrypt": [{"secret_key": <hex>, "public_key": <hex>, "plaintext": <string>}, ...],
+//     "nip04_decrypt": [{"secret_key": <hex>, "public_key": <hex>, "payload": <string>}, ...]
 //   }
 //   answer: {
 //     "encrypt": [{"conversation_key": <hex>, "payload": <string>} | {"error": <string>}],
 //     "decrypt": [{"plaintext": <string>} | {"error": <string>}],
 //     "digest":  [{"payload_sha256": <hex>, "payload_len": <n>, "plaintext_sha256": <hex>}],
 //     "wrap":    [<event JSON text>],
-//     "unwrap":  [{"wrap_valid": <bool>, "rumor": <object>} | {"error": <string>}]
+//     "unwrap":  [{"wrap_valid": <bool>, "rumor": <object>} | {"error": <string>}],
+//     "sign":    [<event object>],
+//     "nip04_encrypt": [<payload>],
+//     "nip04_decrypt": [{"plaintext": <string>} | {"error": <string>}]
 //   }
+//
+// `sign` and NIP-04 serve the NIP-90 job tests: a customer's kind 5050 request signed by
+// nostr-tools, with parameters encrypted as NIP-90 specifies.
 //
 // nostr-tools' unwrapEvent knows only kind 1059. For kind 21059, which NIP-59 defines with the
 // same structure, the oracle wraps and unwraps with the same steps and the same nostr-tools
@@ -27,6 +36,7 @@
 
 import { createHash } from 'node:crypto';
 import { finalizeEvent, generateSecretKey, verifyEvent } from 'nostr-tools/pure';
+import * as nip04 from 'nostr-tools/nip04';
 import * as nip44 from 'nostr-tools/nip44';
 import * as nip17 from 'nostr-tools/nip17';
 import * as nip59 from 'nostr-tools/nip59';
@@ -113,4 +123,30 @@ const unwrap = (request.unwrap ?? []).map(({ recipient_secret, event }) =>
   }),
 );
 
-process.stdout.write(JSON.stringify({ encrypt, decrypt, digest, wrap, unwrap }));
+const sign = (request.sign ?? []).map(({ secret_key, kind, tags, content }) =>
+  finalizeEvent(
+    { kind, tags: tags ?? [], content: content ?? '', created_at: Math.floor(Date.now() / 1000) },
+    bytes(secret_key),
+  ),
+);
+
+const nip04Encrypt = (request.nip04_encrypt ?? []).map(({ secret_key, public_key, plaintext }) =>
+  nip04.encrypt(bytes(secret_key), public_key, plaintext),
+);
+
+const nip04Decrypt = (request.nip04_decrypt ?? []).map(({ secret_key, public_key, payload }) =>
+  attempt(() => ({ plaintext: nip04.decrypt(bytes(secret_key), public_key, payload) })),
+);
+
+process.stdout.write(
+  JSON.stringify({
+    encrypt,
+    decrypt,
+    digest,
+    wrap,
+    unwrap,
+    sign,
+    nip04_encrypt: nip04Encrypt,
+    nip04_decrypt: nip04Decrypt,
+  }),
+);

@@ -42,16 +42,29 @@ pub struct Unpublished {
 #[derive(Debug)]
 pub struct Inbox {
     conn: Mutex<Connection>,
+    table: &'static str,
 }
 
 impl Inbox {
-    /// Opens (or makes) the inbox at `path`.
+    /// Opens (or makes) the inbox of direct messages at `path` (table `dm_wraps`).
     pub fn open(path: &Path) -> Result<Self, InboxError> {
+        Self::open_table(path, "dm_wraps")
+    }
+
+    /// Opens (or makes) the inbox of NIP-90 job requests at `path` (table `jobs`, the same
+    /// columns: the request event where a direct message has its wrap, the result or error
+    /// feedback where it has its reply).
+    pub fn open_jobs(path: &Path) -> Result<Self, InboxError> {
+        Self::open_table(path, "jobs")
+    }
+
+    fn open_table(path: &Path, table: &'static str) -> Result<Self, InboxError> {
         let conn = Connection::open(path)?;
-        conn.execute_batch(
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS dm_wraps (
+             CREATE TABLE IF NOT EXISTS {table} (
                  wrap_id    TEXT PRIMARY KEY,
                  sender     TEXT NOT NULL,
                  wrap_date  INTEGER NOT NULL,
@@ -61,10 +74,11 @@ impl Inbox {
                  published  INTEGER NOT NULL DEFAULT 0,
                  reason     TEXT
              );
-             CREATE INDEX IF NOT EXISTS dm_wraps_date ON dm_wraps (wrap_date);",
-        )?;
+             CREATE INDEX IF NOT EXISTS {table}_date ON {table} (wrap_date);"
+        ))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            table,
         })
     }
 
@@ -81,7 +95,7 @@ impl Inbox {
         let found: Option<i64> = self
             .conn()
             .query_row(
-                "SELECT 1 FROM dm_wraps WHERE wrap_id = ?1",
+                &format!("SELECT 1 FROM {} WHERE wrap_id = ?1", self.table),
                 [wrap_id.to_hex()],
                 |row| row.get(0),
             )
@@ -99,8 +113,11 @@ impl Inbox {
         wrap_json: &str,
     ) -> Result<bool, InboxError> {
         let n = self.conn().execute(
-            "INSERT OR IGNORE INTO dm_wraps (wrap_id, sender, wrap_date, state, wrap)
-             VALUES (?1, ?2, ?3, 'queued', ?4)",
+            &format!(
+                "INSERT OR IGNORE INTO {} (wrap_id, sender, wrap_date, state, wrap)
+                 VALUES (?1, ?2, ?3, 'queued', ?4)",
+                self.table
+            ),
             params![
                 wrap_id.to_hex(),
                 sender.to_hex(),
@@ -120,8 +137,11 @@ impl Inbox {
         reason: &str,
     ) -> Result<bool, InboxError> {
         let n = self.conn().execute(
-            "INSERT OR IGNORE INTO dm_wraps (wrap_id, sender, wrap_date, state, reason)
-             VALUES (?1, ?2, ?3, 'refused', ?4)",
+            &format!(
+                "INSERT OR IGNORE INTO {} (wrap_id, sender, wrap_date, state, reason)
+                 VALUES (?1, ?2, ?3, 'refused', ?4)",
+                self.table
+            ),
             params![wrap_id.to_hex(), sender.to_hex(), wrap_date as i64, reason],
         )?;
         Ok(n == 1)
@@ -130,8 +150,11 @@ impl Inbox {
     /// Turns a queued wrap into an answered one, keeping the reply until it is published.
     pub fn answer(&self, wrap_id: &EventId, reply_json: &str) -> Result<(), InboxError> {
         self.conn().execute(
-            "UPDATE dm_wraps SET state = 'answered', wrap = NULL, reply = ?2, published = 0
-             WHERE wrap_id = ?1",
+            &format!(
+                "UPDATE {} SET state = 'answered', wrap = NULL, reply = ?2, published = 0
+                 WHERE wrap_id = ?1",
+                self.table
+            ),
             params![wrap_id.to_hex(), reply_json],
         )?;
         Ok(())
@@ -140,7 +163,10 @@ impl Inbox {
     /// Keeps a reply (a refusal) to a refused wrap until it is published.
     pub fn refusal_reply(&self, wrap_id: &EventId, reply_json: &str) -> Result<(), InboxError> {
         self.conn().execute(
-            "UPDATE dm_wraps SET reply = ?2, published = 0 WHERE wrap_id = ?1",
+            &format!(
+                "UPDATE {} SET reply = ?2, published = 0 WHERE wrap_id = ?1",
+                self.table
+            ),
             params![wrap_id.to_hex(), reply_json],
         )?;
         Ok(())
@@ -149,7 +175,10 @@ impl Inbox {
     /// A relay took the reply: it is no longer kept.
     pub fn published(&self, wrap_id: &str) -> Result<(), InboxError> {
         self.conn().execute(
-            "UPDATE dm_wraps SET published = 1, reply = NULL WHERE wrap_id = ?1",
+            &format!(
+                "UPDATE {} SET published = 1, reply = NULL WHERE wrap_id = ?1",
+                self.table
+            ),
             [wrap_id],
         )?;
         Ok(())
@@ -158,10 +187,10 @@ impl Inbox {
     /// The wraps accepted but not answered (after a restart: to answer now), oldest first.
     pub fn queued(&self) -> Result<Vec<String>, InboxError> {
         let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT wrap FROM dm_wraps WHERE state = 'queued' AND wrap IS NOT NULL
-             ORDER BY rowid",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "SELECT wrap FROM {} WHERE state = 'queued' AND wrap IS NOT NULL ORDER BY rowid",
+            self.table
+        ))?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         rows.collect::<Result<_, _>>().map_err(InboxError)
     }
@@ -169,10 +198,11 @@ impl Inbox {
     /// Replies made but not yet taken by a relay, oldest first.
     pub fn unpublished(&self) -> Result<Vec<Unpublished>, InboxError> {
         let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT wrap_id, reply, sender FROM dm_wraps
+        let mut statement = conn.prepare(&format!(
+            "SELECT wrap_id, reply, sender FROM {}
              WHERE reply IS NOT NULL AND published = 0 ORDER BY rowid",
-        )?;
+            self.table
+        ))?;
         let rows = statement.query_map([], |row| {
             Ok(Unpublished {
                 wrap_id: row.get(0)?,
@@ -188,7 +218,7 @@ impl Inbox {
         let conn = self.conn();
         let count = |state: &str| -> Result<u64, InboxError> {
             let n: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM dm_wraps WHERE state = ?1",
+                &format!("SELECT COUNT(*) FROM {} WHERE state = ?1", self.table),
                 [state],
                 |row| row.get(0),
             )?;
@@ -200,8 +230,11 @@ impl Inbox {
     /// Deletes rows of wraps dated before `before` (seconds) that are done with.
     pub fn prune(&self, before: u64) -> Result<usize, InboxError> {
         let n = self.conn().execute(
-            "DELETE FROM dm_wraps WHERE wrap_date < ?1 AND state != 'queued'
-             AND (reply IS NULL OR published = 1)",
+            &format!(
+                "DELETE FROM {} WHERE wrap_date < ?1 AND state != 'queued'
+                 AND (reply IS NULL OR published = 1)",
+                self.table
+            ),
             [before as i64],
         )?;
         Ok(n)

@@ -33,6 +33,7 @@
 
 pub mod conversation;
 pub mod inbox;
+pub mod jobs;
 pub mod model;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -50,7 +51,7 @@ use tokio::sync::mpsc;
 
 pub use crate::conversation::{ContextLimits, Conversations, RateLimit, Role, Turn};
 pub use crate::inbox::{Inbox, InboxError};
-pub use crate::model::{Answer, Model, SignedChat};
+pub use crate::model::{Answer, Ask, Model, SignedChat};
 
 /// The oldest gift wrap answered, by its own (randomly backdated, at most two days) date:
 /// seven days. Older ones are dropped, which is what lets the inbox forget them.
@@ -116,6 +117,11 @@ pub struct Config {
     pub profile: Option<Profile>,
     /// Relay limits for subscribing and publishing. [`Options::default`].
     pub relay_options: Options,
+    /// Also answer NIP-90 text-generation jobs (kind 5050) addressed to the key, and announce
+    /// them (NIP-89). Off.
+    pub jobs: bool,
+    /// The name of the model served: a job's `model` parameter must name it. Empty.
+    pub model_name: String,
 }
 
 impl Config {
@@ -133,6 +139,8 @@ impl Config {
             limits: Limits::default(),
             profile: None,
             relay_options: Options::default(),
+            jobs: false,
+            model_name: String::new(),
         }
     }
 }
@@ -159,6 +167,8 @@ struct Shared {
     model: Arc<dyn Model>,
     gate: Arc<dyn Gate>,
     inbox: Inbox,
+    /// The inbox of job requests, when jobs are answered.
+    jobs: Option<Inbox>,
     conversations: Mutex<Conversations>,
     rate: Mutex<RateLimit>,
     /// Ids of wraps dropped as unreadable, so that a relay sending one again is not logged
@@ -191,9 +201,10 @@ impl Recent {
     }
 }
 
-/// One accepted message waiting for the model.
-struct Job {
-    opened: Unwrapped,
+/// One accepted message or job waiting for the model.
+enum Work {
+    Message(Unwrapped),
+    Job(jobs::Request),
 }
 
 /// Writes one line to stderr; a closed stderr must not stop the agent.
@@ -217,6 +228,11 @@ impl Agent {
             return Err(AgentError::NoRelays);
         }
         let inbox = Inbox::open(&config.inbox)?;
+        let jobs = if config.jobs {
+            Some(Inbox::open_jobs(&config.inbox)?)
+        } else {
+            None
+        };
         let rate = RateLimit::new(config.per_minute, config.burst, config.context.senders);
         let conversations = Conversations::new(config.context);
         Ok(Self {
@@ -225,6 +241,7 @@ impl Agent {
                 model,
                 gate,
                 inbox,
+                jobs,
                 conversations: Mutex::new(conversations),
                 rate: Mutex::new(rate),
                 dropped: Mutex::new(Recent {
@@ -249,29 +266,37 @@ impl Agent {
         let shared = self.shared;
         let config = &shared.config;
         tokio::spawn(announce(shared.clone()));
-        let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+        let (tx, rx) = mpsc::channel::<Work>(config.queue.max(1));
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..config.workers.max(1) {
             tasks.spawn(worker(shared.clone(), rx.clone()));
         }
         tasks.spawn(republish(shared.clone()));
-        // Wraps accepted before a restart: answered first, waiting for room in the queue.
+        // Wraps and jobs accepted before a restart: answered first, waiting for room in the
+        // queue.
+        let mut left = Vec::new();
         match shared.inbox.queued() {
-            Ok(left) => {
-                for json in left {
-                    if let Some(job) = reopen(&shared, &json) {
-                        if tx.send(job).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
+            Ok(wraps) => left.extend(wraps.iter().filter_map(|json| reopen(&shared, json))),
             Err(e) => log(&format!("{e}; messages accepted before the restart wait")),
         }
-        let reader = read(shared.clone(), tx);
+        if let Some(inbox) = &shared.jobs {
+            match inbox.queued() {
+                Ok(requests) => {
+                    left.extend(requests.iter().filter_map(|json| reopen_job(&shared, json)));
+                }
+                Err(e) => log(&format!("{e}; jobs accepted before the restart wait")),
+            }
+        }
+        for work in left {
+            if tx.send(work).await.is_err() {
+                break;
+            }
+        }
+        let reader = read(shared.clone(), tx.clone());
+        let job_reader = read_jobs(shared.clone(), tx);
         tokio::select! {
-            () = reader => {}
+            () = async { tokio::join!(reader, job_reader); } => {}
             () = shutdown => {}
         }
         tasks.abort_all();
@@ -280,7 +305,7 @@ impl Agent {
 
 /// Opens a wrap stored as queued again (after a restart); it passed every check when it was
 /// accepted, and passes them again.
-fn reopen(shared: &Shared, json: &str) -> Option<Job> {
+fn reopen(shared: &Shared, json: &str) -> Option<Work> {
     let event = Event::from_json(json).ok()?;
     match gift::unwrap_with(
         &shared.keys,
@@ -288,7 +313,7 @@ fn reopen(shared: &Shared, json: &str) -> Option<Job> {
         Timestamp::now(),
         &shared.config.limits,
     ) {
-        Ok(opened) => Some(Job { opened }),
+        Ok(opened) => Some(Work::Message(opened)),
         Err(e) => {
             log(&format!("a queued message no longer opens ({e}); dropped"));
             None
@@ -332,6 +357,16 @@ async fn announce(shared: Arc<Shared>) {
             Err(e) => log(&format!("cannot sign the profile: {e}")),
         }
     }
+    if config.jobs {
+        let (name, about) = config.profile.as_ref().map_or_else(
+            || (config.model_name.clone(), String::new()),
+            |p| (p.name.clone(), p.about.clone()),
+        );
+        match jobs::announcement(&shared.keys, &name, &about, now) {
+            Ok(e) => events.push(e),
+            Err(e) => log(&format!("cannot sign the NIP-89 announcement: {e}")),
+        }
+    }
     for event in events {
         let mut wait = Duration::from_secs(1);
         loop {
@@ -354,7 +389,7 @@ async fn published(relays: &[String], event: &Event, options: &Options) -> bool 
 
 /// Reads gift wraps from the DM relays until the subscription ends (it does not, unless the
 /// runtime shuts down).
-async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Job>) {
+async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
     let config = &shared.config;
     let since = Timestamp::now()
         .as_secs()
@@ -391,7 +426,7 @@ async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Job>) {
 }
 
 /// One gift wrap from a relay: decide about it.
-async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Job>) {
+async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     let config = &shared.config;
     if json.len() > config.limits.max_wrap_content.saturating_add(64 * 1024) {
         return;
@@ -493,7 +528,7 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Job>) {
         event.id,
         npub(&sender)
     ));
-    permit.send(Job { opened });
+    permit.send(Work::Message(opened));
 }
 
 /// Records a refusal and, unless silent, tells the sender.
@@ -528,50 +563,64 @@ async fn refuse(
     }
 }
 
-/// Asks the model for queued messages, one at a time per worker.
-async fn worker(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+/// Asks the model for queued messages and jobs, one at a time per worker.
+async fn worker(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>>>) {
     loop {
-        let job = { queue.lock().await.recv().await };
-        let Some(job) = job else { return };
-        let sender = job.opened.sender;
-        let question = job.opened.rumor.content.clone();
-        let turns = shared
-            .conversations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .prompt(&sender, &question);
-        let started = Instant::now();
-        match shared.model.answer(&turns).await {
-            Ok(answer) => {
-                log(&format!(
-                    "gift wrap {} from {} answered in {} ms, event {}",
-                    job.opened.wrap_id,
-                    npub(&sender),
-                    started.elapsed().as_millis(),
-                    answer.event_id
-                ));
-                shared
-                    .conversations
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .record(&sender, &question, &answer.text);
-                answer_with(&shared, &job.opened, &answer.text, Some(&answer), false).await;
-            }
-            Err(reason) => {
-                log(&format!(
-                    "gift wrap {} from {}: the model failed: {reason}",
-                    job.opened.wrap_id,
-                    npub(&sender)
-                ));
-                answer_with(
-                    &shared,
-                    &job.opened,
-                    &format!("The model could not answer: {reason}"),
-                    None,
-                    false,
-                )
-                .await;
-            }
+        let work = { queue.lock().await.recv().await };
+        match work {
+            None => return,
+            Some(Work::Message(opened)) => message(&shared, opened).await,
+            Some(Work::Job(request)) => job(&shared, request).await,
+        }
+    }
+}
+
+/// Answers one direct message.
+async fn message(shared: &Arc<Shared>, opened: Unwrapped) {
+    let sender = opened.sender;
+    let question = opened.rumor.content.clone();
+    let turns = shared
+        .conversations
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .prompt(&sender, &question);
+    let started = Instant::now();
+    let sampling = serde_json::Map::new();
+    let ask = Ask {
+        turns: &turns,
+        max_tokens: None,
+        sampling: &sampling,
+    };
+    match shared.model.answer(ask).await {
+        Ok(answer) => {
+            log(&format!(
+                "gift wrap {} from {} answered in {} ms, event {}",
+                opened.wrap_id,
+                npub(&sender),
+                started.elapsed().as_millis(),
+                answer.event_id
+            ));
+            shared
+                .conversations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(&sender, &question, &answer.text);
+            answer_with(shared, &opened, &answer.text, Some(&answer), false).await;
+        }
+        Err(reason) => {
+            log(&format!(
+                "gift wrap {} from {}: the model failed: {reason}",
+                opened.wrap_id,
+                npub(&sender)
+            ));
+            answer_with(
+                shared,
+                &opened,
+                &format!("The model could not answer: {reason}"),
+                None,
+                false,
+            )
+            .await;
         }
     }
 }
@@ -734,6 +783,24 @@ async fn republish(shared: Arc<Shared>) {
             };
             send(&shared, &row.wrap_id, &recipient, &event).await;
         }
+        let mut any = any;
+        if let Some(inbox) = &shared.jobs {
+            match inbox.unpublished() {
+                Ok(pending) => {
+                    any |= !pending.is_empty();
+                    for row in pending {
+                        if let Ok(event) = Event::from_json(&row.reply) {
+                            send_job_event(&shared, inbox, &row.wrap_id, &[], &event).await;
+                        }
+                    }
+                }
+                Err(e) => log(&format!("{e}")),
+            }
+            let horizon = Timestamp::now()
+                .as_secs()
+                .saturating_sub(MAX_JOB_AGE.as_secs() + 24 * 60 * 60);
+            let _ = inbox.prune(horizon);
+        }
         // Prune what no relay can make the agent answer again.
         let horizon = Timestamp::now()
             .as_secs()
@@ -744,5 +811,294 @@ async fn republish(shared: Arc<Shared>) {
         } else {
             Duration::from_secs(2)
         };
+    }
+}
+
+/// How old a job request may be and still be answered: an hour. Relays keep requests; older
+/// ones are left unanswered (the customer has moved on), which also bounds the job inbox.
+pub const MAX_JOB_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// The relay hint of events about a job: the first DM relay.
+fn relay_hint(shared: &Shared) -> &str {
+    shared.config.relays.first().map_or("", String::as_str)
+}
+
+/// Reopens a job request stored as queued (after a restart).
+fn reopen_job(shared: &Shared, json: &str) -> Option<Work> {
+    let event = Event::from_json(json).ok()?;
+    match jobs::read(
+        &shared.keys,
+        &event,
+        &shared.config.model_name,
+        event.created_at,
+    ) {
+        Ok(request) => Some(Work::Job(request)),
+        Err(e) => {
+            log(&format!("a queued job no longer reads ({e}); dropped"));
+            None
+        }
+    }
+}
+
+/// Reads NIP-90 job requests addressed to the key, when jobs are answered.
+async fn read_jobs(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
+    if shared.jobs.is_none() {
+        return;
+    }
+    let config = &shared.config;
+    let since = Timestamp::now()
+        .as_secs()
+        .saturating_sub(MAX_JOB_AGE.as_secs());
+    let filter = Filter::new()
+        .kind(Kind::from_u16(jobs::REQUEST_KIND))
+        .pubkey(shared.keys.public_key())
+        .since(Timestamp::from_secs(since));
+    let options = SubscribeOptions {
+        relay: config.relay_options.clone(),
+        ..SubscribeOptions::default()
+    };
+    let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);
+    while let Some(item) = subscription.next().await {
+        if let SubscriptionItem::Event(raw) = item {
+            receive_job(&shared, &raw.json, &queue).await;
+        }
+        // Relay errors and notices are logged by the direct-message reader, which reads the
+        // same relays.
+    }
+}
+
+/// One job request from a relay: decide about it.
+async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
+    let Some(inbox) = &shared.jobs else { return };
+    if json.len() > jobs::MAX_PROMPT_BYTES * 2 + 64 * 1024 {
+        return;
+    }
+    let Ok(event) = Event::from_json(json) else {
+        return;
+    };
+    match inbox.seen(&event.id) {
+        Ok(false) => {}
+        Ok(true) => return,
+        Err(e) => {
+            log(&format!("{e}; job {} left for later", event.id));
+            return;
+        }
+    }
+    let now = Timestamp::now();
+    let date = event.created_at.as_secs();
+    if date + MAX_JOB_AGE.as_secs() < now.as_secs() {
+        return;
+    }
+    let request = match jobs::read(&shared.keys, &event, &shared.config.model_name, now) {
+        Ok(request) => request,
+        Err(jobs::JobError::Refused(reason)) => {
+            refuse_job(shared, inbox, &event, &reason).await;
+            return;
+        }
+        Err(e) => {
+            let fresh = shared
+                .dropped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(event.id);
+            if fresh {
+                log(&format!("job {} dropped: {e}", event.id));
+            }
+            return;
+        }
+    };
+    let customer = request.customer;
+    let refusal = match shared.gate.admit(&customer) {
+        Err(reason) => Some(reason),
+        Ok(()) => shared
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(&customer, Instant::now())
+            .err()
+            .map(|wait| {
+                format!(
+                    "too many requests; send again in {} s",
+                    wait.as_secs().max(1)
+                )
+            }),
+    };
+    if let Some(reason) = refusal {
+        refuse_job(shared, inbox, &event, &reason).await;
+        return;
+    }
+    let Ok(permit) = queue.try_reserve() else {
+        refuse_job(shared, inbox, &event, "the model is busy; send again later").await;
+        return;
+    };
+    match inbox.queue(&event.id, &customer, date, json) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log(&format!("{e}; job {} left for later", event.id));
+            return;
+        }
+    }
+    log(&format!("job {} from {} queued", event.id, npub(&customer)));
+    match jobs::feedback(
+        &shared.keys,
+        &event,
+        relay_hint(shared),
+        "processing",
+        None,
+        now,
+    ) {
+        Ok(feedback) => {
+            let relays = job_relays(shared, &request.relays);
+            let options = shared.config.relay_options.clone();
+            // Feedback is a courtesy: published without holding the queue, never retried.
+            tokio::spawn(async move {
+                published(&relays, &feedback, &options).await;
+            });
+        }
+        Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
+    }
+    permit.send(Work::Job(request));
+}
+
+/// The agent's relays, then the ones the request asked for.
+fn job_relays(shared: &Shared, asked: &[String]) -> Vec<String> {
+    let mut relays = shared.config.relays.clone();
+    for r in asked {
+        if !relays.contains(r) {
+            relays.push(r.clone());
+        }
+    }
+    relays
+}
+
+/// Records a refused job and, unless silent, publishes `error` feedback saying why.
+async fn refuse_job(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, reason: &str) {
+    match inbox.refuse(&event.id, &event.pubkey, event.created_at.as_secs(), reason) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log(&format!("{e}; job {} left for later", event.id));
+            return;
+        }
+    }
+    log(&format!(
+        "job {} from {} refused: {reason}",
+        event.id,
+        npub(&event.pubkey)
+    ));
+    if shared.config.refusal == Refusal::Silent {
+        return;
+    }
+    match jobs::feedback(
+        &shared.keys,
+        event,
+        relay_hint(shared),
+        "error",
+        Some(reason),
+        Timestamp::now(),
+    ) {
+        Ok(feedback) => {
+            if let Err(e) = inbox.refusal_reply(&event.id, &feedback.as_json()) {
+                log(&format!("{e}"));
+            }
+            send_job_event(shared, inbox, &event.id.to_hex(), &[], &feedback).await;
+        }
+        Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
+    }
+}
+
+/// Does one job: asks the model, publishes the result (or `error` feedback).
+async fn job(shared: &Arc<Shared>, request: jobs::Request) {
+    let Some(inbox) = &shared.jobs else { return };
+    let turns = [Turn {
+        role: Role::User,
+        text: request.prompt.clone(),
+    }];
+    let ask = Ask {
+        turns: &turns,
+        max_tokens: request.params.max_tokens,
+        sampling: &request.params.sampling,
+    };
+    let started = Instant::now();
+    let hint = relay_hint(shared).to_owned();
+    let now = Timestamp::now();
+    let made = match shared.model.answer(ask).await {
+        Ok(answer) => {
+            log(&format!(
+                "job {} from {} done in {} ms, event {}",
+                request.event.id,
+                npub(&request.customer),
+                started.elapsed().as_millis(),
+                answer.event_id
+            ));
+            jobs::result(
+                &shared.keys,
+                &request,
+                &hint,
+                &answer.text,
+                &answer.event,
+                now,
+            )
+        }
+        Err(reason) => {
+            log(&format!(
+                "job {} from {}: the model failed: {reason}",
+                request.event.id,
+                npub(&request.customer)
+            ));
+            jobs::feedback(
+                &shared.keys,
+                &request.event,
+                &hint,
+                "error",
+                Some(&format!("the model could not answer: {reason}")),
+                now,
+            )
+        }
+    };
+    let event = match made {
+        Ok(e) => e,
+        Err(e) => {
+            log(&format!(
+                "cannot sign the result of job {}: {e}",
+                request.event.id
+            ));
+            return;
+        }
+    };
+    if let Err(e) = inbox.answer(&request.event.id, &event.as_json()) {
+        log(&format!(
+            "{e}; the result of job {} is sent without being kept",
+            request.event.id
+        ));
+    }
+    send_job_event(
+        shared,
+        inbox,
+        &request.event.id.to_hex(),
+        &request.relays,
+        &event,
+    )
+    .await;
+}
+
+/// Publishes a job's result or feedback; marks it published when a relay took it.
+async fn send_job_event(
+    shared: &Arc<Shared>,
+    inbox: &Inbox,
+    job_id: &str,
+    asked: &[String],
+    event: &Event,
+) {
+    let relays = job_relays(shared, asked);
+    if published(&relays, event, &shared.config.relay_options).await {
+        if let Err(e) = inbox.published(job_id) {
+            log(&format!("{e}"));
+        }
+    } else {
+        log(&format!(
+            "no relay took the answer to job {job_id}; it is sent again later"
+        ));
     }
 }

@@ -7,9 +7,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use provenance::EventId;
+use provenance::{Event, EventId};
 use provenance_signer::server::LocalClient;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::conversation::Turn;
 
@@ -22,6 +22,19 @@ pub struct Answer {
     pub event_id: EventId,
     /// That event as a `nevent` with relay hints.
     pub nevent: String,
+    /// The event itself.
+    pub event: Event,
+}
+
+/// What the model is asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The conversation, oldest first; the last turn is the new question.
+    pub turns: &'a [Turn],
+    /// The most tokens the asker wants; the model's own limit caps it.
+    pub max_tokens: Option<u32>,
+    /// Checked sampling fields (`temperature`, `top_p`, `top_k`, `seed`, ...) for the request.
+    pub sampling: &'a Map<String, Value>,
 }
 
 /// A boxed future, so that [`Model`] can be used as a trait object.
@@ -29,8 +42,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Answers conversations. The error is one line, sent to the person who asked.
 pub trait Model: Send + Sync + 'static {
-    /// The answer to `turns` (oldest first; the last one is the new question).
-    fn answer<'a>(&'a self, turns: &'a [Turn]) -> BoxFuture<'a, Result<Answer, String>>;
+    /// The answer to `ask`.
+    fn answer<'a>(&'a self, ask: Ask<'a>) -> BoxFuture<'a, Result<Answer, String>>;
 }
 
 /// An OpenAI chat completion through the signing path; see the module.
@@ -81,16 +94,22 @@ impl SignedChat {
         self
     }
 
-    /// The request body for `turns`.
-    pub fn body(&self, turns: &[Turn]) -> Value {
-        let mut messages = Vec::with_capacity(turns.len() + 1);
+    /// The request body for `ask`: the sampling fields, then the messages and `max_tokens`
+    /// (the smaller of the asker's and this client's).
+    pub fn body(&self, ask: Ask<'_>) -> Value {
+        let mut messages = Vec::with_capacity(ask.turns.len() + 1);
         if let Some(system) = &self.system {
             messages.push(json!({"role": "system", "content": system}));
         }
-        for turn in turns {
+        for turn in ask.turns {
             messages.push(json!({"role": turn.role.as_str(), "content": turn.text}));
         }
-        let mut body = json!({"messages": messages, "max_tokens": self.max_tokens});
+        let max_tokens = ask
+            .max_tokens
+            .map_or(self.max_tokens, |n| n.min(self.max_tokens));
+        let mut body = Value::Object(ask.sampling.clone());
+        body["messages"] = Value::from(messages);
+        body["max_tokens"] = Value::from(max_tokens);
         if let Some(model) = &self.model {
             body["model"] = Value::from(model.clone());
         }
@@ -99,9 +118,9 @@ impl SignedChat {
 }
 
 impl Model for SignedChat {
-    fn answer<'a>(&'a self, turns: &'a [Turn]) -> BoxFuture<'a, Result<Answer, String>> {
+    fn answer<'a>(&'a self, ask: Ask<'a>) -> BoxFuture<'a, Result<Answer, String>> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&self.body(turns)).map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(&self.body(ask)).map_err(|e| e.to_string())?;
             let signed = self
                 .client
                 .post(&self.route, body)
@@ -117,6 +136,7 @@ impl Model for SignedChat {
                 text,
                 event_id: signed.event.id,
                 nevent: signed.nevent,
+                event: signed.event,
             })
         })
     }

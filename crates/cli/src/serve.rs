@@ -153,6 +153,11 @@ pub(crate) struct Args {
     /// Direct messages: what was handled [default: dm.sqlite beside --store]
     #[arg(long, value_name = "FILE", requires = "dm_relays")]
     dm_inbox: Option<PathBuf>,
+    /// Also answer NIP-90 text-generation jobs (kind 5050) addressed to the key on the
+    /// --dm-relay relays, with kind 7000 feedback and kind 6050 results naming their
+    /// provenance event, and announce them (NIP-89 kind 31990); --dm-allow/--dm-any apply
+    #[arg(long, requires = "dm_relays")]
+    dm_jobs: bool,
     /// Direct messages: the profile name published with the key (kind 0)
     #[arg(long, value_name = "NAME", requires = "dm_relays")]
     dm_name: Option<String>,
@@ -304,6 +309,8 @@ async fn serve(args: Args) -> Result<()> {
         let mut config = provenance_agent::Config::new(args.dm_relays.clone(), inbox.clone());
         config.per_minute = args.dm_rate;
         config.burst = args.dm_rate.clamp(1, 5);
+        config.jobs = args.dm_jobs;
+        config.model_name = model.name.clone();
         if args.dm_silent {
             config.refusal = provenance_agent::Refusal::Silent;
         }
@@ -319,7 +326,8 @@ async fn serve(args: Args) -> Result<()> {
         let agent = provenance_agent::Agent::new(dm_keys, std::sync::Arc::new(chat), gate, config)
             .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
         crate::output::warn(&format!(
-            "answering direct messages to {npub} on {}, handled messages in {}",
+            "answering direct messages{} to {npub} on {}, handled messages in {}",
+            if args.dm_jobs { " and NIP-90 jobs" } else { "" },
             args.dm_relays.join(", "),
             inbox.display()
         ));

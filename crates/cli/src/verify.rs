@@ -5,6 +5,7 @@
 //! evidence and options and hands it the inputs, and [`render`] and [`sink`] are the report
 //! it fills: text or JSON Lines, the summary and the exit status.
 
+mod job;
 mod render;
 mod sink;
 
@@ -128,12 +129,33 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             .context("cannot start the verification threads")?;
     }
     let timeout = Duration::from_secs(args.timeout);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // A NIP-90 job result is checked, then its provenance event with its content as output.
+    let job = match args.inputs.as_slice() {
+        [one] => match job::detect(one, &args.relays, timeout, &runtime) {
+            Ok(found) => found,
+            Err(refused) => {
+                let (message, code) = refused.into_parts();
+                warn(&message);
+                return Ok(ExitCode::from(code));
+            }
+        },
+        _ => None,
+    };
     let mut evidence = Evidence::default();
     evidence.output = args
         .output
         .as_ref()
         .map(|p| read_capped(p, MAX_EVIDENCE_BYTES))
         .transpose()?;
+    if let Some(job) = &job {
+        if evidence.output.is_none() {
+            evidence.output.clone_from(&job.result.output);
+        }
+    }
     evidence.prompt = match (&args.prompt, &args.salt) {
         (Some(p), Some(s)) => Some(PromptEvidence {
             prompt: read_capped(p, MAX_EVIDENCE_BYTES)?,
@@ -209,10 +231,18 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let show_progress = !args.json && io::stderr().is_terminal();
     let mut sink = Writer::new(args.json, show_progress, &buffers);
     sink.quiet = args.quiet;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    if let Some(job) = &job {
+        warn(&job::describe(job));
+        runtime.block_on(pipeline.check_remote(
+            &mut sink,
+            &new_report,
+            &format!("{} (its provenance event)", job.input),
+            job.result.provenance,
+            Some(job.result.event.pubkey),
+            &job.relays,
+        ))?;
+        return sink.finish();
+    }
     for input in &args.inputs {
         match input::classify(input) {
             Err(message) => {

@@ -92,6 +92,17 @@ fn wait_log(log: &Mutex<Vec<String>>, text: &str) {
 }
 
 fn start(dir: &Path, upstream: &str, relay: &str, allow: &[&Keys], keys: &Keys) -> Box {
+    start_with(dir, upstream, relay, allow, keys, &[])
+}
+
+fn start_with(
+    dir: &Path,
+    upstream: &str,
+    relay: &str,
+    allow: &[&Keys],
+    keys: &Keys,
+    extra: &[&str],
+) -> Box {
     let allow_file = dir.join("allow.txt");
     let list: Vec<String> = allow
         .iter()
@@ -111,7 +122,11 @@ fn start(dir: &Path, upstream: &str, relay: &str, allow: &[&Keys], keys: &Keys) 
             allow_file.to_str().unwrap(),
             "--dm-max-tokens",
             "8",
-        ],
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>(),
     );
     // `serve_command` wrote a fresh key to key.nsec: the model's key replaces it, the same
     // across a restart.
@@ -379,4 +394,237 @@ fn a_message_accepted_before_a_kill_is_answered_once_after_the_restart() {
         "{:#?}",
         again.log.lock().unwrap()
     );
+}
+
+/// Events of `kind` on `relay` that p-tag `to`.
+async fn events_to(relay: &str, kind: u16, to: &Keys) -> Vec<Event> {
+    let filter = Filter::new()
+        .kind(Kind::from_u16(kind))
+        .pubkey(to.public_key());
+    let found = provenance_relay::fetch(&[relay.to_owned()], &filter, &Default::default()).await;
+    found
+        .events
+        .iter()
+        .map(|raw| Event::from_json(&raw.json).unwrap())
+        .collect()
+}
+
+/// Waits (60 s at most) for an event of `kind` to `to` answering the request `job` (`e` tag).
+async fn answer_to(
+    relay: &str,
+    kind: u16,
+    to: &Keys,
+    job: &Event,
+    log: &Mutex<Vec<String>>,
+) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = events_to(relay, kind, to).await;
+        if let Some(e) = found
+            .into_iter()
+            .find(|e| tag_value(e, "e") == Some(job.id.to_hex()))
+        {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no kind {kind} for job {} after 60 s; serve said: {:#?}",
+            job.id,
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn tag_value(event: &Event, name: &str) -> Option<String> {
+    event.tags.iter().find_map(|t| {
+        let t = t.as_slice();
+        (t.first().map(String::as_str) == Some(name))
+            .then(|| t.get(1).cloned())
+            .flatten()
+    })
+}
+
+/// A kind 5050 request signed by nostr-tools.
+fn job_by_nostr_tools(customer: &Keys, tags: Value, content: &str) -> Event {
+    let answer = oracle(&json!({"sign": [{
+        "secret_key": customer.secret_key().to_secret_hex(),
+        "kind": 5050,
+        "tags": tags,
+        "content": content,
+    }]}));
+    Event::from_json(answer["sign"][0].to_string()).unwrap()
+}
+
+fn verify_result(dir: &Path, input: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("verify")
+        .arg(input)
+        .args(extra)
+        .output()
+        .unwrap();
+    let _ = dir;
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn nip90_jobs_from_nostr_tools_get_feedback_and_results_that_verify() {
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let customer = Keys::generate();
+    let stranger = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let served = start_with(
+        dir.path(),
+        &llama.url(),
+        &url,
+        &[&customer],
+        &model_keys,
+        &["--dm-jobs"],
+    );
+    let p = model_keys.public_key().to_hex();
+
+    // A plain request: processing feedback, then a result that names its provenance event.
+    let plain = job_by_nostr_tools(
+        &customer,
+        json!([
+            ["i", "Say hi.", "text"],
+            ["param", "max_tokens", "4"],
+            ["param", "temperature", "0"],
+            ["p", p],
+            ["relays", url]
+        ]),
+        "",
+    );
+    rt.block_on(publish(&url, &plain));
+    let result = rt.block_on(answer_to(&url, 6050, &customer, &plain, &served.log));
+    assert_eq!(result.pubkey, model_keys.public_key());
+    assert!(result.verify().is_ok());
+    assert_eq!(
+        tag_value(&result, "p"),
+        Some(customer.public_key().to_hex())
+    );
+    assert_eq!(tag_value(&result, "i").as_deref(), Some("Say hi."));
+    assert!(tag_value(&result, "model").is_some());
+    assert!(tag_value(&result, "q").is_some());
+    let feedback = rt.block_on(answer_to(&url, 7000, &customer, &plain, &served.log));
+    assert_eq!(
+        tag_value(&feedback, "status").as_deref(),
+        Some("processing")
+    );
+
+    // `provenance verify` takes the result, as a file and as a nevent, and checks its
+    // provenance event against its content.
+    let file = dir.path().join("result.json");
+    std::fs::write(&file, result.as_json()).unwrap();
+    let (code, said) = verify_result(dir.path(), file.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("job result"), "{said}");
+    assert!(said.contains("its content matches its x tag"), "{said}");
+    let nevent = provenance::nip19::Nevent {
+        id: result.id,
+        relays: vec![url.clone()],
+        author: Some(result.pubkey),
+        kind: Some(6050),
+    }
+    .encode()
+    .unwrap();
+    let (code, said) = verify_result(dir.path(), &nevent, &[]);
+    assert_eq!(code, Some(0), "{said}");
+    // An altered result fails, one line, exit 1.
+    let mut altered: Value = serde_json::from_str(&result.as_json()).unwrap();
+    altered["content"] = Value::from("something else");
+    std::fs::write(&file, altered.to_string()).unwrap();
+    let (code, said) = verify_result(dir.path(), file.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("id or signature does not verify"), "{said}");
+
+    // Encrypted parameters (NIP-04, as NIP-90 says): the result is encrypted back, carries
+    // no input in the clear, and verifies with the text the customer decrypted.
+    let secret = r#"[["i","Say hello.","text"],["param","max_tokens","4"]]"#;
+    let sealed = oracle(&json!({"nip04_encrypt": [{
+        "secret_key": customer.secret_key().to_secret_hex(),
+        "public_key": p,
+        "plaintext": secret,
+    }]}))["nip04_encrypt"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hidden = job_by_nostr_tools(&customer, json!([["p", p], ["encrypted"]]), &sealed);
+    rt.block_on(publish(&url, &hidden));
+    let result = rt.block_on(answer_to(&url, 6050, &customer, &hidden, &served.log));
+    assert!(tag_value(&result, "i").is_none());
+    assert!(!result.as_json().contains("Say hello"));
+    let opened = oracle(&json!({"nip04_decrypt": [{
+        "secret_key": customer.secret_key().to_secret_hex(),
+        "public_key": p,
+        "payload": result.content,
+    }]}));
+    let text = opened["nip04_decrypt"][0]["plaintext"].as_str().unwrap();
+    std::fs::write(&file, result.as_json()).unwrap();
+    std::fs::write(dir.path().join("answer.txt"), text).unwrap();
+    let answer = dir.path().join("answer.txt");
+    let (code, said) = verify_result(
+        dir.path(),
+        file.to_str().unwrap(),
+        &["--output", answer.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("encrypted"), "{said}");
+
+    // An unknown parameter, and a customer who is not allowed: error feedback, no result.
+    let odd = job_by_nostr_tools(
+        &customer,
+        json!([["i", "Hi", "text"], ["param", "frobnicate", "1"], ["p", p]]),
+        "",
+    );
+    rt.block_on(publish(&url, &odd));
+    let refused = rt.block_on(answer_to(&url, 7000, &customer, &odd, &served.log));
+    let status: Vec<String> = refused
+        .tags
+        .iter()
+        .find(|t| t.as_slice()[0] == "status")
+        .unwrap()
+        .as_slice()
+        .to_vec();
+    assert_eq!(status[1], "error");
+    assert!(
+        status[2].contains("unknown param \"frobnicate\""),
+        "{status:?}"
+    );
+    let from_stranger = job_by_nostr_tools(&stranger, json!([["i", "Hi", "text"], ["p", p]]), "");
+    rt.block_on(publish(&url, &from_stranger));
+    let refused = rt.block_on(answer_to(
+        &url,
+        7000,
+        &stranger,
+        &from_stranger,
+        &served.log,
+    ));
+    assert_eq!(tag_value(&refused, "status").as_deref(), Some("error"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rt.block_on(events_to(&url, 6050, &stranger)).is_empty());
+    assert_eq!(rt.block_on(events_to(&url, 6050, &customer)).len(), 2);
+
+    // The service is announced (NIP-89) for kind 5050.
+    let filter = Filter::new()
+        .kind(Kind::from_u16(31990))
+        .author(model_keys.public_key());
+    let found = rt.block_on(provenance_relay::fetch(
+        std::slice::from_ref(&url),
+        &filter,
+        &Default::default(),
+    ));
+    let announcement = Event::from_json(&found.events[0].json).unwrap();
+    assert_eq!(tag_value(&announcement, "k").as_deref(), Some("5050"));
 }

@@ -43,6 +43,7 @@
 #[cfg(feature = "attest")]
 pub mod attest;
 pub mod evidence;
+pub mod job;
 pub mod labels;
 mod pipeline;
 mod relays;
