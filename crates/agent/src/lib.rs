@@ -401,8 +401,11 @@ async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
         ])
         .pubkey(shared.keys.public_key())
         .since(Timestamp::from_secs(since));
+    // Inbox relays (NIP-17) and the box's own relay give gift wraps only to their
+    // addressee, after NIP-42 AUTH: the agent answers challenges with its key.
     let options = SubscribeOptions {
         relay: config.relay_options.clone(),
+        auth: Some(shared.keys.clone()),
         ..SubscribeOptions::default()
     };
     let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);
@@ -853,8 +856,11 @@ async fn read_jobs(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
         .kind(Kind::from_u16(jobs::REQUEST_KIND))
         .pubkey(shared.keys.public_key())
         .since(Timestamp::from_secs(since));
+    // Inbox relays (NIP-17) and the box's own relay give gift wraps only to their
+    // addressee, after NIP-42 AUTH: the agent answers challenges with its key.
     let options = SubscribeOptions {
         relay: config.relay_options.clone(),
+        auth: Some(shared.keys.clone()),
         ..SubscribeOptions::default()
     };
     let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);

@@ -628,3 +628,158 @@ fn nip90_jobs_from_nostr_tools_get_feedback_and_results_that_verify() {
     let announcement = Event::from_json(&found.events[0].json).unwrap();
     assert_eq!(tag_value(&announcement, "k").as_deref(), Some("5050"));
 }
+
+/// A gift wrap built by hand, layer by layer, so that each layer can be wrong: the rumor
+/// claims `author`, the seal is signed by `sealer` and encrypted to `seal_to`, the wrap is
+/// encrypted to `wrap_to`, p-tags `tagged` and is dated `wrap_date`.
+struct Hostile<'a> {
+    author: &'a Keys,
+    sealer: &'a Keys,
+    seal_to: &'a Keys,
+    wrap_to: &'a Keys,
+    tagged: &'a Keys,
+    wrap_date: u64,
+    break_seal_signature: bool,
+}
+
+impl Hostile<'_> {
+    fn build(&self, text: &str) -> Event {
+        use provenance::nostr::prelude::{SignEvent as _, Tag, UnsignedEvent};
+        use provenance_dm::nip44::{ConversationKey, encrypt};
+        let now = provenance::Timestamp::now();
+        let mut rumor = UnsignedEvent::new(
+            self.author.public_key(),
+            now,
+            Kind::from_u16(14),
+            [Tag::public_key(self.tagged.public_key())],
+            text,
+        );
+        rumor.ensure_id();
+        let key =
+            ConversationKey::derive(self.sealer.secret_key(), &self.seal_to.public_key()).unwrap();
+        let seal = UnsignedEvent::new(
+            self.sealer.public_key(),
+            now,
+            Kind::from_u16(13),
+            [],
+            encrypt(&key, &rumor.as_json()).unwrap(),
+        );
+        let seal = self.sealer.sign_event(seal).unwrap();
+        let mut seal_json: Value = serde_json::from_str(&seal.as_json()).unwrap();
+        if self.break_seal_signature {
+            seal_json["sig"] = Value::from("00".repeat(64));
+        }
+        let one_time = Keys::generate();
+        let key =
+            ConversationKey::derive(one_time.secret_key(), &self.wrap_to.public_key()).unwrap();
+        let wrap = UnsignedEvent::new(
+            one_time.public_key(),
+            provenance::Timestamp::from_secs(self.wrap_date),
+            Kind::from_u16(1059),
+            [Tag::public_key(self.tagged.public_key())],
+            encrypt(&key, &seal_json.to_string()).unwrap(),
+        );
+        one_time.sign_event(wrap).unwrap()
+    }
+}
+
+#[test]
+fn hostile_gift_wraps_are_dropped_with_their_reason_and_never_answered() {
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    let mallory = Keys::generate();
+    let bob = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let served = start(dir.path(), &llama.url(), &url, &[&alice], &model_keys);
+    let now = provenance::Timestamp::now().as_secs();
+    let honest = Hostile {
+        author: &alice,
+        sealer: &alice,
+        seal_to: &model_keys,
+        wrap_to: &model_keys,
+        tagged: &model_keys,
+        wrap_date: now - 60,
+        break_seal_signature: false,
+    };
+    let cases = [
+        // Mallory seals a rumor that claims to be Alice's (who is allowed).
+        (
+            Hostile {
+                author: &alice,
+                sealer: &mallory,
+                ..honest
+            },
+            "but the seal is signed by",
+        ),
+        // Addressed to the model, encrypted to Bob.
+        (
+            Hostile {
+                wrap_to: &bob,
+                ..honest
+            },
+            "dropped",
+        ),
+        (
+            Hostile {
+                seal_to: &bob,
+                ..honest
+            },
+            "dropped",
+        ),
+        (
+            Hostile {
+                break_seal_signature: true,
+                ..honest
+            },
+            "signature",
+        ),
+        (
+            Hostile {
+                wrap_date: now + 3600,
+                ..honest
+            },
+            "future",
+        ),
+    ];
+    for (hostile, reason) in &cases {
+        let wrap = hostile.build("answer me");
+        rt.block_on(publish(&url, &wrap));
+        let line = format!("gift wrap {} dropped:", wrap.id);
+        wait_log(&served.log, &line);
+        let log = served.log.lock().unwrap();
+        let said = log.iter().find(|l| l.contains(&line)).unwrap();
+        assert!(said.contains(reason), "{said} / {reason}");
+        assert_eq!(said.lines().count(), 1);
+    }
+    // The honest one, sent last, is answered; none of the others was.
+    let wrap = honest.build("Hello.");
+    rt.block_on(publish(&url, &wrap));
+    rt.block_on(wait_for(&url, &alice, 1, &served.log));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rt.block_on(wraps_to(&url, &alice)).len(), 1);
+    for other in [&mallory, &bob] {
+        assert!(rt.block_on(wraps_to(&url, other)).is_empty());
+    }
+    // The agent's DM relay list (kind 10050) and profile (kind 0) were published.
+    let latest = |kind: u16| {
+        let filter = Filter::new()
+            .kind(Kind::from_u16(kind))
+            .author(model_keys.public_key());
+        let found = rt.block_on(provenance_relay::fetch(
+            std::slice::from_ref(&url),
+            &filter,
+            &Default::default(),
+        ));
+        Event::from_json(&found.events[0].json).unwrap()
+    };
+    let list = latest(10050);
+    assert!(list.verify().is_ok());
+    assert_eq!(tag_value(&list, "relay"), Some(url.clone()));
+    let profile: Value = serde_json::from_str(&latest(0).content).unwrap();
+    assert_eq!(profile["bot"], true);
+    assert_eq!(profile["name"], "tiny-llama-f16");
+}
