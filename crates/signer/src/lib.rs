@@ -38,7 +38,7 @@
 //! | committing events (SQLite, writer, checkpointer); where a request's event stands; reading a store from another process | [`store`] |
 //! | forwarding to the model server, upstream slots | [`server::proxy`] |
 //! | asking the model server what it is | [`server::probe`] |
-//! | the box's relay server (read-only NIP-01, live subscriptions) | [`relay_server`] |
+//! | the box's relay server (NIP-01, live subscriptions; takes gift wraps and job requests addressed to the box, NIP-42 for reading gift wraps) | [`relay_server`] |
 //! | publishing to other relays, durably | [`outbox`] |
 //! | counters and timings | [`metrics`] |
 //! | the JSON error body of the signer's own answers | [`reply`] |

@@ -1,8 +1,10 @@
-//! The box's own relay server: a read-only NIP-01 relay over the signer's own events, with live
-//! subscriptions.
+//! The box's own relay server: a NIP-01 relay over the signer's own events, with live
+//! subscriptions, that also takes events addressed to the box.
 //!
-//! The signer's box can then be the relay hint of its events' `nevent`s, and a client can
-//! watch the events it signs. [`run`] serves one client connection:
+//! The signer's box can then be the relay hint of its events' `nevent`s, a client can watch
+//! the events it signs, and a friend's client can write to the model at the box itself.
+//! [`run_with`] serves one client connection ([`run`]: without an [`Inbox`], every `EVENT`
+//! refused):
 //!
 //! - `REQ`: the stored events that match (newest first, at most [`MAX_LIMIT`] per filter),
 //!   `EOSE`, and from then on every newly stored event that matches, until `CLOSE` or
@@ -13,8 +15,30 @@
 //! - `CLOSE`: the subscription ends; nothing is sent back (NIP-01 defines no answer: `CLOSED`
 //!   is for subscriptions the relay ends itself).
 //! - `COUNT` (NIP-45): a count, bounded like `REQ`.
-//! - `EVENT`: refused (`OK false`, `blocked:`): the relay serves only its signer's events.
+//! - `EVENT`: with an [`Inbox`], a gift wrap (kinds 1059, 21059) or NIP-90 job request (kind
+//!   5050) whose `p` tag names the signing key is checked ([`Inbox::check`]: the `EVENT`
+//!   message at most [`MAX_EVENT_MESSAGE_BYTES`], valid id and BIP-340 signature,
+//!   `created_at` at most 10 minutes ahead and, for stored kinds, within the 9 days kept),
+//!   kept ([`inbox`]: kinds 1059 and 5050 in SQLite, 21059 never stored) and answered
+//!   `OK true` (`duplicate:` when seen before), then handed to the live subscriptions through
+//!   the [`Hub`]. Every `EVENT` counts against [`Limits::events_per_minute`] (bursts of
+//!   [`Limits::event_burst`]) per connection; over it, `OK false` `rate-limited:`. Anything
+//!   else, or every `EVENT` without an inbox: `OK false` `blocked:` with the reason.
+//! - `AUTH` (NIP-42, with an inbox): accepted when it is kind 22242 with a valid signature,
+//!   this connection's challenge, a `relay` tag naming [`Inbox::relay_url`] and `created_at`
+//!   within [`AUTH_WINDOW`] of the relay's clock (`OK false` `invalid:` otherwise).
 //! - anything else: a `NOTICE`.
+//!
+//! Gift wraps are sent only to a connection authenticated as the key they `p`-tag, which for
+//! stored ones is the box's own key. As NIP-17 inbox relays (khatru's, for one) do, the
+//! challenge is sent when needed rather than on connect: a `REQ` from an unauthenticated
+//! connection whose filters may match gift wraps (no `kinds`, or a gift wrap kind) gets
+//! `["AUTH", challenge]` once; if every filter asks for gift wrap kinds only, the `REQ` is
+//! refused with `CLOSED` `auth-required:` (`restricted:` when the connection authenticated as
+//! another key), so that a client authenticates and asks again; in any other `REQ` the wraps
+//! are left out of the stored answer and of what is pushed live. Job requests and the signer's
+//! events are public. A connection that never asks for what may be a gift wrap sees no `AUTH`,
+//! exactly as before the inbox.
 //!
 //! New events reach connections through a [`Hub`] (the signer's
 //! [`crate::SignerBuilder::on_stored`] hook publishes to it). What a connection has not yet
@@ -29,7 +53,9 @@
 //! server's connection slots; one with an open subscription is waiting for events and stays.
 //!
 //! The websocket itself is the server's business (`crate::server::App` serves it at `/`): it
-//! hands [`run`] a [`Transport`] that receives and sends text messages.
+//! hands [`run_with`] a [`Transport`] that receives and sends text messages, at most
+//! [`MAX_WEBSOCKET_MESSAGE_BYTES`] each with an inbox ([`MAX_MESSAGE_BYTES`] without); the
+//! relay itself holds every message but an `EVENT` to [`MAX_MESSAGE_BYTES`].
 
 pub mod inbox;
 
@@ -592,7 +618,7 @@ fn stored(
         let mut found = store.query(filter, limit)?;
         if let Some(inbox) = inbox {
             found.extend(inbox.query(filter, limit, wraps, now)?);
-            found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            found.sort_by_key(|e| std::cmp::Reverse(e.created_at));
             found.truncate(limit);
         }
         for event in found {

@@ -204,7 +204,7 @@ async fn an_ephemeral_wrap_is_delivered_live_not_stored_and_a_job_request_is_pub
         ..SubscribeOptions::default()
     };
     let filter = Filter::new().kind(Kind::from_u16(21059)).pubkey(me);
-    let mut live = subscribe(&[url.clone()], filter.clone(), options);
+    let mut live = subscribe(std::slice::from_ref(&url), filter.clone(), options);
     loop {
         let item = tokio::time::timeout(WAIT, live.next())
             .await

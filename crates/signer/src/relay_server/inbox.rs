@@ -342,7 +342,7 @@ impl Inbox {
                 }
             }
         }
-        events.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        events.sort_by_key(|e| std::cmp::Reverse(e.created_at));
         Ok(events)
     }
 }
