@@ -203,7 +203,8 @@ impl Recent {
 
 /// One accepted message or job waiting for the model.
 enum Work {
-    Message(Unwrapped),
+    /// A direct message, and when its wrap arrived.
+    Message(Unwrapped, Instant),
     Job(jobs::Request),
 }
 
@@ -313,7 +314,7 @@ fn reopen(shared: &Shared, json: &str) -> Option<Work> {
         Timestamp::now(),
         &shared.config.limits,
     ) {
-        Ok(opened) => Some(Work::Message(opened)),
+        Ok(opened) => Some(Work::Message(opened, Instant::now())),
         Err(e) => {
             log(&format!("a queued message no longer opens ({e}); dropped"));
             None
@@ -430,6 +431,7 @@ async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
 
 /// One gift wrap from a relay: decide about it.
 async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
+    let arrived = Instant::now();
     let config = &shared.config;
     if json.len() > config.limits.max_wrap_content.saturating_add(64 * 1024) {
         return;
@@ -531,7 +533,7 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
         event.id,
         npub(&sender)
     ));
-    permit.send(Work::Message(opened));
+    permit.send(Work::Message(opened, arrived));
 }
 
 /// Records a refusal and, unless silent, tells the sender.
@@ -572,14 +574,14 @@ async fn worker(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receive
         let work = { queue.lock().await.recv().await };
         match work {
             None => return,
-            Some(Work::Message(opened)) => message(&shared, opened).await,
+            Some(Work::Message(opened, arrived)) => message(&shared, opened, arrived).await,
             Some(Work::Job(request)) => job(&shared, request).await,
         }
     }
 }
 
 /// Answers one direct message.
-async fn message(shared: &Arc<Shared>, opened: Unwrapped) {
+async fn message(shared: &Arc<Shared>, opened: Unwrapped, arrived: Instant) {
     let sender = opened.sender;
     let question = opened.rumor.content.clone();
     let turns = shared
@@ -596,19 +598,24 @@ async fn message(shared: &Arc<Shared>, opened: Unwrapped) {
     };
     match shared.model.answer(ask).await {
         Ok(answer) => {
-            log(&format!(
-                "gift wrap {} from {} answered in {} ms, event {}",
-                opened.wrap_id,
-                npub(&sender),
-                started.elapsed().as_millis(),
-                answer.event_id
-            ));
+            let model = started.elapsed();
             shared
                 .conversations
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .record(&sender, &question, &answer.text);
             answer_with(shared, &opened, &answer.text, Some(&answer), false).await;
+            // The two figures of the round trip that happen here: the model's part (the
+            // signing path included) and the whole, from the wrap's arrival to a relay's OK
+            // for the reply.
+            log(&format!(
+                "gift wrap {} from {} answered: model {:.1} ms, replied {:.1} ms after it arrived, event {}",
+                opened.wrap_id,
+                npub(&sender),
+                model.as_secs_f64() * 1e3,
+                arrived.elapsed().as_secs_f64() * 1e3,
+                answer.event_id
+            ));
         }
         Err(reason) => {
             log(&format!(
