@@ -31,6 +31,7 @@ fn bare(ev: Evidence) -> Bundle {
         evidence: Some(ev),
         vcek: None,
         collateral: None,
+        crls: Vec::new(),
     }
 }
 
@@ -80,6 +81,7 @@ fn bench(c: &mut Criterion) {
         evidence: None,
         vcek: None,
         collateral: None,
+        crls: Vec::new(),
     };
     let mut policy = Policy::new(now);
     policy.snp_roots = Some(chain.roots().expect("test roots"));

@@ -16,7 +16,8 @@
 //! A bundle (`provenance attest bundle`) is a JSON object with `"provenance_attest_bundle": 1`
 //! and either `event` (the signed attestation event) or `evidence` (bare evidence: then the
 //! binding and freshness cannot be checked), plus optional `vcek` and `collateral` that fill
-//! in what the evidence lacks.
+//! in what the evidence lacks, and optional `crls`: SEV-SNP certificate revocation lists (hex
+//! of DER, as AMD's KDS serves them), so that revocation is checked offline too.
 
 use serde::{Deserialize, Serialize};
 
@@ -206,9 +207,45 @@ pub struct Bundle {
     /// TDX: the collateral as JSON text, when the evidence does not carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collateral: Option<String>,
+    /// SEV-SNP: AMD certificate revocation lists, hex of DER.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crls: Vec<String>,
 }
 
+/// The most CRLs a bundle carries (AMD publishes one per product).
+pub const MAX_BUNDLE_CRLS: usize = 8;
+
 impl Bundle {
+    /// The certificate revocation lists the bundle carries, parsed.
+    #[cfg(feature = "sev-snp")]
+    pub fn crls(&self) -> Result<Vec<crate::crl::Crl>, InputError> {
+        if self.crls.len() > MAX_BUNDLE_CRLS {
+            return Err(InputError::new(
+                "revocation",
+                "bundle.crls",
+                format!(
+                    "{} CRLs, over the limit of {MAX_BUNDLE_CRLS}",
+                    self.crls.len()
+                ),
+            ));
+        }
+        self.crls
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let der = decode_hex(
+                    "revocation",
+                    &format!("bundle.crls[{i}]"),
+                    h,
+                    crate::crl::MAX_CRL_BYTES,
+                )?;
+                crate::crl::Crl::parse(&der).map_err(|e| {
+                    InputError::new("revocation", format!("bundle.crls[{i}]"), e.reason)
+                })
+            })
+            .collect()
+    }
+
     /// Reads a bundle from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Self, InputError> {
         if bytes.len() > MAX_BUNDLE_BYTES {
@@ -287,6 +324,7 @@ impl Bundle {
                 evidence: None,
                 vcek: None,
                 collateral: None,
+                crls: Vec::new(),
             });
         }
         Err(ReadError::Neither)
@@ -309,6 +347,7 @@ impl Bundle {
             )),
             vcek: None,
             collateral: None,
+            crls: Vec::new(),
         }
     }
 

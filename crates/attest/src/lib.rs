@@ -8,13 +8,15 @@
 //! same key. Provenance records point at the event (`attestations`: the evidence's SHA-256
 //! and the event id, [`event::attestation_ref`]).
 //!
-//! [`verify()`] checks such evidence **offline**: every input (certificates, TDX collateral, the
-//! trusted roots, the time `now`, the measurements the verifier accepts) is handed in; nothing
-//! is fetched. It returns an [`Outcome`] with one [`Step`] per check (certificate chain,
-//! report signature, TCB, chip id, guest policy, binding, measurement, freshness); the TEE
-//! claim is proven only when every step is. Input that cannot be read at all (a truncated
-//! report, an unknown report version, a quote with trailing bytes, malformed JSON) is an
-//! [`InputError`] naming the step and the field instead.
+//! [`verify()`] checks such evidence **offline**: every input (certificates, TDX collateral,
+//! AMD's revocation lists, the trusted roots, the time `now`, the measurements the verifier
+//! accepts) is handed in; nothing is fetched. It returns an [`Outcome`] with one [`Step`] per
+//! check (certificate chain, revocation, report signature, TCB, chip id, guest policy,
+//! binding, measurement, freshness); the TEE claim is proven only when every step is, except
+//! that SEV-SNP revocation not checked (no CRL given) is a warning ([`Outcome::warnings`])
+//! unless the policy requires a CRL. Input that cannot be read at all (a truncated report, an
+//! unknown report version, a quote with trailing bytes, malformed JSON, a CRL that is not
+//! one) is an [`InputError`] naming the step and the field instead.
 //!
 //! What a proven outcome says: the key that signed the attestation event was bound, by a
 //! genuine TEE of that platform whose certificates chain to a trusted root, to a guest with
@@ -32,6 +34,8 @@
 pub mod binding;
 pub mod bundle;
 pub mod configfs;
+#[cfg(feature = "sev-snp")]
+pub mod crl;
 pub mod event;
 mod outcome;
 #[cfg(feature = "receipts")]
@@ -52,12 +56,16 @@ pub use self::verify::{Expected, MAX_SKEW_SECS, Policy, verify};
 /// API.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Reads arbitrary bytes as an SEV-SNP report, a TDX quote, a bundle and a foreign receipt
+    /// Reads arbitrary bytes as an SEV-SNP report, a CRL, a TDX quote, a bundle and a foreign receipt
     /// (checked against the same bytes): none panics, and
     /// whatever is rejected is rejected with a non-empty one-line reason.
     pub fn check_parse(data: &[u8]) {
         #[cfg(feature = "sev-snp")]
         if let Err(e) = crate::snp::Report::parse(data) {
+            assert_one_line(&e.to_string());
+        }
+        #[cfg(feature = "sev-snp")]
+        if let Err(e) = crate::crl::Crl::parse(data) {
             assert_one_line(&e.to_string());
         }
         #[cfg(feature = "tdx")]

@@ -14,6 +14,11 @@ pub enum StepName {
     /// The certificate chain (SEV-SNP: ARK, ASK, VCEK and its validity period) or the quote's
     /// PCK chain and collateral (TDX: signatures, CRLs, validity at `now`).
     Chain,
+    /// SEV-SNP: AMD's certificate revocation list, signed by the chain's ARK and current at
+    /// `now`, lists neither the ASK nor the VCEK. Unknown when no CRL is given: a warning that
+    /// does not keep the claim from being proven unless the policy requires a CRL
+    /// ([`Outcome::warnings`]). TDX checks its CRLs within `chain`.
+    Revocation,
     /// The report's signature by the VCEK (SEV-SNP); TDX checks it within `chain`.
     Signature,
     /// SEV-SNP: the VCEK's TCB levels against the report's; TDX: the platform's TCB status.
@@ -36,6 +41,7 @@ impl StepName {
         match self {
             Self::Event => "event",
             Self::Chain => "chain",
+            Self::Revocation => "revocation",
             Self::Signature => "signature",
             Self::Tcb => "tcb",
             Self::Chip => "chip",
@@ -63,6 +69,14 @@ pub struct Step {
     pub status: Status,
     /// One line saying what was compared, with the values.
     pub detail: String,
+}
+
+impl Step {
+    /// An unknown `revocation` step: a warning, not a reason the claim is unproven (the
+    /// verifier made it a failure instead when a CRL is required).
+    pub fn is_warning(&self) -> bool {
+        self.step == StepName::Revocation && self.status == Status::Unknown
+    }
 }
 
 /// The results of every step of one verification.
@@ -102,9 +116,21 @@ impl Outcome {
         self.push(step, Status::Unknown, detail);
     }
 
-    /// True when every step is proven: only then is the TEE claim proven.
+    /// True when every step is proven, warnings aside ([`Self::warnings`]): only then is the
+    /// TEE claim proven.
     pub fn is_proven(&self) -> bool {
-        !self.steps.is_empty() && self.steps.iter().all(|s| s.status == Status::Proven)
+        !self.steps.is_empty()
+            && self
+                .steps
+                .iter()
+                .all(|s| s.status == Status::Proven || s.is_warning())
+    }
+
+    /// The steps that were not checked without keeping the claim from being proven: the
+    /// `revocation` step when no CRL was given and none was required. A proven claim says
+    /// nothing about them, and every report of it names them.
+    pub fn warnings(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.is_warning())
     }
 
     /// True when some step failed (the evidence was checked and does not hold).
@@ -112,9 +138,11 @@ impl Outcome {
         self.steps.iter().any(|s| s.status == Status::Failed)
     }
 
-    /// The first step that is not proven, if any.
+    /// The first step that is not proven, warnings aside, if any.
     pub fn first_unproven(&self) -> Option<&Step> {
-        self.steps.iter().find(|s| s.status != Status::Proven)
+        self.steps
+            .iter()
+            .find(|s| s.status != Status::Proven && !s.is_warning())
     }
 
     /// The step to name when the claim is not proven: the first that failed, else the first

@@ -6,8 +6,9 @@
 //! since its layout may differ), the report signature over the raw signed bytes (offsets 0 to
 //! 0x2A0; `sev` re-serialises the report first, which would drop reserved bytes), the VCEK's
 //! validity period at `now`, its TCB levels against the report's `reported_tcb`, its hardware
-//! id against the report's chip id, and the guest policy. The VLEK (a cloud provider's key)
-//! and certificate revocation lists are not supported.
+//! id against the report's chip id, and the guest policy. Revocation (AMD's certificate
+//! revocation lists, when given) is checked in [`crate::crl`]. The VLEK (a cloud provider's
+//! key) is not supported.
 
 use p384::ecdsa::signature::hazmat::PrehashVerifier;
 use p384::ecdsa::{Signature, VerifyingKey};
@@ -136,7 +137,16 @@ pub const POLICY_MIGRATE_MA: u64 = 1 << 18;
 /// The trusted roots: pairs of ARK and ASK whose link is checked when they are loaded.
 #[derive(Clone, Debug)]
 pub struct Roots {
-    roots: Vec<(String, Certificate)>,
+    roots: Vec<Root>,
+}
+
+/// One product's ARK and ASK.
+#[derive(Clone, Debug)]
+struct Root {
+    name: String,
+    ark: x509_cert::Certificate,
+    ask: Certificate,
+    ask_serial: Vec<u8>,
 }
 
 impl Roots {
@@ -172,7 +182,18 @@ impl Roots {
             .verify()
             .and_then(|()| (&ark, &ask).verify())
             .map_err(|e| InputError::new("chain", format!("{name} ARK/ASK"), e.to_string()))?;
-        self.roots.push((name.to_owned(), ask));
+        let ark = x509_cert::Certificate::from(ark);
+        let ask_serial = x509_cert::Certificate::from(ask.clone())
+            .tbs_certificate
+            .serial_number
+            .as_bytes()
+            .to_vec();
+        self.roots.push(Root {
+            name: name.to_owned(),
+            ark,
+            ask,
+            ask_serial,
+        });
         Ok(())
     }
 }
@@ -210,6 +231,8 @@ impl std::fmt::Display for Tcb {
 pub struct Vcek {
     cert: Certificate,
     key: VerifyingKey,
+    /// The serial number, big-endian bytes (what a CRL lists).
+    pub serial: Vec<u8>,
     /// The TCB levels the VCEK was derived for.
     pub tcb: Tcb,
     /// The hardware id (64 bytes; 8 on Turin).
@@ -279,6 +302,7 @@ impl Vcek {
             .ok_or_else(|| bad(".hwid", "hardware id extension missing".to_owned()))?;
         let validity = &x509.tbs_certificate.validity;
         Ok(Self {
+            serial: x509.tbs_certificate.serial_number.as_bytes().to_vec(),
             cert,
             key,
             tcb,
@@ -309,16 +333,27 @@ fn report_tcb(report: &Report) -> Tcb {
     }
 }
 
-/// Runs the platform steps (chain, signature, TCB, chip id, policy) into `out`.
+/// What revocation is checked against: the CRLs given, and whether one is required.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Revocation<'a> {
+    pub crls: &'a [crate::crl::Crl],
+    pub require: bool,
+}
+
+/// Runs the platform steps (chain, revocation, signature, TCB, chip id, policy) into `out`.
 pub(crate) fn check(
     report: &Report,
     vcek: Option<&Vcek>,
     roots: &Roots,
     now: u64,
     policy: GuestPolicy,
+    revocation: Revocation<'_>,
     out: &mut Outcome,
 ) {
     let skipped = |out: &mut Outcome, why: &str| {
+        // Unknown even when a CRL is required: the chain step already keeps the claim
+        // from being proven.
+        out.unknown(StepName::Revocation, format!("not checked: {why}"));
         for s in [StepName::Signature, StepName::Tcb, StepName::Chip] {
             out.unknown(s, format!("not checked: {why}"));
         }
@@ -343,7 +378,7 @@ pub(crate) fn check(
         Some(v) => match roots
             .roots
             .iter()
-            .find(|(_, ask)| (ask, &v.cert).verify().is_ok())
+            .find(|r| (&r.ask, &v.cert).verify().is_ok())
         {
             None => {
                 out.failed(
@@ -364,11 +399,21 @@ pub(crate) fn check(
                 skipped(out, "the chain failed");
                 None
             }
-            Some((name, _)) => {
+            Some(root) => {
                 out.proven(
                     StepName::Chain,
-                    format!("VCEK signed by the {name} ASK under its ARK; valid at {now}"),
+                    format!(
+                        "VCEK signed by the {} ASK under its ARK; valid at {now}",
+                        root.name
+                    ),
                 );
+                let chain = crate::crl::Chain {
+                    product: &root.name,
+                    ark: &root.ark,
+                    ask_serial: &root.ask_serial,
+                    vcek_serial: &v.serial,
+                };
+                crate::crl::check(revocation.crls, &chain, now, revocation.require, out);
                 Some(v)
             }
         },

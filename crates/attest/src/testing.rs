@@ -1,5 +1,6 @@
 //! TEST ONLY: synthetic SEV-SNP evidence signed by the test chain in
-//! `fixtures/attest/test-root/` (its VCEK private key is published there on purpose).
+//! `fixtures/attest/test-root/` (its private keys are published there on purpose), and
+//! certificate revocation lists signed by its ARK.
 //!
 //! A real report cannot carry a test's key in `report_data`, so the positive binding case
 //! and most negatives are built here: a report laid out like a Milan report of version 2 to
@@ -12,6 +13,13 @@ use p384::ecdsa::SigningKey;
 use p384::ecdsa::signature::hazmat::PrehashSigner;
 use p384::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha384};
+
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::der::asn1::{BitString, UtcTime};
+use x509_cert::der::{DecodePem, Encode};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Time;
 
 use crate::outcome::InputError;
 use crate::snp::{REPORT_LEN, Roots};
@@ -30,6 +38,10 @@ pub struct TestChain {
     pub other_vcek_der: Vec<u8>,
     /// The test VCEK's private key.
     pub key: SigningKey,
+    /// The test ARK's private key (RSA-3072): it signs the test CRLs.
+    pub ark_key: rsa::RsaPrivateKey,
+    /// The test ASK's private key: the wrong key for a CRL in the ARK's name.
+    pub ask_key: rsa::RsaPrivateKey,
 }
 
 fn pem_to_der(pem: &[u8]) -> Vec<u8> {
@@ -63,7 +75,13 @@ impl TestChain {
         let key_der = read("vcek.key.der")?;
         let key = SigningKey::from_pkcs8_der(&key_der)
             .map_err(|e| std::io::Error::other(format!("vcek.key.der: {e}")))?;
+        let rsa_key = |n: &str| {
+            rsa::RsaPrivateKey::from_pkcs8_der(&read(n)?)
+                .map_err(|e| std::io::Error::other(format!("{n}: {e}")))
+        };
         Ok(Self {
+            ark_key: rsa_key("ark.key.der")?,
+            ask_key: rsa_key("ask.key.der")?,
             ark_pem: read("ark.pem")?,
             ask_pem: read("ask.pem")?,
             vcek_der: pem_to_der(&read("vcek.pem")?),
@@ -77,7 +95,115 @@ impl TestChain {
     pub fn roots(&self) -> Result<Roots, InputError> {
         Roots::from_pem("TEST", &self.ark_pem, &self.ask_pem)
     }
+
+    /// The serial number of the test ASK, big-endian bytes.
+    pub fn ask_serial(&self) -> Vec<u8> {
+        cert(&self.ask_pem)
+            .tbs_certificate
+            .serial_number
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// A DER CRL in the test ARK's name, signed with `key` (RSA-PSS, SHA-384, as AMD's KDS
+    /// signs): [`Self::ark_key`] for a genuine one, anything else for a forgery.
+    pub fn sign_crl(&self, crl: &TestCrl, key: &rsa::RsaPrivateKey) -> Vec<u8> {
+        self.sign_crl_as(&self.ark_pem, crl, key)
+    }
+
+    /// A DER CRL in the name of the certificate `issuer_pem` (its subject and signature
+    /// algorithm), signed with `key`.
+    pub fn sign_crl_as(
+        &self,
+        issuer_pem: &[u8],
+        crl: &TestCrl,
+        key: &rsa::RsaPrivateKey,
+    ) -> Vec<u8> {
+        let ark = cert(issuer_pem);
+        let time = |t: u64| {
+            Time::UtcTime(
+                UtcTime::from_unix_duration(std::time::Duration::from_secs(t))
+                    .expect("a time from 1970 to 2049"),
+            )
+        };
+        let revoked: Vec<RevokedCert> = crl
+            .revoked
+            .iter()
+            .map(|serial| RevokedCert {
+                serial_number: SerialNumber::new(serial).expect("a serial number"),
+                revocation_date: time(crl.this_update),
+                crl_entry_extensions: None,
+            })
+            .collect();
+        let tbs = TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: ark.signature_algorithm.clone(),
+            issuer: ark.tbs_certificate.subject.clone(),
+            this_update: time(crl.this_update),
+            next_update: Some(time(crl.next_update)),
+            revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+            crl_extensions: None,
+        };
+        let tbs_der = tbs.to_der().expect("a TBS encodes");
+        let signer = rsa::pss::SigningKey::<rsa::sha2::Sha384>::new(key.clone());
+        let sig = signer.sign_with_rng(&mut TestRng(crl.this_update), &tbs_der);
+        CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: ark.signature_algorithm,
+            signature: BitString::from_bytes(&sig.to_vec()).expect("a bit string"),
+        }
+        .to_der()
+        .expect("a CRL encodes")
+    }
 }
+
+fn cert(pem: &[u8]) -> x509_cert::Certificate {
+    x509_cert::Certificate::from_pem(pem).expect("a PEM certificate")
+}
+
+/// A certificate revocation list to sign ([`TestChain::sign_crl`]).
+#[derive(Clone, Debug, Default)]
+pub struct TestCrl {
+    /// `thisUpdate`, Unix seconds (also each entry's revocation date).
+    pub this_update: u64,
+    /// `nextUpdate`, Unix seconds.
+    pub next_update: u64,
+    /// The serial numbers revoked, big-endian bytes.
+    pub revoked: Vec<Vec<u8>>,
+}
+
+/// Salt and blinding for the test signatures: deterministic, which a test needs and a real
+/// signer must never be.
+struct TestRng(u64);
+
+impl rsa::rand_core::RngCore for TestRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // SplitMix64.
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for TestRng {}
 
 /// The fields of a synthetic report.
 #[derive(Clone, Debug)]

@@ -58,6 +58,14 @@ pub struct Policy {
     /// SEV-SNP guest policy accepted.
     #[cfg(feature = "sev-snp")]
     pub snp: crate::snp::GuestPolicy,
+    /// SEV-SNP: AMD certificate revocation lists, besides those a bundle carries; those
+    /// issued by the chain's ARK are checked in the `revocation` step.
+    #[cfg(feature = "sev-snp")]
+    pub crls: Vec<crate::crl::Crl>,
+    /// SEV-SNP: fail the `revocation` step when no CRL of the chain's ARK is given (otherwise
+    /// it is unknown, a warning that does not keep the claim from being proven).
+    #[cfg(feature = "sev-snp")]
+    pub require_crl: bool,
     /// TDX TCB statuses and attributes accepted.
     #[cfg(feature = "tdx")]
     pub tdx: crate::tdx::TdPolicy,
@@ -68,7 +76,8 @@ pub const MAX_SKEW_SECS: u64 = 300;
 
 impl Policy {
     /// A policy at `now` with defaults: AMD roots, debugging and migration agents refused,
-    /// TDX TCB `UpToDate` only, events up to a day old, no expected measurement.
+    /// TDX TCB `UpToDate` only, events up to a day old, no expected measurement, no CRL given
+    /// nor required.
     pub fn new(now: u64) -> Self {
         Self {
             now,
@@ -79,6 +88,10 @@ impl Policy {
             snp_roots: None,
             #[cfg(feature = "sev-snp")]
             snp: crate::snp::GuestPolicy::default(),
+            #[cfg(feature = "sev-snp")]
+            crls: Vec::new(),
+            #[cfg(feature = "sev-snp")]
+            require_crl: false,
             #[cfg(feature = "tdx")]
             tdx: crate::tdx::TdPolicy::default(),
         }
@@ -174,12 +187,18 @@ pub fn verify(bundle: &Bundle, policy: &Policy) -> Result<Outcome, InputError> {
                     &amd
                 }
             };
+            let mut crls = bundle.crls()?;
+            crls.extend(policy.crls.iter().cloned());
             crate::snp::check(
                 &report,
                 vcek.as_ref(),
                 roots,
                 policy.now,
                 policy.snp,
+                crate::snp::Revocation {
+                    crls: &crls,
+                    require: policy.require_crl,
+                },
                 &mut out,
             );
             let m = report.measurement();

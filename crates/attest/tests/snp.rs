@@ -117,8 +117,12 @@ fn synthetic_event_binding_the_key_proves_every_step() {
     let (event, _) = snp_event(&chain, &keys, |_| {});
     let out = verify(&event_bundle(&event), &test_policy(&chain)).expect("usable");
     assert!(out.is_proven(), "{out:#?}");
-    assert_eq!(out.steps.len(), 9);
+    assert_eq!(out.steps.len(), 10);
     assert!(detail(&out, StepName::Binding).contains(&keys.public_key().to_hex()));
+    // Every step proven but revocation, which no CRL was given for: a warning, named.
+    let warnings: Vec<StepName> = out.warnings().map(|s| s.step).collect();
+    assert_eq!(warnings, [StepName::Revocation], "{out:#?}");
+    assert!(detail(&out, StepName::Revocation).starts_with("not checked: no CRL given"));
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! `attestation.evidence.proven` only when every step holds and the attestation event's key
 //! is the record's author; `attestation.evidence.failed` names the first failed step;
 //! otherwise it stays `attestation.evidence.unchecked`, naming the step that could not be
-//! checked.
+//! checked. SEV-SNP revocation is checked against the CRLs the bundle carries; without one
+//! the claim can still be proven, but its detail names revocation as not checked (a warning)
+//! and never among the proven steps.
 
 use provenance::event::VerifiedRecord;
 use provenance::record::AttestationRef;
@@ -112,16 +114,22 @@ impl AttestationEvidence {
                 }
             }
         }
+        // Revocation without a CRL is a warning, not a proven step: the claim names it.
+        let proven: Vec<&str> = outcome
+            .steps
+            .iter()
+            .filter(|s| !s.is_warning())
+            .map(|s| s.step.as_str())
+            .collect();
+        let warnings: String = outcome
+            .warnings()
+            .map(|s| format!("; warning: {} {}", s.step, s.detail))
+            .collect();
         Claim::new(
             Code::AttestationProven,
             format!(
-                "{what}: every step proven ({}); binds the author's key",
-                outcome
-                    .steps
-                    .iter()
-                    .map(|s| s.step.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{what}: every step proven ({}); binds the author's key{warnings}",
+                proven.join(", ")
             ),
         )
     }

@@ -9,7 +9,7 @@ use provenance_attest::bundle::{Bundle, Evidence, Platform};
 use provenance_attest::testing::{SyntheticReport, TestChain};
 use provenance_attest::{Policy, event};
 
-/// 2027-01-01T00:00:00Z, inside the test chain's validity (from 2026-12-04) and the Milan VCEK's.
+/// 2027-01-01T00:00:00Z, inside the test chain's validity (from 2026-12-05) and the Milan VCEK's.
 pub const NOW: u64 = 1_798_761_600;
 
 /// The path of a file under `fixtures/attest/`.
@@ -65,6 +65,7 @@ pub fn event_bundle(event: &Event) -> Bundle {
         evidence: None,
         vcek: None,
         collateral: None,
+        crls: Vec::new(),
     }
 }
 
@@ -76,5 +77,6 @@ pub fn evidence_bundle(ev: Evidence) -> Bundle {
         evidence: Some(ev),
         vcek: None,
         collateral: None,
+        crls: Vec::new(),
     }
 }
