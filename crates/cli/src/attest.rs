@@ -1,22 +1,27 @@
 //! `provenance attest`: TEE attestation of the signing key (`docs/attest.md`). Thin glue over
-//! `provenance-attest`: read files, build the policy from flags, render the steps. Taking and
-//! packing evidence are in `produce`, foreign receipts in `receipt`.
+//! `provenance-attest`: read files (or fetch the attestation event from relays, `fetch`),
+//! build the policy from flags, render the steps. Taking and packing evidence are in
+//! `produce`, foreign receipts in `receipt`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use nostr::prelude::Timestamp;
 use provenance::verdict::Status;
 use provenance_attest::bundle::{Bundle, MAX_BUNDLE_BYTES, Platform};
+use provenance_attest::crl::{Crl, MAX_CRL_BYTES};
 use provenance_attest::snp::Roots;
 use provenance_attest::{Policy, StepName};
 use provenance_verify::AttestationEvidence;
 use serde::Serialize;
 
+use crate::input::{self, Source};
 use crate::output::{EXIT_FAILED, Out};
 use crate::sign::read_capped;
 
+mod fetch;
 mod produce;
 mod receipt;
 
@@ -37,13 +42,30 @@ enum Command {
     Receipt(receipt::ReceiptArgs),
 }
 
-/// Verify an attestation event or bundle offline: chain, signature, TCB, chip, policy,
-/// binding, measurement, freshness. Exit 0 only when every step is proven
+/// Verify an attestation event or bundle: chain, revocation, signature, TCB, chip, policy,
+/// binding, measurement, freshness. Exit 0 only when every step is proven (revocation not
+/// checked, without --crl, is a warning unless --require-crl)
 #[derive(clap::Args, Debug)]
 struct VerifyArgs {
-    /// An attestation event (kind 1989) or a bundle, as a JSON file ("-" for stdin)
-    #[arg(value_name = "EVENT|FILE")]
-    input: PathBuf,
+    /// An attestation event (kind 1989) or a bundle, as a JSON file ("-" for stdin); or a
+    /// nevent1.../note1.../64-hex event id, fetched from relays
+    #[arg(value_name = "EVENT|NEVENT|FILE")]
+    input: String,
+    /// Relay to fetch the attestation event from, besides the nevent's relay hints
+    /// (repeatable)
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// Seconds each relay has to answer
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+    /// SEV-SNP: an AMD certificate revocation list (DER or PEM, as AMD's KDS serves it at
+    /// /vcek/v1/{Milan,Genoa,Turin}/crl), checked against the chain's ARK (repeatable)
+    #[arg(long, value_name = "FILE")]
+    crl: Vec<PathBuf>,
+    /// SEV-SNP: fail the revocation step when no CRL of the chain's ARK is given (by --crl
+    /// or in the bundle)
+    #[arg(long)]
+    require_crl: bool,
     /// SEV-SNP: the VCEK certificate (DER), when the evidence does not carry it
     #[arg(long, value_name = "FILE")]
     vcek: Option<PathBuf>,
@@ -134,10 +156,55 @@ struct Summary<'a> {
     status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     deciding_step: Option<StepName>,
+    /// Steps not checked that do not keep the claim from being proven (revocation without a
+    /// CRL).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<StepName>,
+}
+
+/// `--crl` files.
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<Crl>> {
+    paths
+        .iter()
+        .map(|p| {
+            // PEM is base64: a third larger than the DER cap, with line ends.
+            Crl::parse(&read(p, MAX_CRL_BYTES * 2)?).map_err(|e| anyhow!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// The bundle to verify, and how it is named: a file, or an event fetched from relays.
+fn load(a: &VerifyArgs) -> Result<(Bundle, String)> {
+    let trimmed = a.input.trim();
+    let bare = trimmed.strip_prefix("nostr:").unwrap_or(trimmed);
+    let remote_looking = trimmed.starts_with("nostr:")
+        || bare.starts_with("nevent1")
+        || bare.starts_with("note1")
+        || input::redact(&a.input) != a.input;
+    match input::classify(&a.input) {
+        Ok(Source::Remote { id, author, relays }) => {
+            let mut all = relays;
+            all.extend(a.relays.iter().cloned());
+            all.dedup();
+            if all.is_empty() {
+                bail!(
+                    "{}: no relay to ask: the input has no relay hints; pass --relay URL",
+                    a.input
+                );
+            }
+            fetch::fetch(&a.input, id, author, &all, Duration::from_secs(a.timeout))
+        }
+        Err(message) if remote_looking => bail!("{}: {message}", input::redact(&a.input)),
+        _ => {
+            let path = PathBuf::from(&a.input);
+            Ok((read_bundle(&path)?, a.input.clone()))
+        }
+    }
 }
 
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
-    let mut b = read_bundle(&a.input)?;
+    let crls = read_crls(&a.crl)?;
+    let (mut b, input) = load(&a)?;
     // Given on the command line, they replace what the bundle holds (not what the event
     // carries: an event's own VCEK or collateral is used first).
     fill_in(&mut b, a.vcek.as_deref(), a.collateral.as_deref())?;
@@ -176,12 +243,13 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("--snp-root: {e}"))?;
         policy.snp_roots = Some(roots);
     }
+    policy.crls = crls;
+    policy.require_crl = a.require_crl;
     policy.snp.allow_debug = a.allow_debug;
     policy.snp.allow_migration_agent = a.allow_migration_agent;
     policy.tdx.allow_debug = a.allow_debug;
     policy.tdx.accept_tcb.extend(a.accept_tcb.iter().cloned());
 
-    let input = a.input.display().to_string();
     let outcome = provenance_attest::verify(&b, &policy).map_err(|e| anyhow!("{input}: {e}"))?;
     let mut out = Out::new(a.json);
     for s in &outcome.steps {
@@ -194,6 +262,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         ))?;
     }
     let first = outcome.deciding_step();
+    let warnings: Vec<StepName> = outcome.warnings().map(|s| s.step).collect();
     out.message(
         "summary",
         &Summary {
@@ -201,10 +270,22 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             platform: outcome.platform,
             status: outcome.status(),
             deciding_step: first.map(|s| s.step),
+            warnings: warnings.clone(),
         },
     )?;
     let verdict = match first {
-        None => format!("{input}: TEE claim proven ({})", outcome.platform),
+        None if warnings.is_empty() => {
+            format!("{input}: TEE claim proven ({})", outcome.platform)
+        }
+        None => format!(
+            "{input}: TEE claim proven ({}); warning: {} not checked",
+            outcome.platform,
+            warnings
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Some(s) => format!(
             "{input}: TEE claim not proven ({}): {} {}: {}",
             outcome.platform,

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use nostr::prelude::{Keys, Timestamp};
 use provenance_attest::binding;
 use provenance_attest::bundle::{Evidence, Platform};
-use provenance_attest::testing::{MEASUREMENT, SyntheticReport, TestChain};
+use provenance_attest::testing::{MEASUREMENT, SyntheticReport, TestChain, TestCrl};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> Output {
@@ -108,8 +108,14 @@ fn a_synthetic_event_under_the_test_root_is_proven_step_by_step() {
             "{step}: {out}"
         );
     }
+    // No CRL given: revocation is not checked, a warning that the verdict names.
     assert!(
-        out.trim_end().ends_with("TEE claim proven (sev-snp)"),
+        out.contains("unknown  revocation  not checked: no CRL given"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end()
+            .ends_with("TEE claim proven (sev-snp); warning: revocation not checked"),
         "{out}"
     );
 
@@ -121,14 +127,24 @@ fn a_synthetic_event_under_the_test_root_is_proven_step_by_step() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 10);
-    assert!(
-        lines[..9]
-            .iter()
-            .all(|l| l["type"] == "step" && l["data"]["status"] == "proven")
-    );
+    assert_eq!(lines.len(), 11);
+    assert!(lines[..10].iter().all(|l| l["type"] == "step"
+        && (l["data"]["status"] == "proven"
+            || (l["data"]["step"] == "revocation" && l["data"]["status"] == "unknown"))));
     assert_eq!(summary(&o)["status"], "proven");
     assert_eq!(summary(&o)["platform"], "sev-snp");
+    assert_eq!(summary(&o)["warnings"], serde_json::json!(["revocation"]));
+
+    // --require-crl: no CRL is a failure of the revocation step (exit 1).
+    let mut required = test_root_args();
+    required.push("--require-crl".into());
+    let o = verify(&ev, &required);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("TEE claim not proven (sev-snp): revocation failed: crl: no CRL given"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -474,13 +490,74 @@ fn verify_reports_the_tee_claim_proven_only_when_every_step_holds() {
     let c = attestation_claim(&v);
     assert_eq!(c["code"], "attestation.evidence.proven", "{v}");
     assert_eq!(c["status"], "proven");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(detail.contains("binds the author's key"), "{detail}");
+    // The bundle carries no CRL: revocation is named as not checked, never as proven.
+    assert!(
+        detail.contains("every step proven (event, chain, signature,"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("; warning: revocation not checked: no CRL given"),
+        "{detail}"
+    );
+    assert_eq!(o.status.code(), Some(0));
+
+    // A bundle that carries a current CRL of the test ARK: revocation is proven too.
+    let now = Timestamp::now().as_secs();
+    let chain = chain();
+    let crl = |revoked: Vec<Vec<u8>>| {
+        chain.sign_crl(
+            &TestCrl {
+                this_update: now - 86_400,
+                next_update: now + 7 * 86_400,
+                revoked,
+            },
+            &chain.ark_key,
+        )
+    };
+    let bundled = |name: &str, der: Vec<u8>| {
+        let crl_path = dir.path().join(format!("{name}.crl"));
+        fs::write(&crl_path, der).unwrap();
+        let b = dir.path().join(format!("{name}.bundle.json"));
+        let o = run(&[
+            "attest",
+            "bundle",
+            "--event",
+            s(&att),
+            "--crl",
+            s(&crl_path),
+            "-o",
+            s(&b),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        b
+    };
+    let b = bundled("empty", crl(Vec::new()));
+    let (o, v) = verify_record(&record, Some(&b), &trust);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.proven", "{v}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("every step proven (event, chain, revocation, signature,"),
+        "{detail}"
+    );
+    assert!(!detail.contains("warning"), "{detail}");
+    assert_eq!(o.status.code(), Some(0));
+    // ... and a bundled CRL that revokes the VCEK fails the claim.
+    let vcek = provenance_attest::snp::Vcek::from_der(&chain.vcek_der).unwrap();
+    let b = bundled("revoked", crl(vec![vcek.serial]));
+    let (o, v) = verify_record(&record, Some(&b), &trust);
+    let c = attestation_claim(&v);
+    assert_eq!(c["code"], "attestation.evidence.failed", "{v}");
     assert!(
         c["detail"]
             .as_str()
             .unwrap()
-            .contains("binds the author's key")
+            .contains("revocation failed: crl: the VCEK"),
+        "{c}"
     );
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(1));
 
     // Without an expected measurement the claim cannot be proven, and says which step.
     let (_, v) = verify_record(&record, Some(&att), &trust[..4]);

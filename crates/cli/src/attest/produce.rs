@@ -9,7 +9,7 @@ use nostr::prelude::Timestamp;
 use provenance_attest::bundle::{Bundle, Platform};
 use provenance_attest::configfs::{self, ConfigfsTsm};
 
-use super::{fill_in, platform, read, read_bundle, read_text};
+use super::{fill_in, platform, read, read_bundle, read_crls, read_text};
 use crate::keyfile;
 use crate::output::Out;
 
@@ -37,6 +37,10 @@ pub(super) struct BundleArgs {
     /// TDX: the collateral (JSON)
     #[arg(long, value_name = "FILE")]
     collateral: Option<PathBuf>,
+    /// SEV-SNP: an AMD certificate revocation list (DER or PEM) to carry, so that revocation
+    /// is checked offline too (repeatable)
+    #[arg(long, value_name = "FILE")]
+    crl: Vec<PathBuf>,
     /// Where to write the bundle ("-" for stdout)
     #[arg(long, short, value_name = "FILE", default_value = "-")]
     output: PathBuf,
@@ -81,6 +85,8 @@ pub(super) fn bundle(a: BundleArgs) -> Result<ExitCode> {
         (None, None) => bail!("pass --event FILE or --report FILE --platform PLATFORM"),
     };
     fill_in(&mut b, a.vcek.as_deref(), a.collateral.as_deref())?;
+    b.crls
+        .extend(read_crls(&a.crl)?.iter().map(|c| hex::encode(c.der())));
     // Refuse a bundle that would not even parse on the verifying side.
     let text = b.to_json();
     Bundle::from_json(text.as_bytes()).map_err(|e| anyhow!("bundle: {e}"))?;
