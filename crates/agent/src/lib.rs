@@ -122,6 +122,12 @@ pub struct Config {
     pub jobs: bool,
     /// The name of the model served: a job's `model` parameter must name it. Empty.
     pub model_name: String,
+    /// Relays only read from (not announced, not written to): the box's own relay at its
+    /// loopback address, where friends pointing their clients at the box write. None.
+    pub read_also: Vec<String>,
+    /// The box's relay's mailbox: replies and job events are also kept there, so a client
+    /// that talks to the box alone reads them from it. None.
+    pub mailbox: Option<provenance_signer::server::Mailbox>,
 }
 
 impl Config {
@@ -141,6 +147,8 @@ impl Config {
             relay_options: Options::default(),
             jobs: false,
             model_name: String::new(),
+            read_also: Vec::new(),
+            mailbox: None,
         }
     }
 }
@@ -304,6 +312,17 @@ impl Agent {
     }
 }
 
+/// The relays read from: the DM relays and [`Config::read_also`].
+fn reading(config: &Config) -> Vec<String> {
+    let mut relays = config.relays.clone();
+    for r in &config.read_also {
+        if !relays.contains(r) {
+            relays.push(r.clone());
+        }
+    }
+    relays
+}
+
 /// Opens a wrap stored as queued again (after a restart); it passed every check when it was
 /// accepted, and passes them again.
 fn reopen(shared: &Shared, json: &str) -> Option<Work> {
@@ -388,6 +407,23 @@ async fn published(relays: &[String], event: &Event, options: &Options) -> bool 
         .any(|r| r.outcome.as_ref().is_ok_and(|ack| ack.accepted))
 }
 
+/// Publishes a reply or job event to `relays` and keeps it in the box's mailbox, if any;
+/// whether any of them took it.
+async fn deliver(shared: &Shared, relays: &[String], event: &Event) -> bool {
+    let kept = match &shared.config.mailbox {
+        Some(mailbox) => match mailbox.deliver(event).await {
+            Ok(()) => true,
+            Err(e) => {
+                log(&format!("the box's relay did not keep {}: {e}", event.id));
+                false
+            }
+        },
+        None => false,
+    };
+    let sent = published(relays, event, &shared.config.relay_options).await;
+    kept || sent
+}
+
 /// Reads gift wraps from the DM relays until the subscription ends (it does not, unless the
 /// runtime shuts down).
 async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
@@ -409,7 +445,7 @@ async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
         auth: Some(shared.keys.clone()),
         ..SubscribeOptions::default()
     };
-    let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);
+    let mut subscription = provenance_relay::subscribe(&reading(config), filter, options);
     while let Some(item) = subscription.next().await {
         match item {
             SubscriptionItem::Event(raw) => receive(&shared, &raw.json, &queue).await,
@@ -700,7 +736,7 @@ async fn answer_with(
 /// one took it.
 async fn send(shared: &Arc<Shared>, wrap_id: &str, recipient: &PublicKey, reply: &Event) {
     let relays = relays_of(shared, recipient).await;
-    if published(&relays, reply, &shared.config.relay_options).await {
+    if deliver(shared, &relays, reply).await {
         if let Err(e) = shared.inbox.published(wrap_id) {
             log(&format!("{e}"));
         }
@@ -870,7 +906,7 @@ async fn read_jobs(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
         auth: Some(shared.keys.clone()),
         ..SubscribeOptions::default()
     };
-    let mut subscription = provenance_relay::subscribe(&config.relays, filter, options);
+    let mut subscription = provenance_relay::subscribe(&reading(config), filter, options);
     while let Some(item) = subscription.next().await {
         if let SubscriptionItem::Event(raw) = item {
             receive_job(&shared, &raw.json, &queue).await;
@@ -963,10 +999,10 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
     ) {
         Ok(feedback) => {
             let relays = job_relays(shared, &request.relays);
-            let options = shared.config.relay_options.clone();
+            let shared = shared.clone();
             // Feedback is a courtesy: published without holding the queue, never retried.
             tokio::spawn(async move {
-                published(&relays, &feedback, &options).await;
+                deliver(&shared, &relays, &feedback).await;
             });
         }
         Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
@@ -1105,7 +1141,7 @@ async fn send_job_event(
     event: &Event,
 ) {
     let relays = job_relays(shared, asked);
-    if published(&relays, event, &shared.config.relay_options).await {
+    if deliver(shared, &relays, event).await {
         if let Err(e) = inbox.published(job_id) {
             log(&format!("{e}"));
         }

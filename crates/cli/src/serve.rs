@@ -309,6 +309,10 @@ async fn serve(args: Args) -> Result<()> {
         let mut config = provenance_agent::Config::new(args.dm_relays.clone(), inbox.clone());
         config.per_minute = args.dm_rate;
         config.burst = args.dm_rate.clamp(1, 5);
+        // Friends may point their clients at the box itself: the agent reads its relay too,
+        // and keeps its replies there.
+        config.read_also = vec![server.local_relay_url()];
+        config.mailbox = server.mailbox();
         config.jobs = args.dm_jobs;
         config.model_name = model.name.clone();
         if args.dm_silent {

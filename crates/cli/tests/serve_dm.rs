@@ -783,3 +783,84 @@ fn hostile_gift_wraps_are_dropped_with_their_reason_and_never_answered() {
     assert_eq!(profile["bot"], true);
     assert_eq!(profile["name"], "tiny-llama-f16");
 }
+
+/// The first event item of a live subscription to `relay` (authenticated as `keys`) within
+/// 60 s.
+async fn first_event(relay: &str, filter: Filter, keys: &Keys, log: &Mutex<Vec<String>>) -> Event {
+    let options = provenance_relay::SubscribeOptions {
+        auth: Some(keys.clone()),
+        ..Default::default()
+    };
+    let mut subscription = provenance_relay::subscribe(&[relay.to_owned()], filter, options);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, subscription.next()).await {
+            Ok(Some(provenance_relay::SubscriptionItem::Event(raw))) => {
+                return Event::from_json(&raw.json).unwrap();
+            }
+            Ok(Some(other)) => eprintln!("{relay}: {other:?}"),
+            Ok(None) | Err(_) => panic!(
+                "nothing from {relay} in 60 s; serve said: {:#?}",
+                log.lock().unwrap()
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_friend_talking_to_the_box_alone_is_answered_through_its_own_relay() {
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let friend = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let served = start_with(
+        dir.path(),
+        &llama.url(),
+        &url,
+        &[&friend],
+        &model_keys,
+        &["--dm-jobs"],
+    );
+    let box_relay = served._serve.base.replacen("http://", "ws://", 1);
+
+    // A direct message written to the box's relay, by nostr-tools; the reply read back from
+    // the box's relay, authenticated (NIP-42) as the friend, and opened by nostr-tools.
+    let question = wrap_by_nostr_tools(&friend, &model_keys, "Hello, box.");
+    rt.block_on(publish(&box_relay, &question));
+    let filter = Filter::new()
+        .kind(Kind::from_u16(1059))
+        .pubkey(friend.public_key());
+    let reply = rt.block_on(first_event(&box_relay, filter, &friend, &served.log));
+    let rumor = open_by_nostr_tools(&friend, &reply);
+    assert_eq!(rumor["pubkey"], model_keys.public_key().to_hex());
+    assert!(
+        rumor["content"].as_str().unwrap().contains("nostr:nevent1"),
+        "{rumor}"
+    );
+
+    // A job sent to the box's relay: its result is there too, for anyone.
+    let p = model_keys.public_key().to_hex();
+    let job = job_by_nostr_tools(
+        &friend,
+        json!([
+            ["i", "Say hi.", "text"],
+            ["param", "max_tokens", "4"],
+            ["p", p]
+        ]),
+        "",
+    );
+    rt.block_on(publish(&box_relay, &job));
+    let filter = Filter::new()
+        .kind(Kind::from_u16(6050))
+        .pubkey(friend.public_key());
+    let stranger = Keys::generate();
+    let result = rt.block_on(first_event(&box_relay, filter, &stranger, &served.log));
+    assert_eq!(tag_value(&result, "e"), Some(job.id.to_hex()));
+    let file = dir.path().join("result.json");
+    std::fs::write(&file, result.as_json()).unwrap();
+    let (code, said) = verify_result(dir.path(), file.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(0), "{said}");
+}

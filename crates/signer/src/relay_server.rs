@@ -29,14 +29,16 @@
 //!   within [`AUTH_WINDOW`] of the relay's clock (`OK false` `invalid:` otherwise).
 //! - anything else: a `NOTICE`.
 //!
-//! Gift wraps are sent only to a connection authenticated as the key they `p`-tag, which for
-//! stored ones is the box's own key. As NIP-17 inbox relays (khatru's, for one) do, the
-//! challenge is sent when needed rather than on connect: a `REQ` from an unauthenticated
-//! connection whose filters may match gift wraps (no `kinds`, or a gift wrap kind) gets
+//! Gift wraps are sent only to a connection authenticated as the key they `p`-tag: the box's
+//! own key for those written to it, the sender's for the replies the box's DM agent keeps here
+//! ([`crate::server::Mailbox`]). As NIP-17 inbox relays (khatru's, for one) do, the challenge
+//! is sent when needed rather than on connect: a `REQ` from an unauthenticated connection
+//! whose filters may match gift wraps (no `kinds`, or a gift wrap kind) gets
 //! `["AUTH", challenge]` once; if every filter asks for gift wrap kinds only, the `REQ` is
-//! refused with `CLOSED` `auth-required:` (`restricted:` when the connection authenticated as
-//! another key), so that a client authenticates and asks again; in any other `REQ` the wraps
-//! are left out of the stored answer and of what is pushed live. Job requests and the signer's
+//! refused with `CLOSED` `auth-required:`, so that a client authenticates and asks again; in
+//! any other `REQ` the wraps are left out of the stored answer and of what is pushed live. An
+//! authenticated connection gets the wraps addressed to the keys it authenticated as, and no
+//! others. Job requests and the signer's
 //! events are public. A connection that never asks for what may be a gift wrap sees no `AUTH`,
 //! exactly as before the inbox.
 //!
@@ -360,14 +362,6 @@ struct Connection {
 }
 
 impl Connection {
-    /// Whether stored gift wraps may be sent: the connection authenticated as the box's key,
-    /// which every stored wrap `p`-tags.
-    fn reads_wraps(&self) -> bool {
-        self.inbox
-            .as_ref()
-            .is_some_and(|inbox| self.authenticated.contains(&inbox.key()))
-    }
-
     /// The messages a new event (number `seq`) gives: one per subscription it matches.
     fn live(&mut self, seq: u64, event: &Event) -> Vec<String> {
         let mut out = Vec::new();
@@ -501,7 +495,7 @@ impl Connection {
             [name, value, ..] if name == "relay" => Some(inbox::normalize_url(value)),
             _ => None,
         });
-        if relay.as_deref() != Some(inbox.relay_url()) {
+        if !relay.as_deref().is_some_and(|r| inbox.is_named(r)) {
             return refused(&format!("the relay tag must be {}", inbox.relay_url()));
         }
         if !self.authenticated.contains(&event.pubkey)
@@ -538,21 +532,24 @@ impl Connection {
             return vec![closed(id, &reason)];
         }
         let mut out = Vec::new();
-        if self.inbox.is_some() && !self.reads_wraps() && filters.iter().any(may_match_wraps) {
+        if self.inbox.is_some()
+            && self.authenticated.is_empty()
+            && filters.iter().any(may_match_wraps)
+        {
             // NIP-42, as NIP-17 inbox relays do: a REQ for gift wraps alone is refused with
             // `auth-required:` (the challenge is sent first, so that a client answers it and
-            // asks again); in a REQ for more, the wraps are left out.
-            if self.authenticated.is_empty() && !self.challenge_sent {
+            // asks again); in a REQ for more, the wraps are left out. An authenticated
+            // connection gets the wraps addressed to the keys it authenticated as, and no
+            // others.
+            if !self.challenge_sent {
                 self.challenge_sent = true;
                 out.push(RelayMessage::auth(self.challenge.clone()).as_json());
             }
             if filters.iter().all(only_wraps) {
-                let reason = if self.authenticated.is_empty() {
-                    "auth-required: gift wraps are sent only to the key they are addressed to"
-                } else {
-                    "restricted: gift wraps are sent only to the key they are addressed to"
-                };
-                out.push(closed(id, reason));
+                out.push(closed(
+                    id,
+                    "auth-required: gift wraps are sent only to the key they are addressed to",
+                ));
                 return out;
             }
         }
@@ -591,9 +588,9 @@ impl Connection {
     async fn query(&self, filters: Vec<Filter>, max: usize) -> Result<Vec<Event>, StoreError> {
         let store = self.store.clone();
         let inbox = self.inbox.clone();
-        let wraps = self.reads_wraps();
+        let readers: Vec<PublicKey> = self.authenticated.iter().copied().collect();
         tokio::task::spawn_blocking(move || {
-            stored(store.as_ref(), inbox.as_deref(), wraps, &filters, max)
+            stored(store.as_ref(), inbox.as_deref(), &readers, &filters, max)
         })
         .await
         .map_err(|e| StoreError::Thread(e.to_string()))?
@@ -602,14 +599,15 @@ impl Connection {
 
 /// The stored events matching any of `filters` (newest first per filter, at most `max` and
 /// the filter's `limit` each), each once: the signer's, and those of `inbox` (gift wraps only
-/// when `wraps`).
+/// those addressed to one of `readers`, the keys the connection authenticated as).
 fn stored(
     store: &dyn Store,
     inbox: Option<&Inbox>,
-    wraps: bool,
+    readers: &[PublicKey],
     filters: &[Filter],
     max: usize,
 ) -> Result<Vec<Event>, StoreError> {
+    let wraps = !readers.is_empty();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let now = Timestamp::now();
@@ -617,7 +615,15 @@ fn stored(
         let limit = filter.limit.unwrap_or(max).min(max);
         let mut found = store.query(filter, limit)?;
         if let Some(inbox) = inbox {
-            found.extend(inbox.query(filter, limit, wraps, now)?);
+            found.extend(
+                inbox
+                    .query(filter, usize::MAX, wraps, now)?
+                    .into_iter()
+                    .filter(|e| {
+                        readers.iter().any(|r| inbox::readable_by(e, Some(r)))
+                            || !inbox::is_gift_wrap(e.kind.as_u16())
+                    }),
+            );
             found.sort_by_key(|e| std::cmp::Reverse(e.created_at));
             found.truncate(limit);
         }
@@ -1115,12 +1121,9 @@ mod tests {
                 let (ok, why) = ok_of(&c.next().await);
                 assert_eq!(ok, accepted, "{why}");
             }
+            // Authenticated as a key no wrap is addressed to: the REQ is answered, with none.
             c.say(r#"["REQ","wraps",{"kinds":[1059]}]"#);
-            let closed = c.next().await;
-            assert!(
-                closed.starts_with(r#"["CLOSED","wraps","restricted:"#),
-                "{closed}"
-            );
+            assert_eq!(c.next().await, r#"["EOSE","wraps"]"#);
             c.say(&auth_event(&box_keys, &challenge, URL));
             assert!(ok_of(&c.next().await).0);
             c.say(r#"["REQ","wraps",{"kinds":[1059]}]"#);

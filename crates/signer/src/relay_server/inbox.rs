@@ -35,6 +35,10 @@ pub const GIFT_WRAP: u16 = 1059;
 pub const EPHEMERAL_GIFT_WRAP: u16 = 21059;
 /// NIP-90 job request for text generation.
 pub const JOB_REQUEST: u16 = 5050;
+/// The kind of a NIP-90 text-generation result (the box's own, kept by [`Inbox::check_own`]).
+pub const JOB_RESULT: u16 = 6050;
+/// The kind of NIP-90 job feedback (the box's own).
+pub const JOB_FEEDBACK: u16 = 7000;
 
 /// Ids of ephemeral events remembered to answer `duplicate:`.
 pub const RECENT_EPHEMERAL: usize = 4096;
@@ -90,6 +94,8 @@ pub enum Accepted {
 pub struct Inbox {
     key: PublicKey,
     relay_url: String,
+    /// Other URLs the relay answers to in NIP-42 (the listener's own loopback address).
+    other_urls: Vec<String>,
     limits: InboxLimits,
     writes: Mutex<Connection>,
     reads: Mutex<Connection>,
@@ -148,6 +154,7 @@ impl Inbox {
         let inbox = Self {
             key,
             relay_url: normalize_url(relay_url),
+            other_urls: Vec::new(),
             limits,
             writes: Mutex::new(writes),
             reads: Mutex::new(connect()?),
@@ -166,6 +173,56 @@ impl Inbox {
     /// `/`).
     pub fn relay_url(&self) -> &str {
         &self.relay_url
+    }
+
+    /// Also accepts `url` in NIP-42 `AUTH` events: the listener's loopback address, through
+    /// which a program on the box itself (the DM agent) reads its inbox whatever the public
+    /// URL is.
+    pub fn also_named(mut self, url: &str) -> Self {
+        let url = normalize_url(url);
+        if url != self.relay_url && !self.other_urls.contains(&url) {
+            self.other_urls.push(url);
+        }
+        self
+    }
+
+    /// Whether an `AUTH` event naming `url` (normalised) names this relay.
+    pub fn is_named(&self, url: &str) -> bool {
+        url == self.relay_url || self.other_urls.iter().any(|u| u == url)
+    }
+
+    /// Why the box's own program may not keep `event` here for its addressee to read;
+    /// `None` when it may. The box's DM agent delivers its replies this way (gift wraps to
+    /// their senders, NIP-90 feedback and results), so that a client that talks to the box
+    /// alone reads them from it: the event must be of one of those kinds, within the size
+    /// limit, with a valid id and signature. Its `p` tag names someone else, which is the
+    /// point: gift wraps are still only sent to a connection authenticated as their addressee.
+    pub fn check_own(&self, event: &Event, now: Timestamp) -> Option<String> {
+        let kind = event.kind.as_u16();
+        if !matches!(
+            kind,
+            GIFT_WRAP | EPHEMERAL_GIFT_WRAP | JOB_RESULT | JOB_FEEDBACK
+        ) {
+            return Some(format!("kind {kind} is not a reply this relay keeps"));
+        }
+        let bytes = event.as_json().len();
+        if bytes > self.limits.max_event_bytes {
+            return Some(format!(
+                "event too large ({bytes} bytes; at most {})",
+                self.limits.max_event_bytes
+            ));
+        }
+        if event.verify().is_err() {
+            return Some("bad id or signature".to_owned());
+        }
+        if event.created_at.as_secs()
+            > now
+                .as_secs()
+                .saturating_add(self.limits.max_future.as_secs())
+        {
+            return Some("dated in the future".to_owned());
+        }
+        None
     }
 
     /// The bounds.
@@ -284,7 +341,9 @@ impl Inbox {
             return Ok(Vec::new());
         }
         if let Some(kinds) = &filter.kinds {
-            let stored = |k: u16| (k == GIFT_WRAP && wraps) || k == JOB_REQUEST;
+            let stored = |k: u16| {
+                (k == GIFT_WRAP && wraps) || matches!(k, JOB_REQUEST | JOB_RESULT | JOB_FEEDBACK)
+            };
             if !kinds.is_empty() && !kinds.iter().any(|k| stored(k.as_u16())) {
                 return Ok(Vec::new());
             }

@@ -196,3 +196,42 @@ impl LocalClient {
         })
     }
 }
+
+/// Where programs on the box keep the events they send to people who read them from the
+/// box's own relay (the DM agent's gift-wrapped replies, NIP-90 feedback and results):
+/// checked ([`crate::relay_server::Inbox::check_own`]), stored in the relay's inbox and handed
+/// to its live subscriptions. Gift wraps are still served only to a connection authenticated
+/// as their addressee. Cheap to clone. Made by [`super::Server::mailbox`].
+#[derive(Clone, Debug)]
+pub struct Mailbox {
+    inbox: Arc<crate::relay_server::Inbox>,
+    hub: crate::relay_server::Hub,
+}
+
+impl Mailbox {
+    pub(crate) fn new(
+        inbox: Arc<crate::relay_server::Inbox>,
+        hub: crate::relay_server::Hub,
+    ) -> Self {
+        Self { inbox, hub }
+    }
+
+    /// Keeps `event` for its addressee; `Err` with the reason when the relay will not.
+    pub async fn deliver(&self, event: &Event) -> Result<(), String> {
+        let now = provenance::Timestamp::now();
+        if let Some(why) = self.inbox.check_own(event, now) {
+            return Err(why);
+        }
+        let inbox = self.inbox.clone();
+        let kept = event.clone();
+        let accepted = tokio::task::spawn_blocking(move || inbox.accept(&kept, now))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if !matches!(accepted, crate::relay_server::inbox::Accepted::Duplicate) {
+            // Stored before it is published, as every event of the relay.
+            self.hub.publish(event);
+        }
+        Ok(())
+    }
+}

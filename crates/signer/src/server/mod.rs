@@ -51,7 +51,7 @@ use provenance::clock::SystemClock;
 use provenance::record::Model;
 use tokio::net::TcpListener;
 
-pub use self::local::{LocalClient, LocalError, SignedAnswer};
+pub use self::local::{LocalClient, LocalError, Mailbox, SignedAnswer};
 pub use self::probe::{Engine, EngineBinary, EngineBinaryError};
 pub use self::proxy::Proxy;
 pub use self::routes::{App, AppBuilder};
@@ -120,6 +120,7 @@ pub struct Server {
     signer: Arc<Signer>,
     limits: Limits,
     local_client: LocalClient,
+    mailbox: Option<Mailbox>,
 }
 
 /// Configures a [`Server`]; every setter states its default.
@@ -191,6 +192,18 @@ impl Server {
     /// inside the process ([`local`]).
     pub fn local_client(&self) -> LocalClient {
         self.local_client.clone()
+    }
+
+    /// The mailbox of the box's relay ([`Mailbox`]), when it keeps events addressed to the box
+    /// ([`ServerBuilder::inbox`]).
+    pub fn mailbox(&self) -> Option<Mailbox> {
+        self.mailbox.clone()
+    }
+
+    /// The box's relay at the listener's own address (`ws://<local address>`), which its
+    /// NIP-42 `AUTH` accepts besides the public URL: programs on the box read it there.
+    pub fn local_relay_url(&self) -> String {
+        format!("ws://{}", self.local)
     }
 
     /// Serves until `shutdown`, then lets open connections finish.
@@ -414,7 +427,8 @@ impl ServerBuilder {
                 .map_err(|source| ServerError::Store {
                     path: self.store.clone(),
                     source,
-                })?,
+                })?
+                .also_named(&format!("ws://{local}")),
             )),
             None => None,
         };
@@ -425,6 +439,9 @@ impl ServerBuilder {
             signer.clone(),
             relay_hints.clone(),
         );
+        let mailbox = inbox
+            .as_ref()
+            .map(|inbox| Mailbox::new(inbox.clone(), hub.clone()));
         let mut app = App::builder(signer.clone(), hub)
             .relay_hints(relay_hints)
             .inbox(inbox);
@@ -447,6 +464,7 @@ impl ServerBuilder {
             signer,
             limits: self.limits,
             local_client,
+            mailbox,
         })
     }
 }
