@@ -11,6 +11,9 @@
 //! - [`write_tiny_model`]: the tiny random-weight llama model of `provenance-gguf` (under
 //!   100 KB), which `llama-server` loads and serves: gibberish, but deterministic, for fast
 //!   plumbing tests.
+//! - [`CashuMint`]: Nutshell, a real Cashu mint (PyPI `cashu` 0.19.2 from
+//!   `.ci/cashu-mint.sh`, FakeWallet Lightning backend), on 127.0.0.1 with a free port, and
+//!   real `cashuB…` tokens minted by its own wallet CLI.
 //! - [`http`]: one request per connection, returning the request and response bytes as they
 //!   went over the wire, and the decoded body.
 //!
@@ -26,8 +29,13 @@ use std::time::{Duration, Instant};
 
 use provenance_gguf::write::{TinyLlama, tiny_llama};
 
+mod cashu;
 pub mod http;
 
+pub use cashu::{
+    CASHU_VENV_ENV, CashuMint, MINT_STARTUP_TIMEOUT, MINT_UNITS, NUTSHELL_VERSION, TokenSummary,
+    WALLET_TIMEOUT, cashu_venv,
+};
 pub use http::Exchange;
 
 /// The environment variable that names the `llama-server` binary.
@@ -95,6 +103,39 @@ pub enum Error {
         after: Duration,
         /// The end of its log.
         log: String,
+    },
+    /// Nutshell's virtual environment is not there.
+    #[error(
+        "Nutshell (cashu {NUTSHELL_VERSION}) not found in {path}: install it with \
+         `bash .ci/cashu-mint.sh` (or set {CASHU_VENV_ENV} to its virtual environment)"
+    )]
+    CashuMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The Cashu mint exited before it was ready.
+    #[error("the Cashu mint exited during start-up ({status}); the end of its log:\n{log}")]
+    MintExited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The end of its log.
+        log: String,
+    },
+    /// `GET /v1/info` did not answer 200 in time.
+    #[error("the Cashu mint did not answer /v1/info within {after:?}; the end of its log:\n{log}")]
+    MintNotReady {
+        /// How long it was given.
+        after: Duration,
+        /// The end of its log.
+        log: String,
+    },
+    /// A command of the Cashu wallet CLI (or a mint request made for it) did not do its job.
+    #[error("Cashu wallet: `{command}` failed; its output:\n{output}")]
+    Wallet {
+        /// What was run.
+        command: String,
+        /// What it printed.
+        output: String,
     },
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
