@@ -40,7 +40,7 @@ enum Command {
     Hash(hash::HashArgs),
     Label(label::Args),
     Lookup(lookup::Args),
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     Replay(replay::Args),
     Attest(attest::Args),
 }
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Hash(args) => hash::run(args),
         Command::Label(args) => label::run(args),
         Command::Lookup(args) => lookup::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Replay(args) => replay::run(args),
         Command::Attest(args) => attest::run(args),
     };

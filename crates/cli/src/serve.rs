@@ -161,6 +161,20 @@ pub(crate) struct Args {
     /// Direct messages: the profile name published with the key (kind 0)
     #[arg(long, value_name = "NAME", requires = "dm_relays")]
     dm_name: Option<String>,
+    /// Charge for generations (repeatable): `[ROUTE] PART = AMOUNT`, PART one of request,
+    /// output_1k, input_1k, AMOUNT in sat or msat, e.g. "output_1k = 50 sat" or
+    /// "/v1/chat/completions request = 1 sat" (docs/pay.md)
+    #[arg(long = "price", value_name = "PRICE")]
+    prices: Vec<String>,
+    /// With --price: a Cashu mint whose tokens are taken (repeatable; the allow list)
+    #[arg(long = "cashu-mint", value_name = "URL")]
+    cashu_mints: Vec<String>,
+    /// With --price: the wallet and balances [default: pay.sqlite beside --store]
+    #[arg(long, value_name = "FILE")]
+    pay_db: Option<PathBuf>,
+    /// With --price: output tokens reserved for a request that names no max_tokens
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pay_default_max_tokens: u64,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
     /// options given on the command line win
     #[arg(long, value_name = "FILE")]
@@ -234,6 +248,7 @@ async fn serve(args: Args) -> Result<()> {
         None => None,
     };
     let dm = dm_gate(&args)?;
+    let payments = payments(&args, &store).await?;
     let dm_keys = keys.clone();
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
@@ -258,6 +273,7 @@ async fn serve(args: Args) -> Result<()> {
         .fingerprints(!args.no_fingerprints)
         .record_caller(args.record_caller)
         .attestations(attested.iter().map(|(r, _)| r.clone()).collect())
+        .payments(payments.clone())
         .bind()
         .await?;
     let runtime = &server.engine().runtime;
@@ -298,6 +314,14 @@ async fn serve(args: Args) -> Result<()> {
     }
     for note in &engine.notes {
         crate::output::warn(note);
+    }
+    if let Some(payments) = &payments {
+        crate::output::warn(&format!(
+            "charging for generations: {} (routes: {}); Cashu from {}",
+            payments.prices.default,
+            payments.prices.routes.len(),
+            payments.wallet.mints().join(", ")
+        ));
     }
     if let Some(gate) = dm {
         let inbox = args.dm_inbox.clone().unwrap_or_else(|| {
@@ -343,6 +367,66 @@ async fn serve(args: Args) -> Result<()> {
         })
         .await
         .context("server failed")
+}
+
+/// The payments of `--price`: the prices, the wallet and the ledger, with what a crash left
+/// open settled (swaps from the mint's record, reservations refunded).
+async fn payments(
+    args: &Args,
+    store: &std::path::Path,
+) -> Result<Option<std::sync::Arc<provenance_signer::server::pay::Payments>>> {
+    if args.prices.is_empty() {
+        if !args.cashu_mints.is_empty() {
+            bail!("--cashu-mint needs --price: nothing is charged without a price");
+        }
+        return Ok(None);
+    }
+    if args.cashu_mints.is_empty() {
+        bail!("--price needs --cashu-mint URL: the mints whose tokens are taken");
+    }
+    let mut prices = provenance_pay::Prices::default();
+    for line in &args.prices {
+        prices
+            .set(line)
+            .map_err(|e| anyhow::anyhow!("--price {line:?}: {e}"))?;
+    }
+    let path = args.pay_db.clone().unwrap_or_else(|| {
+        store
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("pay.sqlite")
+    });
+    let wallet = provenance_pay::Wallet::open(
+        &path,
+        &args.cashu_mints,
+        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
+    )
+    .with_context(|| format!("--pay-db {}", path.display()))?;
+    match wallet.recover().await {
+        Ok(settled) if !settled.is_empty() => crate::output::warn(&format!(
+            "settled {} Cashu swaps a previous run left pending: {settled:?}",
+            settled.len()
+        )),
+        Ok(_) => {}
+        Err(e) => crate::output::warn(&format!(
+            "Cashu swaps left pending by a previous run are not settled yet: {e}"
+        )),
+    }
+    let ledger = provenance_pay::Ledger::open(&path)
+        .with_context(|| format!("--pay-db {}", path.display()))?;
+    let mut payments = provenance_signer::server::pay::Payments::new(prices, wallet, ledger);
+    payments.default_max_tokens = args.pay_default_max_tokens;
+    payments.max_request_bytes = args.max_request_bytes;
+    payments.max_response_bytes = args.max_response_bytes;
+    let refunded = payments
+        .recover()
+        .with_context(|| format!("--pay-db {}", path.display()))?;
+    if refunded > 0 {
+        crate::output::warn(&format!(
+            "refunded {refunded} reservations a previous run left open"
+        ));
+    }
+    Ok(Some(std::sync::Arc::new(payments)))
 }
 
 /// Who may write to the model by direct message: `--dm-allow FILE` or `--dm-any`; with

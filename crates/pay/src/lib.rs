@@ -1,5 +1,5 @@
-//! Pay per prompt without accounts: prices ([`price`]) and the operator's Cashu wallet
-//! ([`wallet`], on a mint's HTTP API: [`mint`]).
+//! Pay per prompt without accounts: prices ([`price`]), balances ([`ledger`]) and the
+//! operator's Cashu wallet ([`wallet`], on a mint's HTTP API: [`mint`]).
 //!
 //! The wallet receives a customer's ecash by swapping it at its mint before anything is
 //! served (never on an unspent-check alone: a check does not stop the customer spending the
@@ -11,12 +11,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod ledger;
 pub mod mint;
 pub mod price;
 pub mod wallet;
 
 pub use cashu;
 
+pub use crate::ledger::{Ledger, LedgerError, Totals};
 pub use crate::mint::{MintClient, MintError};
 pub use crate::price::{Price, PriceError, Prices, Usage};
 pub use crate::wallet::{PayError, Received, Recovered, Wallet};

@@ -253,6 +253,50 @@ impl Wallet {
         rows.collect::<Result<_, _>>().map_err(PayError::from)
     }
 
+    /// What `token` claims to be worth, and its mint, after the checks that need no mint
+    /// (it decodes, names an accepted mint, is in the wallet's unit): for refusing an
+    /// underpayment before anything is swapped. The mint decides what it is really worth.
+    pub fn peek(&self, token: &str) -> Result<(String, u64), PayError> {
+        let token = token.trim();
+        if token.len() > MAX_TOKEN_CHARS {
+            return Err(PayError::Token(format!(
+                "is over {MAX_TOKEN_CHARS} characters"
+            )));
+        }
+        let parsed =
+            Token::from_str(token).map_err(|e| PayError::Token(format!("does not decode: {e}")))?;
+        let mint = parsed
+            .mint_url()
+            .map_err(|e| PayError::Token(format!("names no single mint: {e}")))?
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        if !self.mints.contains(&mint) {
+            return Err(PayError::Mint(mint));
+        }
+        let unit = parsed.unit().unwrap_or(CurrencyUnit::Sat);
+        if unit != self.unit {
+            return Err(PayError::Unit {
+                found: unit.to_string(),
+                want: self.unit.to_string(),
+            });
+        }
+        let value = parsed
+            .value()
+            .map_err(|e| PayError::Token(format!("has no countable value: {e}")))?;
+        Ok((mint, value.to_u64()))
+    }
+
+    /// The mints this wallet accepts.
+    pub fn mints(&self) -> &[String] {
+        &self.mints
+    }
+
+    /// The wallet's unit.
+    pub fn unit(&self) -> &CurrencyUnit {
+        &self.unit
+    }
+
     /// Receives `token`: checks it, swaps its proofs at its mint for new ones only this
     /// wallet knows, and keeps those. The token is worth nothing to anyone else afterwards.
     pub async fn receive(&self, token: &str) -> Result<Received, PayError> {

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod local;
+pub mod pay;
 pub mod probe;
 pub mod proxy;
 pub mod routes;
@@ -139,6 +140,7 @@ pub struct ServerBuilder {
     max_request_bytes: usize,
     limits: Limits,
     inbox: Option<InboxLimits>,
+    payments: Option<Arc<pay::Payments>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -170,6 +172,7 @@ impl Server {
             max_request_bytes: 8 * 1024 * 1024,
             limits: Limits::default(),
             inbox: Some(InboxLimits::default()),
+            payments: None,
         }
     }
 
@@ -345,6 +348,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Charges generations on priced routes with Cashu ([`pay`]). Off by default.
+    pub fn payments(mut self, payments: Option<Arc<pay::Payments>>) -> Self {
+        self.payments = payments;
+        self
+    }
+
     /// Probes the upstream, opens the store, starts the outbox and listens. Call within a
     /// tokio runtime.
     pub async fn bind(self) -> Result<Server, ServerError> {
@@ -444,7 +453,8 @@ impl ServerBuilder {
             .map(|inbox| Mailbox::new(inbox.clone(), hub.clone()));
         let mut app = App::builder(signer.clone(), hub)
             .relay_hints(relay_hints)
-            .inbox(inbox);
+            .inbox(inbox)
+            .payments(self.payments);
         if let Some(allow) = self.auth {
             let mut verifier = Nip98Verifier::new(allow);
             // Accepted ids outlive a restart: a header accepted before it is refused after.

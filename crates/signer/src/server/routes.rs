@@ -52,6 +52,7 @@ pub struct AppBuilder {
     relay_hints: Vec<String>,
     auth: Option<AuthLayer>,
     inbox: Option<Arc<Inbox>>,
+    payments: Option<Arc<crate::server::pay::Payments>>,
 }
 
 impl App {
@@ -65,6 +66,7 @@ impl App {
             relay_hints: Vec::new(),
             auth: None,
             inbox: None,
+            payments: None,
         }
     }
 
@@ -105,6 +107,12 @@ impl AppBuilder {
         self
     }
 
+    /// Charges generations on priced routes ([`crate::server::pay`]). Off by default.
+    pub fn payments(mut self, payments: Option<Arc<crate::server::pay::Payments>>) -> Self {
+        self.payments = payments;
+        self
+    }
+
     /// Requires NIP-98 auth of every request that reaches the model service. Off by default.
     pub fn auth(mut self, layer: AuthLayer) -> Self {
         self.auth = Some(layer);
@@ -126,15 +134,28 @@ impl AppBuilder {
         let signing = ServiceBuilder::new()
             .layer(SigningLayer::new(self.signer.clone()))
             .service(model);
+        let signing: Routed =
+            BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response));
+        // Payment before signing (an unpaid request is never forwarded), after NIP-98 (whose
+        // caller may be the account that pays).
+        let payments_state = self.payments.clone();
+        let signing: Routed = match self.payments {
+            Some(payments) => BoxCloneSyncService::new(crate::server::pay::PayService {
+                inner: signing,
+                payments,
+            }),
+            None => signing,
+        };
         let signing: Routed = match self.auth {
             Some(auth) => BoxCloneSyncService::new(
                 auth.layer(signing)
                     .map_response(IntoResponse::into_response),
             ),
-            None => BoxCloneSyncService::new(signing.map_response(IntoResponse::into_response)),
+            None => signing,
         };
         let router = Router::new()
             .route("/provenance/metrics", get(metrics))
+            .route("/provenance/pricing", get(pricing))
             .route("/provenance/{id}", get(event))
             .route("/", get(root))
             .with_state(AppState {
@@ -143,6 +164,7 @@ impl AppBuilder {
                 hub: self.hub,
                 relay_hints: Arc::new(self.relay_hints),
                 inbox: self.inbox,
+                payments: payments_state,
             })
             .fallback_service(signing);
         App { router }
@@ -152,6 +174,8 @@ impl AppBuilder {
 #[derive(Clone)]
 struct AppState {
     signer: Arc<Signer>,
+    /// Prices, when generations are charged.
+    payments: Option<Arc<crate::server::pay::Payments>>,
     signing: Routed,
     /// New events for the live subscriptions of the relay at `/`.
     hub: Hub,
@@ -216,6 +240,19 @@ fn nevent(json: &str, hints: &[String]) -> Option<String> {
 
 fn json_error(status: StatusCode, message: &str) -> Response {
     reply::error(status, message).into_response()
+}
+
+/// `GET /provenance/pricing`: what generations cost ([`crate::server::pay::Payments::pricing`]),
+/// or `404` when nothing is charged.
+async fn pricing(State(state): State<AppState>) -> Response {
+    match &state.payments {
+        Some(payments) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            payments.pricing().to_string(),
+        )
+            .into_response(),
+        None => json_error(StatusCode::NOT_FOUND, "this server charges nothing"),
+    }
 }
 
 /// `GET /provenance/metrics`: the signer's counters and timings in the Prometheus text format.

@@ -1,0 +1,194 @@
+//! `provenance serve --price ... --cashu-mint URL`: generations paid with Cashu, end to end on
+//! real parts: a real llama-server with the tiny GGUF, a real Cashu mint (Nutshell with its
+//! FakeWallet Lightning backend, `provenance_harness::CashuMint`) whose own wallet mints the
+//! tokens and redeems the change, curl, and the unmodified `openai` Python package paying
+//! with `Bearer cashuB...` as Routstr's clients do. At the end every sat is accounted for.
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+mod serve_common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use provenance_harness::CashuMint;
+use serde_json::Value;
+use serve_common::{curl, header, llama, model, serve};
+
+const CHAT: &str = r#"{"messages":[{"role":"user","content":"Say hello."}],"max_tokens":8,"temperature":0,"seed":1}"#;
+
+fn chat(base: &str, extra: &[&str]) -> (u16, Vec<(String, String)>, Value) {
+    let url = format!("{base}/v1/chat/completions");
+    let mut args = vec!["-H", "content-type: application/json", "-d", CHAT];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (status, headers, body) = curl(&args);
+    (
+        status,
+        headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_for() {
+    let llama = llama(&model());
+    let mint = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pay_db = dir.path().join("pay.sqlite");
+    // 1 sat per request and 1 sat per output token: a request of at most 8 tokens reserves 9.
+    let server = serve(
+        dir.path(),
+        &llama.url(),
+        &[
+            "--price",
+            "request = 1 sat",
+            "--price",
+            "output_1k = 1000 sat",
+            "--cashu-mint",
+            &mint.url(),
+            "--pay-db",
+            pay_db.to_str().unwrap(),
+        ],
+    );
+    let base = &server.base;
+
+    // No payment: 402 with a NUT-18 payment request for the reservation.
+    let (status, headers, body) = chat(base, &[]);
+    assert_eq!(status, 402, "{body}");
+    assert!(
+        header(&headers, "x-cashu").starts_with("creqA"),
+        "{headers:?}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("9000 msat"),
+        "{body}"
+    );
+
+    // NUT-24: a token in X-Cashu pays for one request; the change comes back as a token the
+    // mint's own wallet redeems.
+    let token = mint.mint_token(20).unwrap();
+    let x_cashu = format!("x-cashu: {token}");
+    let (status, headers, body) = chat(base, &["-H", &x_cashu]);
+    assert_eq!(status, 200, "{body}");
+    let cost: u64 = header(&headers, "x-provenance-cost-msat").parse().unwrap();
+    let tokens = body["usage"]["completion_tokens"].as_u64().unwrap();
+    assert_eq!(cost, 1000 + tokens * 1000);
+    let change = header(&headers, "x-cashu").to_owned();
+    assert_eq!(mint.decode_token(&change).unwrap().amount, 20 - cost / 1000);
+    mint.receive(&change).unwrap();
+    // The same token again: its proofs are the box's now.
+    let (status, _, body) = chat(base, &["-H", &x_cashu]);
+    assert_eq!(status, 402, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already paid in"),
+        "{body}"
+    );
+
+    // Refused before anything is swapped: too little, another unit, garbage. The small token
+    // is still the customer's afterwards.
+    let small = mint.mint_token(2).unwrap();
+    let (status, _, body) = chat(base, &["-H", &format!("x-cashu: {small}")]);
+    assert_eq!(status, 402);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("worth 2 sat"),
+        "{body}"
+    );
+    assert!(
+        mint.token_states(&small)
+            .unwrap()
+            .iter()
+            .all(|s| s == "UNSPENT")
+    );
+    let usd = mint.mint_token_in_unit("usd", 100).unwrap();
+    let (status, _, body) = chat(base, &["-H", &format!("x-cashu: {usd}")]);
+    assert_eq!(status, 402);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("usd"),
+        "{body}"
+    );
+    let (status, _, _) = chat(base, &["-H", "x-cashu: cashuBnot-a-token"]);
+    assert_eq!(status, 402);
+
+    // Routstr's way: the openai package with the token as its API key. The first request
+    // swaps it and opens a balance keyed by its hash; requests spend it down until refused.
+    let balance_token = mint.mint_token(30).unwrap();
+    let out = Command::new(provenance_harness::clients_python().unwrap())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/openai_paid.py"))
+        .arg(base)
+        .arg(&balance_token)
+        .arg("4")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let paid: u64 = results
+        .iter()
+        .filter(|r| r["status"] == 200)
+        .map(|r| r["cost_msat"].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    // 30 sat buys requests while 9 sat can still be reserved.
+    assert!(
+        results[0]["status"] == 200 && results[1]["status"] == 200,
+        "{results:?}"
+    );
+    assert!(results.iter().any(|r| r["status"] == 402), "{results:?}");
+    let bearer = format!("authorization: Bearer {balance_token}");
+    let (_, _, info) = curl(&["-H", &bearer, &format!("{base}/v1/balance/info")]);
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["balance"].as_u64().unwrap(), 30_000 - paid, "{info}");
+    // The refund is a token the mint redeems; the balance is then empty, and refused.
+    let (_, _, refund) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &bearer,
+        &format!("{base}/v1/balance/refund"),
+    ]);
+    let refund: Value = serde_json::from_slice(&refund).unwrap();
+    let refund_token = refund["token"].as_str().unwrap();
+    assert_eq!(
+        mint.decode_token(refund_token).unwrap().amount,
+        (30_000 - paid) / 1000
+    );
+    mint.receive(refund_token).unwrap();
+    let (status, _, _) = chat(base, &["-H", &bearer]);
+    assert_eq!(status, 402);
+
+    // The prices are published.
+    let (_, _, pricing) = curl(&[&format!("{base}/provenance/pricing")]);
+    let pricing: Value = serde_json::from_slice(&pricing).unwrap();
+    assert_eq!(pricing["default"]["request_msat"], 1000);
+    assert_eq!(
+        pricing["cashu"]["mints"][0],
+        mint.url().trim_end_matches('/')
+    );
+    drop(server);
+
+    // Every sat: what the wallet holds is what balances and the operator hold, and what was
+    // credited is that plus what was paid out.
+    let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced(), "{totals:?}");
+    assert_eq!(totals.reserved, 0);
+    let wallet = provenance_pay::Wallet::open(
+        &pay_db,
+        &[mint.url()],
+        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
+    )
+    .unwrap();
+    let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
+    assert_eq!(held * 1000, totals.balances + totals.operator, "{totals:?}");
+}

@@ -1,0 +1,355 @@
+//! Balances, in millisatoshis, in SQLite: who has how much, what is reserved for requests in
+//! flight, and what the operator earned.
+//!
+//! Every change is one transaction and leaves a journal row. A request reserves the most it
+//! can cost before it is forwarded ([`Ledger::reserve`]; refused when the balance is short),
+//! and settles when its cost is known ([`Ledger::settle`]: the cost goes to the operator, the
+//! rest back to the balance). A reservation that a crash left open is refunded in full at the
+//! next start ([`Ledger::refund_open`]): the customer, not the operator, keeps what is
+//! uncertain. At every moment the sum of all balances, open reservations and the operator's
+//! earnings equals everything credited minus everything paid out ([`Ledger::totals`]).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The account of the operator's earnings.
+pub const OPERATOR: &str = "operator";
+
+/// Why a ledger operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The balance is short.
+    #[error("the balance is {balance} msat, {needed} msat are needed")]
+    Short {
+        /// The balance.
+        balance: u64,
+        /// What was needed.
+        needed: u64,
+    },
+    /// No such reservation (settled or refunded already).
+    #[error("no open reservation {0}")]
+    NoReservation(i64),
+    /// The database failed.
+    #[error("ledger database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+/// The sums of the ledger, msat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// All balances but the operator's.
+    pub balances: u64,
+    /// Reserved for requests in flight.
+    pub reserved: u64,
+    /// The operator's earnings not yet paid out.
+    pub operator: u64,
+    /// Everything ever credited.
+    pub credited: u64,
+    /// Everything ever paid out (refunds, change, the operator's withdrawals).
+    pub paid_out: u64,
+}
+
+impl Totals {
+    /// Whether every msat is accounted for: credited = balances + reserved + operator +
+    /// paid out.
+    pub fn balanced(&self) -> bool {
+        u128::from(self.credited)
+            == u128::from(self.balances)
+                + u128::from(self.reserved)
+                + u128::from(self.operator)
+                + u128::from(self.paid_out)
+    }
+}
+
+/// The ledger; see the module.
+#[derive(Debug)]
+pub struct Ledger {
+    conn: Mutex<Connection>,
+}
+
+fn i(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl Ledger {
+    /// Opens (or makes) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS pay_accounts (
+                 key   TEXT PRIMARY KEY,
+                 msat  INTEGER NOT NULL CHECK (msat >= 0)
+             );
+             CREATE TABLE IF NOT EXISTS pay_reservations (
+                 id      INTEGER PRIMARY KEY,
+                 key     TEXT NOT NULL,
+                 msat    INTEGER NOT NULL,
+                 request TEXT NOT NULL,
+                 state   TEXT NOT NULL CHECK (state IN ('open', 'settled', 'refunded')),
+                 cost    INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS pay_journal (
+                 id      INTEGER PRIMARY KEY,
+                 key     TEXT NOT NULL,
+                 kind    TEXT NOT NULL,
+                 msat    INTEGER NOT NULL,
+                 note    TEXT NOT NULL
+             );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The balance of `key`, msat (0 for an account never credited).
+    pub fn balance(&self, key: &str) -> Result<u64, LedgerError> {
+        let msat: Option<i64> = self
+            .conn()
+            .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(msat.map_or(0, u))
+    }
+
+    /// Whether `key` was ever credited.
+    pub fn exists(&self, key: &str) -> Result<bool, LedgerError> {
+        let found: Option<i64> = self
+            .conn()
+            .query_row("SELECT 1 FROM pay_accounts WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Credits `msat` to `key` (a payment received), noting `note` (a token hash, an invoice).
+    pub fn credit(&self, key: &str, msat: u64, note: &str) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
+            params![key, i(msat)],
+        )?;
+        tx.execute(
+            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
+            params![key, i(msat), note],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Reserves `msat` of `key`'s balance for `request`; the reservation's id.
+    pub fn reserve(&self, key: &str, msat: u64, request: &str) -> Result<i64, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE pay_accounts SET msat = msat - ?2 WHERE key = ?1 AND msat >= ?2",
+            params![key, i(msat)],
+        )?;
+        if n != 1 {
+            let balance: Option<i64> = tx
+                .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            return Err(LedgerError::Short {
+                balance: balance.map_or(0, u),
+                needed: msat,
+            });
+        }
+        tx.execute(
+            "INSERT INTO pay_reservations (key, msat, request, state) VALUES (?1, ?2, ?3, 'open')",
+            params![key, i(msat), request],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Settles reservation `id` at `cost` (at most what was reserved): the cost to the
+    /// operator, the rest back to the balance. Returns the cost charged.
+    pub fn settle(&self, id: i64, cost: u64) -> Result<u64, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (key, reserved): (String, i64) = tx
+            .query_row(
+                "SELECT key, msat FROM pay_reservations WHERE id = ?1 AND state = 'open'",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(LedgerError::NoReservation(id))?;
+        let cost = cost.min(u(reserved));
+        let rest = u(reserved) - cost;
+        tx.execute(
+            "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
+            params![key, i(rest)],
+        )?;
+        tx.execute(
+            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
+            params![OPERATOR, i(cost)],
+        )?;
+        tx.execute(
+            "UPDATE pay_reservations SET state = 'settled', cost = ?2 WHERE id = ?1",
+            params![id, i(cost)],
+        )?;
+        tx.execute(
+            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'charge', ?2, ?3)",
+            params![key, i(cost), format!("reservation {id}")],
+        )?;
+        tx.commit()?;
+        Ok(cost)
+    }
+
+    /// Refunds reservation `id` in full (the request failed or was not served).
+    pub fn refund(&self, id: i64) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (key, reserved): (String, i64) = tx
+            .query_row(
+                "SELECT key, msat FROM pay_reservations WHERE id = ?1 AND state = 'open'",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(LedgerError::NoReservation(id))?;
+        tx.execute(
+            "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
+            params![key, reserved],
+        )?;
+        tx.execute(
+            "UPDATE pay_reservations SET state = 'refunded', cost = 0 WHERE id = ?1",
+            [id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Refunds every reservation still open (at start: a crash left them open). How many.
+    pub fn refund_open(&self) -> Result<usize, LedgerError> {
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut statement =
+                conn.prepare("SELECT id FROM pay_reservations WHERE state = 'open'")?;
+            let rows = statement.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            self.refund(*id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Takes `msat` out of `key` (paid out as change, a refund token, or the operator's
+    /// withdrawal), noting `note` (what was given).
+    pub fn debit(&self, key: &str, msat: u64, note: &str) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE pay_accounts SET msat = msat - ?2 WHERE key = ?1 AND msat >= ?2",
+            params![key, i(msat)],
+        )?;
+        if n != 1 {
+            let balance: Option<i64> = tx
+                .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            return Err(LedgerError::Short {
+                balance: balance.map_or(0, u),
+                needed: msat,
+            });
+        }
+        tx.execute(
+            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'payout', ?2, ?3)",
+            params![key, i(msat), note],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The sums; see [`Totals::balanced`].
+    pub fn totals(&self) -> Result<Totals, LedgerError> {
+        let conn = self.conn();
+        let sum = |sql: &str| -> Result<u64, LedgerError> {
+            let n: Option<i64> = conn.query_row(sql, [], |r| r.get(0))?;
+            Ok(n.map_or(0, u))
+        };
+        Ok(Totals {
+            balances: sum(&format!(
+                "SELECT SUM(msat) FROM pay_accounts WHERE key != '{OPERATOR}'"
+            ))?,
+            reserved: sum("SELECT SUM(msat) FROM pay_reservations WHERE state = 'open'")?,
+            operator: sum(&format!(
+                "SELECT SUM(msat) FROM pay_accounts WHERE key = '{OPERATOR}'"
+            ))?,
+            credited: sum("SELECT SUM(msat) FROM pay_journal WHERE kind = 'credit'")?,
+            paid_out: sum("SELECT SUM(msat) FROM pay_journal WHERE kind = 'payout'")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_settle_refund_and_every_msat_accounted_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        ledger.credit("token:a", 10_000, "token a").unwrap();
+        let r1 = ledger.reserve("token:a", 6_000, "req 1").unwrap();
+        assert!(matches!(
+            ledger.reserve("token:a", 6_000, "req 2"),
+            Err(LedgerError::Short {
+                balance: 4_000,
+                needed: 6_000
+            })
+        ));
+        assert_eq!(ledger.settle(r1, 2_500).unwrap(), 2_500);
+        assert_eq!(ledger.balance("token:a").unwrap(), 7_500);
+        assert!(matches!(
+            ledger.settle(r1, 1),
+            Err(LedgerError::NoReservation(_))
+        ));
+        let r2 = ledger.reserve("token:a", 7_500, "req 2").unwrap();
+        ledger.refund(r2).unwrap();
+        // A cost above the reservation is capped at it.
+        let r3 = ledger.reserve("token:a", 1_000, "req 3").unwrap();
+        assert_eq!(ledger.settle(r3, 5_000).unwrap(), 1_000);
+        ledger.debit("token:a", 6_500, "refund token").unwrap();
+        assert_eq!(ledger.balance("token:a").unwrap(), 0);
+        let totals = ledger.totals().unwrap();
+        assert_eq!(totals.operator, 3_500);
+        assert!(totals.balanced(), "{totals:?}");
+
+        // A reservation a crash left open is refunded at the next start.
+        ledger.credit("npub:b", 2_000, "zap").unwrap();
+        ledger.reserve("npub:b", 2_000, "req 4").unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&path).unwrap();
+        assert!(ledger.totals().unwrap().balanced());
+        assert_eq!(ledger.refund_open().unwrap(), 1);
+        assert_eq!(ledger.balance("npub:b").unwrap(), 2_000);
+        assert!(ledger.totals().unwrap().balanced());
+    }
+}
