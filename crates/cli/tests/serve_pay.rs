@@ -79,6 +79,38 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     let change = header(&headers, "x-cashu").to_owned();
     assert_eq!(mint.decode_token(&change).unwrap().amount, 20 - cost / 1000);
     mint.receive(&change).unwrap();
+    // The signed record states what was paid; with the usage it states and the price, the
+    // change owed follows from the record alone, and matches the change given.
+    let event_url = header(&headers, "provenance-event-url");
+    let (_, _, event) = curl(&[&format!("{base}{event_url}")]);
+    let event_file = dir.path().join("paid.json");
+    std::fs::write(&event_file, &event).unwrap();
+    let event: Value = serde_json::from_slice(&event).unwrap();
+    let record: Value = serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
+    let payment = &record["payment"];
+    assert_eq!(payment["rail"], "cashu", "{record}");
+    assert_eq!(payment["unit"], "msat");
+    assert_eq!(payment["paid"], 20_000);
+    assert_eq!(payment["reserved"], 9_000);
+    assert_eq!(payment["mint"], mint.url().trim_end_matches('/'));
+    let token_sha256: String = provenance::digest::sha256(token.as_bytes()).to_hex();
+    assert_eq!(payment["token_sha256"], token_sha256.as_str());
+    let price = &payment["price"];
+    let tokens_in_record = record["output"]["tokens"].as_u64().unwrap();
+    let owed = 20_000
+        - price["request"].as_u64().unwrap()
+        - price["output_1k"].as_u64().unwrap() * tokens_in_record / 1000;
+    assert_eq!(owed, 20_000 - cost);
+    let verified = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("verify")
+        .arg(&event_file)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
     // The same token again: its proofs are the box's now.
     let (status, _, body) = chat(base, &["-H", &x_cashu]);
     assert_eq!(status, 402, "{body}");

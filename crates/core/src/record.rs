@@ -76,6 +76,9 @@ pub struct Record {
     /// What re-running the generation needs; absent when the engine could not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// What was paid for the answer, when it was paid for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
 }
 
 impl Record {
@@ -93,6 +96,7 @@ impl Record {
             time: None,
             attestations: Vec::new(),
             replay: None,
+            payment: None,
         }
     }
 }
@@ -380,6 +384,47 @@ pub struct Times {
     pub start_ms: u64,
     /// When the last byte of the response was sent.
     pub end_ms: u64,
+}
+
+/// What was paid for an answer, stated before it was generated: with the usage the record
+/// states (`output.tokens`, `prompt.tokens`) and the price, anyone can compute the cost, and
+/// what the payer was owed back. A change or refund that never came is then provable from the
+/// signed record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// How it was paid: `cashu` (a token in the request) or `balance` (a prepaid balance).
+    pub rail: String,
+    /// The unit of the payment: `msat`.
+    pub unit: String,
+    /// What the token paid in, for `cashu`; absent for `balance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid: Option<u64>,
+    /// What was reserved for the answer: the most it could cost.
+    pub reserved: u64,
+    /// The price: per request, per 1,000 output tokens, per 1,000 input tokens.
+    pub price: PaymentPrice,
+    /// SHA-256 (hex) of the Cashu token as sent, for `cashu`, or of the token that opened the
+    /// balance; absent for an npub's balance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The mint of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint: Option<String>,
+}
+
+/// A price, in the payment's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PaymentPrice {
+    /// Per request.
+    pub request: u64,
+    /// Per 1,000 output tokens.
+    pub output_1k: u64,
+    /// Per 1,000 input tokens.
+    pub input_1k: u64,
 }
 
 /// A reference to hardware attestation evidence binding the signing key.

@@ -406,6 +406,8 @@ pub(crate) struct Pending {
     pub(crate) request_sha256: Sha256Digest,
     pub(crate) salt: Salt,
     pub(crate) caller: Option<provenance::PublicKey>,
+    /// What was paid, stated by a payment layer.
+    pub(crate) payment: Option<provenance::record::Payment>,
     pub(crate) start_ms: u64,
     pub(crate) streamed: bool,
     /// The signer's time on the request before it was forwarded.
@@ -539,6 +541,7 @@ impl Pending {
             } else {
                 None
             },
+            payment: self.payment.clone(),
             start_ms: self.start_ms,
             end_ms: signer.clock.now_ms(),
             generation,
@@ -618,6 +621,7 @@ mod tests {
             request_sha256: provenance::digest::sha256(b"{}"),
             salt: Salt::random(),
             caller: None,
+            payment: None,
             start_ms: 0,
             streamed: true,
             request_work: Duration::ZERO,

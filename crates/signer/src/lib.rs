@@ -103,6 +103,11 @@ pub use crate::service::SigningService;
 use crate::store::Registry;
 pub use crate::store::{Durability, Lookup, RequestId, SqliteStore, Store, StoreError};
 
+/// What was paid for a request, stated by a payment layer in front of the signer: put it in
+/// the request extensions and the record carries it as `payment` (`docs/pay.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaymentNote(pub provenance::record::Payment);
+
 /// A caller authenticated by a layer in front of the signer (NIP-98). Put it in the request
 /// extensions; it is written to the record only with [`SignerBuilder::record_caller`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -43,6 +43,7 @@ pub(crate) struct Exchange<'a> {
     pub(crate) request_sha256: Sha256Digest,
     pub(crate) salt: &'a Salt,
     pub(crate) caller: Option<String>,
+    pub(crate) payment: Option<provenance::record::Payment>,
     pub(crate) start_ms: u64,
     pub(crate) end_ms: u64,
     pub(crate) generation: &'a Generation,
@@ -108,6 +109,7 @@ pub(crate) fn build(fixed: &Fixed<'_>, x: &Exchange<'_>) -> Record {
         end_ms: x.end_ms.max(x.start_ms),
     });
     record.replay = replay(fixed, x);
+    record.payment.clone_from(&x.payment);
     record.attestations = fixed.attestations.to_vec();
     record
 }
@@ -299,6 +301,7 @@ mod tests {
             request_sha256: provenance::digest::sha256(request),
             salt: &Salt::from_bytes([1; 32]),
             caller: None,
+            payment: None,
             start_ms: 1,
             end_ms: 2,
             generation,

@@ -144,6 +144,10 @@ where
     let received = Instant::now();
     let start_ms = signer.clock.now_ms();
     let caller = request.extensions().get::<Caller>().map(|c| c.0);
+    let payment = request
+        .extensions()
+        .get::<crate::PaymentNote>()
+        .map(|p| p.0.clone());
     // HTTP/1 only: hyper's HTTP/1 server flushes after every poll of the body, its HTTP/2
     // server only when it has frames to write, so a wait for the next flush could last
     // forever there.
@@ -219,6 +223,7 @@ where
         request_sha256,
         salt,
         caller,
+        payment,
         start_ms,
         streamed,
         request_work,

@@ -308,6 +308,7 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
             ),
         );
     };
+    let mut paid_in: Option<provenance_pay::Received> = None;
     let (key, one_shot) = match &payer {
         Payer::OneShot { key, token } => {
             match payments.wallet.peek(token) {
@@ -323,8 +324,9 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
                 Ok(_) => {}
                 Err(e) => return payment_required(&payments, reserve, &e.to_string()),
             }
-            if let Err(e) = receive(&payments, key, token).await {
-                return payment_required(&payments, reserve, &e);
+            match receive(&payments, key, token).await {
+                Ok(received) => paid_in = Some(received),
+                Err(e) => return payment_required(&payments, reserve, &e),
             }
             (key.clone(), true)
         }
@@ -350,7 +352,25 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
             );
         }
     };
-    let request = Request::from_parts(parts, Body::from(bytes));
+    // The record states what was paid, before the answer exists: with the usage it states
+    // and the price, anyone can compute the cost and what the payer was owed back.
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    let note = provenance::record::Payment {
+        rail: if one_shot { "cashu" } else { "balance" }.to_owned(),
+        unit: "msat".to_owned(),
+        paid: paid_in
+            .as_ref()
+            .map(|r| r.amount.saturating_mul(MSAT_PER_SAT)),
+        reserved: reserve,
+        price: provenance::record::PaymentPrice {
+            request: price.request,
+            output_1k: price.output_1k,
+            input_1k: price.input_1k,
+        },
+        token_sha256: key.strip_prefix("cashu:").map(str::to_owned),
+        mint: paid_in.as_ref().map(|r| r.mint.clone()),
+    };
+    request.extensions_mut().insert(crate::PaymentNote(note));
     let response = inner
         .oneshot(request)
         .await
@@ -408,7 +428,11 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
 }
 
 /// Swaps `token` and credits its value to `key`; the reason when it cannot.
-async fn receive(payments: &Payments, key: &str, token: &str) -> Result<(), String> {
+async fn receive(
+    payments: &Payments,
+    key: &str,
+    token: &str,
+) -> Result<provenance_pay::Received, String> {
     match payments.wallet.receive(token).await {
         Ok(received) => payments
             .ledger
@@ -417,6 +441,7 @@ async fn receive(payments: &Payments, key: &str, token: &str) -> Result<(), Stri
                 received.amount.saturating_mul(MSAT_PER_SAT),
                 &format!("cashu {} from {}", received.token_hash, received.mint),
             )
+            .map(|()| received)
             .map_err(|e| e.to_string()),
         Err(PayError::AlreadyReceived) => Err(
             "this token was already paid in; use it as Authorization: Bearer to spend its balance"
