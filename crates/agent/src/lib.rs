@@ -34,6 +34,7 @@
 pub mod conversation;
 pub mod inbox;
 pub mod jobs;
+pub mod meter;
 pub mod model;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -51,6 +52,7 @@ use tokio::sync::mpsc;
 
 pub use crate::conversation::{ContextLimits, Conversations, RateLimit, Role, Turn};
 pub use crate::inbox::{Inbox, InboxError};
+pub use crate::meter::Meter;
 pub use crate::model::{Answer, Ask, Model, SignedChat};
 
 /// The oldest gift wrap answered, by its own (randomly backdated, at most two days) date:
@@ -128,6 +130,9 @@ pub struct Config {
     /// The box's relay's mailbox: replies and job events are also kept there, so a client
     /// that talks to the box alone reads them from it. None.
     pub mailbox: Option<provenance_signer::server::Mailbox>,
+    /// The most tokens one answer may take, for what a paying sender's answer reserves.
+    /// 512, as [`SignedChat`]'s default.
+    pub answer_tokens: u64,
 }
 
 impl Config {
@@ -149,6 +154,7 @@ impl Config {
             model_name: String::new(),
             read_also: Vec::new(),
             mailbox: None,
+            answer_tokens: 512,
         }
     }
 }
@@ -174,6 +180,8 @@ struct Shared {
     config: Config,
     model: Arc<dyn Model>,
     gate: Arc<dyn Gate>,
+    /// Charges senders the gate does not admit for free.
+    meter: Option<Arc<dyn Meter>>,
     inbox: Inbox,
     /// The inbox of job requests, when jobs are answered.
     jobs: Option<Inbox>,
@@ -212,8 +220,9 @@ impl Recent {
 /// One accepted message or job waiting for the model.
 enum Work {
     /// A direct message, and when its wrap arrived.
-    Message(Unwrapped, Instant),
-    Job(jobs::Request),
+    Message(Unwrapped, Instant, Option<i64>),
+    /// A job, and its reservation when the customer pays.
+    Job(jobs::Request, Option<i64>),
 }
 
 /// Writes one line to stderr; a closed stderr must not stop the agent.
@@ -249,6 +258,7 @@ impl Agent {
                 keys,
                 model,
                 gate,
+                meter: None,
                 inbox,
                 jobs,
                 conversations: Mutex::new(conversations),
@@ -261,6 +271,16 @@ impl Agent {
                 config,
             }),
         })
+    }
+
+    /// Lets senders the gate does not admit pay for their answers through `meter`: they are
+    /// told how to pay, top up by sending a Cashu token as a message, and are charged per
+    /// answer. Call before [`Agent::run`].
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.meter = Some(meter);
+        }
+        self
     }
 
     /// The inbox, for counting what was handled.
@@ -333,7 +353,7 @@ fn reopen(shared: &Shared, json: &str) -> Option<Work> {
         Timestamp::now(),
         &shared.config.limits,
     ) {
-        Ok(opened) => Some(Work::Message(opened, Instant::now())),
+        Ok(opened) => Some(Work::Message(opened, Instant::now(), None)),
         Err(e) => {
             log(&format!("a queued message no longer opens ({e}); dropped"));
             None
@@ -519,31 +539,58 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     }
     let sender = opened.sender;
     let date = event.created_at.as_secs();
-    let refusal = match shared.gate.admit(&sender) {
-        Err(reason) => Some(reason),
-        Ok(()) => {
-            let rated = shared
-                .rate
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(&sender, Instant::now());
-            rated.err().map(|wait| {
+    let rated = || {
+        shared
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(&sender, Instant::now())
+            .err()
+            .map(|wait| {
                 format!(
                     "too many messages; write again in {} s",
                     wait.as_secs().max(1)
                 )
             })
+    };
+    let mut paid = None;
+    let refusal = match (shared.gate.admit(&sender), &shared.meter) {
+        (Ok(()), _) => rated(),
+        (Err(reason), None) => Some(reason),
+        (Err(_), Some(meter)) => {
+            let text = opened.rumor.content.trim();
+            if text.starts_with("cashuA") || text.starts_with("cashuB") {
+                top_up(shared, meter.as_ref(), &event.id, &opened, date, text).await;
+                return;
+            }
+            match rated() {
+                Some(reason) => Some(reason),
+                None => match meter.reserve(&sender, text.len() as u64, config.answer_tokens) {
+                    Ok(reservation) => {
+                        paid = reservation;
+                        None
+                    }
+                    Err(how) => Some(how),
+                },
+            }
         }
     };
     if let Some(reason) = refusal {
         refuse(shared, &event.id, &opened, date, &reason).await;
         return;
     }
+    // From here on a reservation not handed to a worker is given back.
+    let give_back = |paid: Option<i64>| {
+        if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+            meter.refund(id);
+        }
+    };
     // Room in the queue first: a message is written as accepted only when a worker will
     // take it.
     let permit = match queue.try_reserve() {
         Ok(permit) => permit,
         Err(mpsc::error::TrySendError::Full(())) => {
+            give_back(paid);
             refuse(
                 shared,
                 &event.id,
@@ -554,12 +601,19 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
             .await;
             return;
         }
-        Err(mpsc::error::TrySendError::Closed(())) => return,
+        Err(mpsc::error::TrySendError::Closed(())) => {
+            give_back(paid);
+            return;
+        }
     };
     match shared.inbox.queue(&event.id, &sender, date, json) {
         Ok(true) => {}
-        Ok(false) => return,
+        Ok(false) => {
+            give_back(paid);
+            return;
+        }
         Err(e) => {
+            give_back(paid);
             log(&format!("{e}; gift wrap {} left for later", event.id));
             return;
         }
@@ -569,7 +623,45 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
         event.id,
         npub(&sender)
     ));
-    permit.send(Work::Message(opened, arrived));
+    permit.send(Work::Message(opened, arrived, paid));
+}
+
+/// A Cashu token sent as a message: credited to the sender's balance, and the sender told.
+/// Nothing is generated; the wrap is recorded as handled (a relay sending it again is not
+/// credited again: the wallet knows the token's proofs).
+async fn top_up(
+    shared: &Arc<Shared>,
+    meter: &dyn Meter,
+    wrap_id: &EventId,
+    opened: &Unwrapped,
+    date: u64,
+    token: &str,
+) {
+    let said = match meter.top_up(&opened.sender, token).await {
+        Ok((credited, balance)) => {
+            log(&format!(
+                "gift wrap {wrap_id} from {}: a Cashu token credited, {credited} msat",
+                npub(&opened.sender)
+            ));
+            format!(
+                "Credited {} sat. Your balance is {} sat.",
+                credited / 1000,
+                balance / 1000
+            )
+        }
+        Err(e) => {
+            log(&format!(
+                "gift wrap {wrap_id} from {}: a Cashu token not taken: {e}",
+                npub(&opened.sender)
+            ));
+            format!("The token was not taken: {e}")
+        }
+    };
+    match shared.inbox.refuse(wrap_id, &opened.sender, date, "top-up") {
+        Ok(true) => answer_with(shared, opened, &said, None, true).await,
+        Ok(false) => {}
+        Err(e) => log(&format!("{e}; the reply to top-up {wrap_id} is not sent")),
+    }
 }
 
 /// Records a refusal and, unless silent, tells the sender.
@@ -610,14 +702,16 @@ async fn worker(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receive
         let work = { queue.lock().await.recv().await };
         match work {
             None => return,
-            Some(Work::Message(opened, arrived)) => message(&shared, opened, arrived).await,
-            Some(Work::Job(request)) => job(&shared, request).await,
+            Some(Work::Message(opened, arrived, paid)) => {
+                message(&shared, opened, arrived, paid).await;
+            }
+            Some(Work::Job(request, paid)) => job(&shared, request, paid).await,
         }
     }
 }
 
 /// Answers one direct message.
-async fn message(shared: &Arc<Shared>, opened: Unwrapped, arrived: Instant) {
+async fn message(shared: &Arc<Shared>, opened: Unwrapped, arrived: Instant, paid: Option<i64>) {
     let sender = opened.sender;
     let question = opened.rumor.content.clone();
     let turns = shared
@@ -634,6 +728,9 @@ async fn message(shared: &Arc<Shared>, opened: Unwrapped, arrived: Instant) {
     };
     match shared.model.answer(ask).await {
         Ok(answer) => {
+            if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+                meter.settle(id, answer.usage);
+            }
             let model = started.elapsed();
             shared
                 .conversations
@@ -654,6 +751,9 @@ async fn message(shared: &Arc<Shared>, opened: Unwrapped, arrived: Instant) {
             ));
         }
         Err(reason) => {
+            if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+                meter.refund(id);
+            }
             log(&format!(
                 "gift wrap {} from {}: the model failed: {reason}",
                 opened.wrap_id,
@@ -878,7 +978,7 @@ fn reopen_job(shared: &Shared, json: &str) -> Option<Work> {
         &shared.config.model_name,
         event.created_at,
     ) {
-        Ok(request) => Some(Work::Job(request)),
+        Ok(request) => Some(Work::Job(request, None)),
         Err(e) => {
             log(&format!("a queued job no longer reads ({e}); dropped"));
             None
@@ -957,9 +1057,8 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
         }
     };
     let customer = request.customer;
-    let refusal = match shared.gate.admit(&customer) {
-        Err(reason) => Some(reason),
-        Ok(()) => shared
+    let rated = || {
+        shared
             .rate
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -970,20 +1069,56 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
                     "too many requests; send again in {} s",
                     wait.as_secs().max(1)
                 )
-            }),
+            })
+    };
+    let mut paid = None;
+    let refusal = match (shared.gate.admit(&customer), &shared.meter) {
+        (Ok(()), _) => rated(),
+        (Err(reason), None) => Some(reason),
+        (Err(_), Some(meter)) => match rated() {
+            Some(reason) => Some(reason),
+            None => {
+                let max = request
+                    .params
+                    .max_tokens
+                    .map_or(config_tokens(shared), |m| {
+                        u64::from(m).min(config_tokens(shared))
+                    });
+                match meter.reserve(&customer, request.prompt.len() as u64, max) {
+                    Ok(reservation) => {
+                        paid = reservation;
+                        None
+                    }
+                    Err(how) => {
+                        payment_required(shared, inbox, &event, &how).await;
+                        return;
+                    }
+                }
+            }
+        },
     };
     if let Some(reason) = refusal {
         refuse_job(shared, inbox, &event, &reason).await;
         return;
     }
+    let give_back = |paid: Option<i64>| {
+        if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+            meter.refund(id);
+        }
+    };
     let Ok(permit) = queue.try_reserve() else {
+        give_back(paid);
         refuse_job(shared, inbox, &event, "the model is busy; send again later").await;
         return;
     };
     match inbox.queue(&event.id, &customer, date, json) {
         Ok(true) => {}
-        Ok(false) => return,
+        Ok(false) => {
+            give_back(paid);
+            return;
+        }
         Err(e) => {
+            give_back(paid);
             log(&format!("{e}; job {} left for later", event.id));
             return;
         }
@@ -1007,7 +1142,7 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
         }
         Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
     }
-    permit.send(Work::Job(request));
+    permit.send(Work::Job(request, paid));
 }
 
 /// The agent's relays, then the ones the request asked for.
@@ -1019,6 +1154,45 @@ fn job_relays(shared: &Shared, asked: &[String]) -> Vec<String> {
         }
     }
     relays
+}
+
+/// The most tokens an answer takes, for reservations.
+fn config_tokens(shared: &Shared) -> u64 {
+    shared.config.answer_tokens
+}
+
+/// A job whose customer must pay first: `payment-required` feedback saying how (NIP-90);
+/// recorded as refused, so that the same request is not asked for payment twice.
+async fn payment_required(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, how: &str) {
+    match inbox.refuse(&event.id, &event.pubkey, event.created_at.as_secs(), how) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log(&format!("{e}; job {} left for later", event.id));
+            return;
+        }
+    }
+    log(&format!(
+        "job {} from {}: payment required",
+        event.id,
+        npub(&event.pubkey)
+    ));
+    match jobs::feedback(
+        &shared.keys,
+        event,
+        relay_hint(shared),
+        "payment-required",
+        Some(how),
+        Timestamp::now(),
+    ) {
+        Ok(feedback) => {
+            if let Err(e) = inbox.refusal_reply(&event.id, &feedback.as_json()) {
+                log(&format!("{e}"));
+            }
+            send_job_event(shared, inbox, &event.id.to_hex(), &[], &feedback).await;
+        }
+        Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
+    }
 }
 
 /// Records a refused job and, unless silent, publishes `error` feedback saying why.
@@ -1058,7 +1232,7 @@ async fn refuse_job(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, reason: 
 }
 
 /// Does one job: asks the model, publishes the result (or `error` feedback).
-async fn job(shared: &Arc<Shared>, request: jobs::Request) {
+async fn job(shared: &Arc<Shared>, request: jobs::Request, paid: Option<i64>) {
     let Some(inbox) = &shared.jobs else { return };
     let turns = [Turn {
         role: Role::User,
@@ -1074,6 +1248,9 @@ async fn job(shared: &Arc<Shared>, request: jobs::Request) {
     let now = Timestamp::now();
     let made = match shared.model.answer(ask).await {
         Ok(answer) => {
+            if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+                meter.settle(id, answer.usage);
+            }
             log(&format!(
                 "job {} from {} done in {} ms, event {}",
                 request.event.id,
@@ -1091,6 +1268,9 @@ async fn job(shared: &Arc<Shared>, request: jobs::Request) {
             )
         }
         Err(reason) => {
+            if let (Some(meter), Some(id)) = (&shared.meter, paid) {
+                meter.refund(id);
+            }
             log(&format!(
                 "job {} from {}: the model failed: {reason}",
                 request.event.id,

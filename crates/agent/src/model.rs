@@ -24,6 +24,8 @@ pub struct Answer {
     pub nevent: String,
     /// The event itself.
     pub event: Event,
+    /// The tokens the model reported: prompt and output.
+    pub usage: Option<provenance_pay::Usage>,
 }
 
 /// What the model is asked.
@@ -137,6 +139,12 @@ impl Model for SignedChat {
                 event_id: signed.event.id,
                 nevent: signed.nevent,
                 event: signed.event,
+                usage: value["usage"]["completion_tokens"].as_u64().map(|output| {
+                    provenance_pay::Usage {
+                        input: value["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                        output,
+                    }
+                }),
             })
         })
     }

@@ -338,6 +338,7 @@ async fn serve(args: Args) -> Result<()> {
         config.read_also = vec![server.local_relay_url()];
         config.mailbox = server.mailbox();
         config.jobs = args.dm_jobs;
+        config.answer_tokens = u64::from(args.dm_max_tokens);
         config.model_name = model.name.clone();
         if args.dm_silent {
             config.refusal = provenance_agent::Refusal::Silent;
@@ -351,8 +352,14 @@ async fn serve(args: Args) -> Result<()> {
         });
         let chat =
             provenance_agent::SignedChat::new(server.local_client()).max_tokens(args.dm_max_tokens);
-        let agent = provenance_agent::Agent::new(dm_keys, std::sync::Arc::new(chat), gate, config)
-            .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
+        let mut agent =
+            provenance_agent::Agent::new(dm_keys, std::sync::Arc::new(chat), gate, config)
+                .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
+        // With --price, senders not on the list pay from their npub's balance, topped up by
+        // sending a Cashu token as a message.
+        if let Some(payments) = &payments {
+            agent = agent.with_meter(payments.clone());
+        }
         crate::output::warn(&format!(
             "answering direct messages{} to {npub} on {}, handled messages in {}",
             if args.dm_jobs { " and NIP-90 jobs" } else { "" },

@@ -864,3 +864,81 @@ fn a_friend_talking_to_the_box_alone_is_answered_through_its_own_relay() {
     let (code, said) = verify_result(dir.path(), file.to_str().unwrap(), &[]);
     assert_eq!(code, Some(0), "{said}");
 }
+
+#[test]
+fn a_stranger_pays_for_answers_by_direct_message_with_cashu() {
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let mint = provenance_harness::CashuMint::start().unwrap();
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    let bob = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let pay_db = dir.path().join("pay.sqlite");
+    let served = start_with(
+        dir.path(),
+        &llama.url(),
+        &url,
+        &[&alice],
+        &model_keys,
+        &[
+            "--price",
+            "request = 1 sat",
+            "--price",
+            "output_1k = 1000 sat",
+            "--cashu-mint",
+            &mint.url(),
+            "--pay-db",
+            pay_db.to_str().unwrap(),
+        ],
+    );
+    let texts = |n: usize| -> Vec<String> {
+        let wraps = rt.block_on(wait_for(&url, &bob, n, &served.log));
+        rumors(&bob, &wraps)
+            .iter()
+            .map(|r| r["content"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Bob is not on the list: told what an answer costs and how to pay, nothing generated.
+    let ask = wrap_by_nostr_tools(&bob, &model_keys, "Hello?");
+    rt.block_on(publish(&url, &ask));
+    let said = texts(1);
+    assert!(said[0].contains("creqA"), "{said:?}");
+    assert!(said[0].contains("your balance is 0 sat"), "{said:?}");
+    assert!(!said[0].contains("nostr:nevent"), "{said:?}");
+
+    // He sends a Cashu token as a message: credited, and told.
+    let token = mint.mint_token(20).unwrap();
+    let top_up = wrap_by_nostr_tools(&bob, &model_keys, &token);
+    rt.block_on(publish(&url, &top_up));
+    let said = texts(2);
+    assert!(
+        said.iter()
+            .any(|t| t == "Credited 20 sat. Your balance is 20 sat."),
+        "{said:?}"
+    );
+    assert!(
+        mint.token_states(&token)
+            .unwrap()
+            .iter()
+            .all(|s| s == "SPENT")
+    );
+
+    // Now he is answered, and charged for what the answer took.
+    let ask = wrap_by_nostr_tools(&bob, &model_keys, "Say hi.");
+    rt.block_on(publish(&url, &ask));
+    let said = texts(3);
+    assert!(said.iter().any(|t| t.contains("nostr:nevent1")), "{said:?}");
+    drop(served);
+    let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+    let left = ledger
+        .balance(&format!("npub:{}", bob.public_key().to_hex()))
+        .unwrap();
+    assert!((20_000 - 9_000..20_000).contains(&left), "{left}");
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced() && totals.reserved == 0, "{totals:?}");
+    assert_eq!(totals.operator, 20_000 - left);
+}

@@ -120,20 +120,28 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn payment_required(payments: &Payments, msat: u64, why: &str) -> Response {
-    let sats = msat.div_ceil(MSAT_PER_SAT);
-    let mut request = PaymentRequest::builder()
-        .unit(payments.wallet.unit().clone())
-        .single_use(true);
-    for mint in payments.wallet.mints() {
-        if let Ok(url) = mint.parse() {
-            request = request.add_mint(url);
+impl Payments {
+    /// A NUT-18 payment request (`creqA...`) for `msat`, rounded up to whole units, payable
+    /// with tokens of the accepted mints.
+    pub fn payment_request(&self, msat: u64) -> String {
+        let sats = msat.div_ceil(MSAT_PER_SAT);
+        let mut request = PaymentRequest::builder()
+            .unit(self.wallet.unit().clone())
+            .single_use(true);
+        for mint in self.wallet.mints() {
+            if let Ok(url) = mint.parse() {
+                request = request.add_mint(url);
+            }
         }
+        let mut request = request.build();
+        request.amount = Some(provenance_pay::cashu::Amount::from(sats));
+        request.to_string()
     }
-    let mut request = request.build();
-    request.amount = Some(provenance_pay::cashu::Amount::from(sats));
+}
+
+fn payment_required(payments: &Payments, msat: u64, why: &str) -> Response {
     let mut response = reply::error(StatusCode::PAYMENT_REQUIRED, why).into_response();
-    if let Ok(value) = HeaderValue::from_str(&request.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&payments.payment_request(msat)) {
         response.headers_mut().insert(X_CASHU, value);
     }
     response
