@@ -248,7 +248,7 @@ async fn serve(args: Args) -> Result<()> {
         None => None,
     };
     let dm = dm_gate(&args)?;
-    let payments = payments(&args, &store).await?;
+    let (payments, pay_notes) = payments(&args, &store).await?;
     let dm_keys = keys.clone();
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
@@ -315,6 +315,9 @@ async fn serve(args: Args) -> Result<()> {
     for note in &engine.notes {
         crate::output::warn(note);
     }
+    for note in &pay_notes {
+        crate::output::warn(note);
+    }
     if let Some(payments) = &payments {
         crate::output::warn(&format!(
             "charging for generations: {} (routes: {}); Cashu from {}",
@@ -377,16 +380,21 @@ async fn serve(args: Args) -> Result<()> {
 }
 
 /// The payments of `--price`: the prices, the wallet and the ledger, with what a crash left
-/// open settled (swaps from the mint's record, reservations refunded).
+/// open settled (swaps from the mint's record, reservations refunded), and the lines that say
+/// what was settled (printed after the server's first line).
 async fn payments(
     args: &Args,
     store: &std::path::Path,
-) -> Result<Option<std::sync::Arc<provenance_signer::server::pay::Payments>>> {
+) -> Result<(
+    Option<std::sync::Arc<provenance_signer::server::pay::Payments>>,
+    Vec<String>,
+)> {
+    let mut notes = Vec::new();
     if args.prices.is_empty() {
         if !args.cashu_mints.is_empty() {
             bail!("--cashu-mint needs --price: nothing is charged without a price");
         }
-        return Ok(None);
+        return Ok((None, notes));
     }
     if args.cashu_mints.is_empty() {
         bail!("--price needs --cashu-mint URL: the mints whose tokens are taken");
@@ -410,12 +418,12 @@ async fn payments(
     )
     .with_context(|| format!("--pay-db {}", path.display()))?;
     match wallet.recover().await {
-        Ok(settled) if !settled.is_empty() => crate::output::warn(&format!(
+        Ok(settled) if !settled.is_empty() => notes.push(format!(
             "settled {} Cashu swaps a previous run left pending: {settled:?}",
             settled.len()
         )),
         Ok(_) => {}
-        Err(e) => crate::output::warn(&format!(
+        Err(e) => notes.push(format!(
             "Cashu swaps left pending by a previous run are not settled yet: {e}"
         )),
     }
@@ -429,11 +437,11 @@ async fn payments(
         .recover()
         .with_context(|| format!("--pay-db {}", path.display()))?;
     if refunded > 0 {
-        crate::output::warn(&format!(
+        notes.push(format!(
             "refunded {refunded} reservations a previous run left open"
         ));
     }
-    Ok(Some(std::sync::Arc::new(payments)))
+    Ok((Some(std::sync::Arc::new(payments)), notes))
 }
 
 /// Who may write to the model by direct message: `--dm-allow FILE` or `--dm-any`; with

@@ -224,3 +224,112 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
     assert_eq!(held * 1000, totals.balances + totals.operator, "{totals:?}");
 }
+
+/// An upstream that answers every GET with 404 (so serve starts at once) and holds every POST
+/// without a word: a model still working when the server is killed.
+fn stuck_upstream(stream: std::net::TcpStream) {
+    use std::io::{BufReader, Write};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    while let Some((head, _)) = serve_common::read_request(&mut reader) {
+        if head.starts_with("POST") {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    }
+}
+
+#[test]
+fn a_kill_between_payment_and_answer_loses_no_sat() {
+    let mint = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pay_db = dir.path().join("pay.sqlite");
+    let args = [
+        "--price".to_owned(),
+        "request = 1 sat".to_owned(),
+        "--cashu-mint".to_owned(),
+        mint.url(),
+        "--pay-db".to_owned(),
+        pay_db.to_str().unwrap().to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stuck = format!(
+        "http://127.0.0.1:{}",
+        serve_common::canned_upstream(stuck_upstream)
+    );
+    let mut server = serve(dir.path(), &stuck, &args);
+    // The token is swapped and its reservation made; the model never answers; kill -9.
+    let token = mint.mint_token(10).unwrap();
+    let bearer = format!("authorization: Bearer {token}");
+    let url = format!("{}/v1/chat/completions", server.base);
+    // The client's connection dies with the server; what it gets does not matter here.
+    let mut client = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "30",
+            "-H",
+            &bearer,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            CHAT,
+            &url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !mint
+        .token_states(&token)
+        .unwrap()
+        .iter()
+        .all(|s| s == "SPENT")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token was never swapped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _ = client.wait();
+    {
+        let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+        let totals = ledger.totals().unwrap();
+        assert_eq!(totals.reserved, 1000, "{totals:?}");
+        assert!(totals.balanced(), "{totals:?}");
+    }
+
+    // The restart refunds the open reservation; the whole token is refundable as a token.
+    let llama = llama(&model());
+    let dir2 = tempfile::tempdir().unwrap();
+    let server = serve(dir2.path(), &llama.url(), &args);
+    let bearer = format!("authorization: Bearer {token}");
+    let (_, _, info) = curl(&["-H", &bearer, &format!("{}/v1/balance/info", server.base)]);
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["balance"], 10_000, "{info}");
+    let (_, _, refund) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &bearer,
+        &format!("{}/v1/balance/refund", server.base),
+    ]);
+    let refund: Value = serde_json::from_slice(&refund).unwrap();
+    let given = refund["token"].as_str().unwrap();
+    assert_eq!(mint.decode_token(given).unwrap().amount, 10);
+    mint.receive(given).unwrap();
+    drop(server);
+    let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+    let totals = ledger.totals().unwrap();
+    assert!(
+        totals.balanced() && totals.reserved == 0 && totals.balances == 0,
+        "{totals:?}"
+    );
+    assert_eq!(totals.credited, totals.paid_out);
+}
