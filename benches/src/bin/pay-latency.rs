@@ -423,7 +423,8 @@ impl Serve {
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", key.display())));
         }
         let log = dir.join("serve.log");
-        let err = fs::File::create(&log).unwrap_or_else(|e| fail(&format!("{}: {e}", log.display())));
+        let err =
+            fs::File::create(&log).unwrap_or_else(|e| fail(&format!("{}: {e}", log.display())));
         let mut child = Command::new(&cli.provenance)
             .args(["serve", "--upstream", upstream, "--listen", "127.0.0.1:0"])
             .arg("--model")
