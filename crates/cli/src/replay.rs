@@ -67,6 +67,24 @@ pub(crate) struct Args {
     /// Signing key file for --label [default: $XDG_CONFIG_HOME/provenance/key.nsec]
     #[arg(long, value_name = "FILE", requires = "label")]
     key: Option<PathBuf>,
+    /// Check by teacher forcing instead of generating: llama-score (built beside llama-server)
+    /// scores the recorded output tokens in one batched pass and re-runs the seeded sampler
+    /// over them; exit status as for a replay
+    #[arg(long, conflicts_with_all = ["server", "label"])]
+    score: bool,
+    /// The llama-score binary for --score [default: $PROVENANCE_LLAMA_SCORE, else beside
+    /// --llama-server]
+    #[arg(long, value_name = "BIN", requires = "score")]
+    llama_score: Option<PathBuf>,
+    /// For --score: the largest logit gap between the picked and the claimed token tolerated
+    /// as a near tie that the batched pass may have tipped [default: 0.01; see docs/replay.md
+    /// for the measured figures of quantised models]
+    #[arg(long, value_name = "LOGITS", requires = "score")]
+    tolerance: Option<f64>,
+    /// For --score: the largest distance (probability mass) between a seeded draw and the
+    /// claimed token's interval tolerated [default: 0.001]
+    #[arg(long, value_name = "P", requires = "score")]
+    draw_tolerance: Option<f64>,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -79,10 +97,13 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--salt {:?}: {e}", args.salt))?;
     let prompt = std::fs::read(&args.prompt)
         .with_context(|| format!("cannot read --prompt {}", args.prompt.display()))?;
+    if args.score {
+        return run_score(&args, &salt, &prompt);
+    }
     let engine = match (&args.llama_server, &args.server) {
         (Some(binary), _) => EngineChoice::Binary(binary.clone()),
         (None, Some(url)) => EngineChoice::Server(Endpoint::parse(url)?),
-        (None, None) => bail!("name the engine: --llama-server BIN or --server URL"),
+        (None, None) => bail!("name the engine: --llama-server BIN or --server URL (or --score)"),
     };
     let keys = if args.label {
         let path = match &args.key {
@@ -169,6 +190,126 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     } else {
         EXIT_FAILED
     }))
+}
+
+/// `--score`: the teacher-forced check of [`provenance_replay::score`].
+fn run_score(args: &Args, salt: &Salt, prompt: &[u8]) -> Result<ExitCode> {
+    let tool = match (&args.llama_score, &args.llama_server) {
+        (Some(tool), _) => tool.clone(),
+        (None, Some(server)) => provenance_replay::score::locate(server),
+        (None, None) => match std::env::var_os(provenance_replay::score::SCORE_ENV) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => bail!(
+                "name the scoring program: --llama-score BIN, --llama-server BIN (llama-score \
+                 beside it) or ${}",
+                provenance_replay::score::SCORE_ENV
+            ),
+        },
+    };
+    let event = load_event(&args.event, &args.relay)?;
+    let verification = provenance::event::verify(&event);
+    let Some(verified) = verification.verified() else {
+        crate::output::warn("the event does not verify, nothing to score");
+        return Ok(ExitCode::from(EXIT_FAILED));
+    };
+    let inputs = provenance_replay::score::ScoreInputs {
+        record: verified.record(),
+        prompt,
+        salt,
+        model: &args.model,
+        tool,
+        allow_other_engine: args.allow_other_engine,
+        sequential: false,
+        tolerance: provenance_replay::score::Tolerance {
+            logit: args
+                .tolerance
+                .unwrap_or(provenance_replay::score::LOGIT_EPSILON),
+            draw: args
+                .draw_tolerance
+                .unwrap_or(provenance_replay::score::DRAW_EPSILON),
+        },
+    };
+    let report = match provenance_replay::score::score(&inputs) {
+        Ok(report) => report,
+        Err(refusal) => {
+            if args.json {
+                let line = json!({"event": verified.id().to_hex(), "result": "refused",
+                    "reason": refusal.to_string()});
+                println!("{line}");
+            } else {
+                crate::output::warn(&refusal.to_string());
+            }
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["event"] = json!(verified.id().to_hex());
+        value["check"] = json!("score");
+        println!("{value}");
+    } else {
+        print!("{}", render_score(verified.id(), &report));
+    }
+    Ok(ExitCode::from(if report.matched() {
+        0
+    } else {
+        EXIT_FAILED
+    }))
+}
+
+fn render_score(id: EventId, report: &provenance_replay::score::ScoreReport) -> String {
+    let mut out = String::new();
+    let engine = if report.tool.other_engine {
+        " with a scoring program NOT of the recorded engine's build (--allow-other-engine)"
+    } else {
+        " with the recorded engine's build"
+    };
+    match &report.outcome {
+        Outcome::Match => out.push_str(&format!(
+            "score MATCH: the sampler picks the recorded token at all {} positions{engine}\n",
+            report.recorded_tokens
+        )),
+        Outcome::Diverged(d) => {
+            out.push_str(&format!("score DIVERGED: {}{engine}\n", d.reason));
+            if let Some(r) = &d.recorded {
+                out.push_str(&format!("  recorded: {}\n", token(r)));
+            }
+            if let Some(p) = &d.replayed {
+                out.push_str(&format!("  picked: {}\n", token(p)));
+            }
+            if !d.alternatives.is_empty() {
+                let top: Vec<String> = d.alternatives.iter().map(token).collect();
+                out.push_str(&format!("  top there: {}\n", top.join(", ")));
+            }
+        }
+    }
+    if !report.near_ties.is_empty() {
+        out.push_str(&format!(
+            "  near ties tolerated: {} (positions {})\n",
+            report.near_ties.len(),
+            report
+                .near_ties
+                .iter()
+                .map(|t| t.position.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str(&format!("  event: {}\n", id.to_hex()));
+    out.push_str(&format!(
+        "  llama-score sha256: {}\n",
+        report.tool.binary_sha256
+    ));
+    out.push_str(&format!(
+        "  tokens: prompt {}, recorded {}, agreeing {}\n",
+        report.prompt_tokens, report.recorded_tokens, report.agreeing
+    ));
+    let t = &report.timings;
+    out.push_str(&format!(
+        "  time: load {:.0} ms, prompt {:.0} ms, output pass {:.0} ms, sampling {:.0} ms\n",
+        t.load_ms, t.prompt_ms, t.decode_ms, t.sample_ms
+    ));
+    out
 }
 
 /// How long each relay has to acknowledge a published label.

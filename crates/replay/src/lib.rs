@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod plan;
+pub mod score;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
