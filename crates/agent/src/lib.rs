@@ -194,6 +194,50 @@ struct Shared {
     inbox_relays: Mutex<HashMap<PublicKey, Vec<String>>>,
 }
 
+/// What the gate, the rate limit and the meter say of a sender.
+enum Admission {
+    /// Answer; the reservation to settle, when the sender pays.
+    Go(Option<i64>),
+    /// Not answered, and why.
+    Refused(String),
+    /// Not answered until paid, and how to pay.
+    Pay(String),
+}
+
+impl Shared {
+    /// Admits `who` for one answer to `input_bytes` of question: free when the gate admits
+    /// them (within their rate), else paid through the meter, if any. `what` names what is
+    /// counted in the rate limit's line ("messages", "requests").
+    fn admit(&self, who: &PublicKey, what: &str, input_bytes: u64) -> Admission {
+        let over_rate = || {
+            self.rate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(who, Instant::now())
+                .err()
+                .map(|wait| format!("too many {what}; send again in {} s", wait.as_secs().max(1)))
+        };
+        match (self.gate.admit(who), &self.meter) {
+            (Ok(()), _) => over_rate().map_or(Admission::Go(None), Admission::Refused),
+            (Err(reason), None) => Admission::Refused(reason),
+            (Err(_), Some(meter)) => match over_rate() {
+                Some(reason) => Admission::Refused(reason),
+                None => match meter.reserve(who, input_bytes, self.config.answer_tokens) {
+                    Ok(paid) => Admission::Go(paid),
+                    Err(how) => Admission::Pay(how),
+                },
+            },
+        }
+    }
+
+    /// Gives a reservation back whole.
+    fn give_back(&self, paid: Option<i64>) {
+        if let (Some(meter), Some(id)) = (&self.meter, paid) {
+            meter.refund(id);
+        }
+    }
+}
+
 /// A bounded set of recent ids.
 struct Recent {
     order: VecDeque<EventId>,
@@ -539,52 +583,24 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     }
     let sender = opened.sender;
     let date = event.created_at.as_secs();
-    let rated = || {
-        shared
-            .rate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(&sender, Instant::now())
-            .err()
-            .map(|wait| {
-                format!(
-                    "too many messages; write again in {} s",
-                    wait.as_secs().max(1)
-                )
-            })
-    };
-    let mut paid = None;
-    let refusal = match (shared.gate.admit(&sender), &shared.meter) {
-        (Ok(()), _) => rated(),
-        (Err(reason), None) => Some(reason),
-        (Err(_), Some(meter)) => {
-            let text = opened.rumor.content.trim();
-            if text.starts_with("cashuA") || text.starts_with("cashuB") {
-                top_up(shared, meter.as_ref(), &event.id, &opened, date, text).await;
-                return;
-            }
-            match rated() {
-                Some(reason) => Some(reason),
-                None => match meter.reserve(&sender, text.len() as u64, config.answer_tokens) {
-                    Ok(reservation) => {
-                        paid = reservation;
-                        None
-                    }
-                    Err(how) => Some(how),
-                },
-            }
-        }
-    };
-    if let Some(reason) = refusal {
-        refuse(shared, &event.id, &opened, date, &reason).await;
+    // A token sent by someone the gate does not admit for free tops up their balance.
+    let text = opened.rumor.content.trim();
+    if let Some(meter) = &shared.meter
+        && (text.starts_with("cashuA") || text.starts_with("cashuB"))
+        && shared.gate.admit(&sender).is_err()
+    {
+        top_up(shared, meter.as_ref(), &event.id, &opened, date, text).await;
         return;
     }
-    // From here on a reservation not handed to a worker is given back.
-    let give_back = |paid: Option<i64>| {
-        if let (Some(meter), Some(id)) = (&shared.meter, paid) {
-            meter.refund(id);
+    let paid = match shared.admit(&sender, "messages", text.len() as u64) {
+        Admission::Go(paid) => paid,
+        Admission::Refused(reason) | Admission::Pay(reason) => {
+            refuse(shared, &event.id, &opened, date, &reason).await;
+            return;
         }
     };
+    // From here on a reservation not handed to a worker is given back.
+    let give_back = |paid| shared.give_back(paid);
     // Room in the queue first: a message is written as accepted only when a worker will
     // take it.
     let permit = match queue.try_reserve() {
@@ -1057,55 +1073,18 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
         }
     };
     let customer = request.customer;
-    let rated = || {
-        shared
-            .rate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(&customer, Instant::now())
-            .err()
-            .map(|wait| {
-                format!(
-                    "too many requests; send again in {} s",
-                    wait.as_secs().max(1)
-                )
-            })
-    };
-    let mut paid = None;
-    let refusal = match (shared.gate.admit(&customer), &shared.meter) {
-        (Ok(()), _) => rated(),
-        (Err(reason), None) => Some(reason),
-        (Err(_), Some(meter)) => match rated() {
-            Some(reason) => Some(reason),
-            None => {
-                let max = request
-                    .params
-                    .max_tokens
-                    .map_or(config_tokens(shared), |m| {
-                        u64::from(m).min(config_tokens(shared))
-                    });
-                match meter.reserve(&customer, request.prompt.len() as u64, max) {
-                    Ok(reservation) => {
-                        paid = reservation;
-                        None
-                    }
-                    Err(how) => {
-                        payment_required(shared, inbox, &event, &how).await;
-                        return;
-                    }
-                }
-            }
-        },
-    };
-    if let Some(reason) = refusal {
-        refuse_job(shared, inbox, &event, &reason).await;
-        return;
-    }
-    let give_back = |paid: Option<i64>| {
-        if let (Some(meter), Some(id)) = (&shared.meter, paid) {
-            meter.refund(id);
+    let paid = match shared.admit(&customer, "requests", request.prompt.len() as u64) {
+        Admission::Go(paid) => paid,
+        Admission::Refused(reason) => {
+            refuse_job(shared, inbox, &event, &reason).await;
+            return;
+        }
+        Admission::Pay(how) => {
+            payment_required(shared, inbox, &event, &how).await;
+            return;
         }
     };
+    let give_back = |paid| shared.give_back(paid);
     let Ok(permit) = queue.try_reserve() else {
         give_back(paid);
         refuse_job(shared, inbox, &event, "the model is busy; send again later").await;
@@ -1154,11 +1133,6 @@ fn job_relays(shared: &Shared, asked: &[String]) -> Vec<String> {
         }
     }
     relays
-}
-
-/// The most tokens an answer takes, for reservations.
-fn config_tokens(shared: &Shared) -> u64 {
-    shared.config.answer_tokens
 }
 
 /// A job whose customer must pay first: `payment-required` feedback saying how (NIP-90);

@@ -63,6 +63,26 @@ impl Totals {
     }
 }
 
+/// Takes `msat` from `key`'s balance within `tx`, or says how short it is.
+fn take(tx: &rusqlite::Transaction<'_>, key: &str, msat: u64) -> Result<(), LedgerError> {
+    let n = tx.execute(
+        "UPDATE pay_accounts SET msat = msat - ?2 WHERE key = ?1 AND msat >= ?2",
+        params![key, i(msat)],
+    )?;
+    if n == 1 {
+        return Ok(());
+    }
+    let balance: Option<i64> = tx
+        .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Err(LedgerError::Short {
+        balance: balance.map_or(0, u),
+        needed: msat,
+    })
+}
+
 /// The ledger; see the module.
 #[derive(Debug)]
 pub struct Ledger {
@@ -159,21 +179,7 @@ impl Ledger {
     pub fn reserve(&self, key: &str, msat: u64, request: &str) -> Result<i64, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE pay_accounts SET msat = msat - ?2 WHERE key = ?1 AND msat >= ?2",
-            params![key, i(msat)],
-        )?;
-        if n != 1 {
-            let balance: Option<i64> = tx
-                .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            return Err(LedgerError::Short {
-                balance: balance.map_or(0, u),
-                needed: msat,
-            });
-        }
+        take(&tx, key, msat)?;
         tx.execute(
             "INSERT INTO pay_reservations (key, msat, request, state) VALUES (?1, ?2, ?3, 'open')",
             params![key, i(msat), request],
@@ -263,21 +269,7 @@ impl Ledger {
     pub fn debit(&self, key: &str, msat: u64, note: &str) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE pay_accounts SET msat = msat - ?2 WHERE key = ?1 AND msat >= ?2",
-            params![key, i(msat)],
-        )?;
-        if n != 1 {
-            let balance: Option<i64> = tx
-                .query_row("SELECT msat FROM pay_accounts WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            return Err(LedgerError::Short {
-                balance: balance.map_or(0, u),
-                needed: msat,
-            });
-        }
+        take(&tx, key, msat)?;
         tx.execute(
             "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'payout', ?2, ?3)",
             params![key, i(msat), note],

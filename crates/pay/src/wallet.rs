@@ -257,6 +257,16 @@ impl Wallet {
     /// (it decodes, names an accepted mint, is in the wallet's unit): for refusing an
     /// underpayment before anything is swapped. The mint decides what it is really worth.
     pub fn peek(&self, token: &str) -> Result<(String, u64), PayError> {
+        let (parsed, mint) = self.parse(token)?;
+        let value = parsed
+            .value()
+            .map_err(|e| PayError::Token(format!("has no countable value: {e}")))?;
+        Ok((mint, value.to_u64()))
+    }
+
+    /// Decodes `token` and checks what needs no mint: its size, an accepted mint, the
+    /// wallet's unit. The token and its mint (without a trailing `/`).
+    fn parse(&self, token: &str) -> Result<(Token, String), PayError> {
         let token = token.trim();
         if token.len() > MAX_TOKEN_CHARS {
             return Err(PayError::Token(format!(
@@ -281,10 +291,7 @@ impl Wallet {
                 want: self.unit.to_string(),
             });
         }
-        let value = parsed
-            .value()
-            .map_err(|e| PayError::Token(format!("has no countable value: {e}")))?;
-        Ok((mint, value.to_u64()))
+        Ok((parsed, mint))
     }
 
     /// The mints this wallet accepts.
@@ -301,30 +308,8 @@ impl Wallet {
     /// wallet knows, and keeps those. The token is worth nothing to anyone else afterwards.
     pub async fn receive(&self, token: &str) -> Result<Received, PayError> {
         let token = token.trim();
-        if token.len() > MAX_TOKEN_CHARS {
-            return Err(PayError::Token(format!(
-                "is over {MAX_TOKEN_CHARS} characters"
-            )));
-        }
         let token_hash = sha256_hex(token.as_bytes());
-        let parsed =
-            Token::from_str(token).map_err(|e| PayError::Token(format!("does not decode: {e}")))?;
-        let mint = parsed
-            .mint_url()
-            .map_err(|e| PayError::Token(format!("names no single mint: {e}")))?
-            .to_string()
-            .trim_end_matches('/')
-            .to_owned();
-        if !self.mints.contains(&mint) {
-            return Err(PayError::Mint(mint));
-        }
-        let unit = parsed.unit().unwrap_or(CurrencyUnit::Sat);
-        if unit != self.unit {
-            return Err(PayError::Unit {
-                found: unit.to_string(),
-                want: self.unit.to_string(),
-            });
-        }
+        let (parsed, mint) = self.parse(token)?;
         let client = self.client(&mint)?;
         let keysets = client.keysets().await?;
         let proofs = parsed
