@@ -9,8 +9,8 @@
 mod serve_common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,30 +23,7 @@ use serde_json::{Value, json};
 use serve_common::{Serve, llama, model, runtime, serve_command};
 
 fn oracle(request: &Value) -> Value {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/differential");
-    assert!(
-        dir.join("node_modules/nostr-tools").is_dir(),
-        "nostr-tools is not installed: run `npm ci --prefix tests/differential`"
-    );
-    let mut child = Command::new("node")
-        .arg("dm-oracle.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `node`: {e}"));
-    let input = serde_json::to_vec(request).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        output.status.success(),
-        "dm-oracle.mjs: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    provenance_harness::dm_oracle(request)
 }
 
 /// A gift wrap from `sender` to `recipient` made by nostr-tools.

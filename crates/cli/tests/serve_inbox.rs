@@ -6,10 +6,6 @@
 
 mod serve_common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use provenance::nostr::prelude::{EventBuilder, FinalizeEvent, Kind, Tag};
 use provenance::{Event, Keys};
 use serde_json::{Value, json};
@@ -19,30 +15,7 @@ use serve_common::{Nip01Client, serve};
 const NOWHERE: &str = "http://127.0.0.1:9";
 
 fn oracle(request: &Value) -> Value {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/differential");
-    assert!(
-        dir.join("node_modules/nostr-tools").is_dir(),
-        "nostr-tools is not installed: run `npm ci --prefix tests/differential`"
-    );
-    let mut child = Command::new("node")
-        .arg("dm-oracle.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `node`: {e}"));
-    let input = serde_json::to_vec(request).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        output.status.success(),
-        "dm-oracle.mjs: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    provenance_harness::dm_oracle(request)
 }
 
 fn parse(message: &str) -> Value {

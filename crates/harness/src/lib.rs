@@ -225,6 +225,47 @@ pub fn clients_python() -> Result<PathBuf, Error> {
     )
 }
 
+/// Runs nostr-tools, the independent Nostr implementation of the tests
+/// (`tests/differential/dm-oracle.mjs` under Node: gift wraps, NIP-44, NIP-04, signing), on
+/// one JSON request and returns its JSON answer. Panics, naming the install command, when
+/// Node or nostr-tools is missing or the script fails: this is test support.
+pub fn dm_oracle(request: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write as _;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/differential");
+    assert!(
+        dir.join("node_modules/nostr-tools").is_dir(),
+        "nostr-tools is not installed: run `npm ci --prefix tests/differential`"
+    );
+    let mut child = std::process::Command::new("node")
+        .arg("dm-oracle.mjs")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `node` (Node.js 20.19 or later is needed): {e}"));
+    let input = serde_json::to_vec(request).unwrap_or_default();
+    let Some(mut stdin) = child.stdin.take() else {
+        panic!("no stdin for dm-oracle.mjs");
+    };
+    // From another thread, so that a large request cannot block on a full pipe.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("dm-oracle.mjs: {e}"));
+    if let Ok(Err(e)) = writer.join() {
+        panic!("writing to dm-oracle.mjs: {e}");
+    }
+    assert!(
+        output.status.success(),
+        "dm-oracle.mjs failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("dm-oracle.mjs answered no JSON: {e}"))
+}
+
 /// Writes the default tiny llama model of `provenance-gguf` ([`TinyLlama::default`]: 2 layers,
 /// width 32, F16, 323 tokens, a chat template) to `dir/`[`TINY_FILE`] and returns its path.
 /// The bytes are the same on every run (the weights come from a fixed PRNG seed).
