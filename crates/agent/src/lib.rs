@@ -1135,42 +1135,27 @@ fn job_relays(shared: &Shared, asked: &[String]) -> Vec<String> {
     relays
 }
 
-/// A job whose customer must pay first: `payment-required` feedback saying how (NIP-90);
-/// recorded as refused, so that the same request is not asked for payment twice.
+/// A job whose customer must pay first: `payment-required` feedback saying how (NIP-90),
+/// sent even when refusals are silent (the customer asked, and can pay); recorded as refused,
+/// so that the same request is not asked for payment twice.
 async fn payment_required(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, how: &str) {
-    match inbox.refuse(&event.id, &event.pubkey, event.created_at.as_secs(), how) {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            log(&format!("{e}; job {} left for later", event.id));
-            return;
-        }
-    }
-    log(&format!(
-        "job {} from {}: payment required",
-        event.id,
-        npub(&event.pubkey)
-    ));
-    match jobs::feedback(
-        &shared.keys,
-        event,
-        relay_hint(shared),
-        "payment-required",
-        Some(how),
-        Timestamp::now(),
-    ) {
-        Ok(feedback) => {
-            if let Err(e) = inbox.refusal_reply(&event.id, &feedback.as_json()) {
-                log(&format!("{e}"));
-            }
-            send_job_event(shared, inbox, &event.id.to_hex(), &[], &feedback).await;
-        }
-        Err(e) => log(&format!("cannot sign feedback for job {}: {e}", event.id)),
-    }
+    decline_job(shared, inbox, event, how, "payment-required").await;
 }
 
 /// Records a refused job and, unless silent, publishes `error` feedback saying why.
 async fn refuse_job(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, reason: &str) {
+    decline_job(shared, inbox, event, reason, "error").await;
+}
+
+/// Records a job that gets no result, and publishes feedback of `status` with `reason`
+/// (`error` feedback only when refusals are not silent).
+async fn decline_job(
+    shared: &Arc<Shared>,
+    inbox: &Inbox,
+    event: &Event,
+    reason: &str,
+    status: &str,
+) {
     match inbox.refuse(&event.id, &event.pubkey, event.created_at.as_secs(), reason) {
         Ok(true) => {}
         Ok(false) => return,
@@ -1180,18 +1165,18 @@ async fn refuse_job(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, reason: 
         }
     }
     log(&format!(
-        "job {} from {} refused: {reason}",
+        "job {} from {} not done ({status}): {reason}",
         event.id,
         npub(&event.pubkey)
     ));
-    if shared.config.refusal == Refusal::Silent {
+    if status == "error" && shared.config.refusal == Refusal::Silent {
         return;
     }
     match jobs::feedback(
         &shared.keys,
         event,
         relay_hint(shared),
-        "error",
+        status,
         Some(reason),
         Timestamp::now(),
     ) {
