@@ -192,6 +192,9 @@ struct Shared {
     dropped: Mutex<Recent>,
     /// The DM relays of recipients (kind 10050), looked up once per run.
     inbox_relays: Mutex<HashMap<PublicKey, Vec<String>>>,
+    /// Events dropped before they could be named (oversized, not events): how many since
+    /// the last line about them, and when that was.
+    junk: Mutex<(u64, Option<Instant>)>,
 }
 
 /// What the gate, the rate limit and the meter say of a sender.
@@ -227,6 +230,27 @@ impl Shared {
                     Err(how) => Admission::Pay(how),
                 },
             },
+        }
+    }
+
+    /// Notes an event dropped before it could be named, and logs it: the first at once, then
+    /// at most one line a minute with the count, so that a relay sending garbage cannot flood
+    /// the log.
+    fn junk(&self, what: &str) {
+        let mut junk = self
+            .junk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        junk.0 += 1;
+        let due = junk
+            .1
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            log(&format!(
+                "dropped {what} ({} such since the last line like this)",
+                junk.0
+            ));
+            *junk = (0, Some(Instant::now()));
         }
     }
 
@@ -312,6 +336,7 @@ impl Agent {
                     set: HashSet::new(),
                 }),
                 inbox_relays: Mutex::new(HashMap::new()),
+                junk: Mutex::new((0, None)),
                 config,
             }),
         })
@@ -534,9 +559,14 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     let arrived = Instant::now();
     let config = &shared.config;
     if json.len() > config.limits.max_wrap_content.saturating_add(64 * 1024) {
+        shared.junk(&format!(
+            "a gift wrap of {} bytes, over the limit",
+            json.len()
+        ));
         return;
     }
     let Ok(event) = Event::from_json(json) else {
+        shared.junk("a message that is not a Nostr event");
         return;
     };
     let already = match shared.inbox.seen(&event.id) {
@@ -1036,9 +1066,14 @@ async fn read_jobs(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
 async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     let Some(inbox) = &shared.jobs else { return };
     if json.len() > jobs::MAX_PROMPT_BYTES * 2 + 64 * 1024 {
+        shared.junk(&format!(
+            "a job request of {} bytes, over the limit",
+            json.len()
+        ));
         return;
     }
     let Ok(event) = Event::from_json(json) else {
+        shared.junk("a message that is not a Nostr event");
         return;
     };
     match inbox.seen(&event.id) {
