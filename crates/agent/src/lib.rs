@@ -342,6 +342,42 @@ impl Agent {
         })
     }
 
+    /// The agent of a signing server: answers through its signing path (chat completions of
+    /// at most `max_tokens`), reads the server's own relay besides `config.relays` and keeps
+    /// its replies there, charges through `meter` when given, and publishes a profile named
+    /// `name` saying that answers are signed. `config`'s model name, answer tokens, relays read
+    /// and mailbox are set from the server.
+    pub fn beside(
+        server: &provenance_signer::server::Server,
+        keys: Keys,
+        gate: Arc<dyn Gate>,
+        meter: Option<Arc<dyn Meter>>,
+        mut config: Config,
+        name: &str,
+        max_tokens: u32,
+    ) -> Result<Self, AgentError> {
+        let model = &server.signer().model().name;
+        config.model_name.clone_from(model);
+        config.answer_tokens = u64::from(max_tokens);
+        // Friends may point their clients at the box itself: the agent reads its relay too,
+        // and keeps its replies there.
+        config.read_also = vec![server.local_relay_url()];
+        config.mailbox = server.mailbox();
+        config.profile = Some(Profile {
+            name: name.to_owned(),
+            about: format!(
+                "{model} on {}. Every answer is signed: it names its provenance event (nevent), which `provenance verify` checks.",
+                server.engine().runtime.engine
+            ),
+        });
+        let chat = SignedChat::new(server.local_client()).max_tokens(max_tokens);
+        let agent = Self::new(keys, Arc::new(chat), gate, config)?;
+        Ok(match meter {
+            Some(meter) => agent.with_meter(meter),
+            None => agent,
+        })
+    }
+
     /// Lets senders the gate does not admit pay for their answers through `meter`: they are
     /// told how to pay, top up by sending a Cashu token as a message, and are charged per
     /// answer. Call before [`Agent::run`].

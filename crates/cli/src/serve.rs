@@ -16,6 +16,7 @@ use provenance_gguf::Cache;
 use provenance_gguf::resolve::{self, IdentifyError, StoreDirs};
 use provenance_signer::Durability;
 use provenance_signer::nip98::Allow;
+use provenance_signer::server::pay::Payments;
 use provenance_signer::server::{Limits, Server};
 
 use crate::keyfile;
@@ -336,33 +337,24 @@ async fn serve(args: Args) -> Result<()> {
         let mut config = provenance_agent::Config::new(args.dm_relays.clone(), inbox.clone());
         config.per_minute = args.dm_rate;
         config.burst = args.dm_rate.clamp(1, 5);
-        // Friends may point their clients at the box itself: the agent reads its relay too,
-        // and keeps its replies there.
-        config.read_also = vec![server.local_relay_url()];
-        config.mailbox = server.mailbox();
         config.jobs = args.dm_jobs;
-        config.answer_tokens = u64::from(args.dm_max_tokens);
-        config.model_name = model.name.clone();
         if args.dm_silent {
             config.refusal = provenance_agent::Refusal::Silent;
         }
-        config.profile = Some(provenance_agent::Profile {
-            name: args.dm_name.clone().unwrap_or_else(|| model.name.clone()),
-            about: format!(
-                "{} on {}. Every answer is signed: it names its provenance event (nevent), which `provenance verify` checks.",
-                model.name, runtime.engine
-            ),
-        });
-        let chat =
-            provenance_agent::SignedChat::new(server.local_client()).max_tokens(args.dm_max_tokens);
-        let mut agent =
-            provenance_agent::Agent::new(dm_keys, std::sync::Arc::new(chat), gate, config)
-                .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
-        // With --price, senders not on the list pay from their npub's balance, topped up by
-        // sending a Cashu token as a message.
-        if let Some(payments) = &payments {
-            agent = agent.with_meter(payments.clone());
-        }
+        let name = args.dm_name.clone().unwrap_or_else(|| model.name.clone());
+        let meter = payments
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn provenance_agent::Meter>);
+        let agent = provenance_agent::Agent::beside(
+            &server,
+            dm_keys,
+            gate,
+            meter,
+            config,
+            &name,
+            args.dm_max_tokens,
+        )
+        .with_context(|| format!("--dm-inbox {}", inbox.display()))?;
         crate::output::warn(&format!(
             "answering direct messages{} to {npub} on {}, handled messages in {}",
             if args.dm_jobs { " and NIP-90 jobs" } else { "" },
@@ -385,25 +377,15 @@ async fn serve(args: Args) -> Result<()> {
 async fn payments(
     args: &Args,
     store: &std::path::Path,
-) -> Result<(
-    Option<std::sync::Arc<provenance_signer::server::pay::Payments>>,
-    Vec<String>,
-)> {
-    let mut notes = Vec::new();
+) -> Result<(Option<std::sync::Arc<Payments>>, Vec<String>)> {
     if args.prices.is_empty() {
         if !args.cashu_mints.is_empty() {
             bail!("--cashu-mint needs --price: nothing is charged without a price");
         }
-        return Ok((None, notes));
+        return Ok((None, Vec::new()));
     }
     if args.cashu_mints.is_empty() {
         bail!("--price needs --cashu-mint URL: the mints whose tokens are taken");
-    }
-    let mut prices = provenance_pay::Prices::default();
-    for line in &args.prices {
-        prices
-            .set(line)
-            .map_err(|e| anyhow::anyhow!("--price {line:?}: {e}"))?;
     }
     let path = args.pay_db.clone().unwrap_or_else(|| {
         store
@@ -411,36 +393,12 @@ async fn payments(
             .unwrap_or(std::path::Path::new("."))
             .join("pay.sqlite")
     });
-    let wallet = provenance_pay::Wallet::open(
-        &path,
-        &args.cashu_mints,
-        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
-    )
-    .with_context(|| format!("--pay-db {}", path.display()))?;
-    match wallet.recover().await {
-        Ok(settled) if !settled.is_empty() => notes.push(format!(
-            "settled {} Cashu swaps a previous run left pending: {settled:?}",
-            settled.len()
-        )),
-        Ok(_) => {}
-        Err(e) => notes.push(format!(
-            "Cashu swaps left pending by a previous run are not settled yet: {e}"
-        )),
-    }
-    let ledger = provenance_pay::Ledger::open(&path)
-        .with_context(|| format!("--pay-db {}", path.display()))?;
-    let mut payments = provenance_signer::server::pay::Payments::new(prices, wallet, ledger);
+    let (mut payments, notes) = Payments::open(&args.prices, &args.cashu_mints, &path)
+        .await
+        .map_err(|e| anyhow::anyhow!("--price/--cashu-mint/--pay-db: {e}"))?;
     payments.default_max_tokens = args.pay_default_max_tokens;
     payments.max_request_bytes = args.max_request_bytes;
     payments.max_response_bytes = args.max_response_bytes;
-    let refunded = payments
-        .recover()
-        .with_context(|| format!("--pay-db {}", path.display()))?;
-    if refunded > 0 {
-        notes.push(format!(
-            "refunded {refunded} reservations a previous run left open"
-        ));
-    }
     Ok((Some(std::sync::Arc::new(payments)), notes))
 }
 

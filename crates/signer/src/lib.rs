@@ -222,6 +222,11 @@ impl Signer {
         }
     }
 
+    /// The model whose answers it signs.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// The signer's public key.
     pub fn public_key(&self) -> PublicKey {
         self.keys.public_key()

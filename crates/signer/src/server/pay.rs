@@ -70,6 +70,49 @@ impl Payments {
         }
     }
 
+    /// Opens the payments of a server: `prices` (lines as `--price` takes them), tokens of
+    /// `mints` in sat, the wallet and ledger in the SQLite file `db`; and settles what a crash
+    /// left open: swaps from the mint's record, reservations refunded. The payments, and a
+    /// line for each thing settled.
+    pub async fn open(
+        prices: &[String],
+        mints: &[String],
+        db: &std::path::Path,
+    ) -> Result<(Self, Vec<String>), String> {
+        if mints.is_empty() {
+            return Err("a price needs a Cashu mint: the mints whose tokens are taken".to_owned());
+        }
+        let mut parsed = Prices::default();
+        for line in prices {
+            parsed
+                .set(line)
+                .map_err(|e| format!("price {line:?}: {e}"))?;
+        }
+        let in_db = |e: &dyn std::fmt::Display| format!("{}: {e}", db.display());
+        let wallet = Wallet::open(db, mints, provenance_pay::cashu::nuts::CurrencyUnit::Sat)
+            .map_err(|e| in_db(&e))?;
+        let mut notes = Vec::new();
+        match wallet.recover().await {
+            Ok(settled) if !settled.is_empty() => notes.push(format!(
+                "settled {} Cashu swaps a previous run left pending: {settled:?}",
+                settled.len()
+            )),
+            Ok(_) => {}
+            Err(e) => notes.push(format!(
+                "Cashu swaps left pending by a previous run are not settled yet: {e}"
+            )),
+        }
+        let ledger = Ledger::open(db).map_err(|e| in_db(&e))?;
+        let payments = Self::new(parsed, wallet, ledger);
+        let refunded = payments.recover().map_err(|e| in_db(&e))?;
+        if refunded > 0 {
+            notes.push(format!(
+                "refunded {refunded} reservations a previous run left open"
+            ));
+        }
+        Ok((payments, notes))
+    }
+
     /// Refunds the reservations a crash left open; call at start.
     pub fn recover(&self) -> Result<usize, provenance_pay::LedgerError> {
         self.ledger.refund_open()
