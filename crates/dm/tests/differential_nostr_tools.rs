@@ -13,9 +13,7 @@
 //! The JavaScript side is `tests/differential/dm-oracle.mjs` (protocol in its header), run
 //! with `node`; install its pinned dependencies with `npm ci --prefix tests/differential`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use provenance::nostr::prelude::{Kind, SignEvent, Tag, UnsignedEvent};
 use provenance::{Event, Keys, PublicKey, Timestamp};
@@ -31,37 +29,7 @@ fn repo() -> PathBuf {
 
 /// Runs the oracle on one request.
 fn oracle(request: &Value) -> Value {
-    let dir = repo().join("tests/differential");
-    assert!(
-        dir.join("node_modules/nostr-tools").is_dir(),
-        "nostr-tools is not installed in {}: run `npm ci --prefix tests/differential` \
-         from the repository root (needs Node.js 20.19 or later)",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg("dm-oracle.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `node` (Node.js 20.19 or later is needed): {e}"));
-    let input = serde_json::to_vec(request).expect("request serialises");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // Write from another thread so that a large request cannot block on a full pipe.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("node ran");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("request written to node");
-    assert!(
-        output.status.success(),
-        "dm-oracle.mjs failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("dm-oracle.mjs answers JSON")
+    provenance_harness::dm_oracle(request)
 }
 
 fn secret_hex(keys: &Keys) -> String {
