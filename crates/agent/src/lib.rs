@@ -254,6 +254,28 @@ impl Shared {
         }
     }
 
+    /// The event in `json` (a `what` from a relay) when it is new to `inbox`: `None` for one
+    /// over `max` bytes or not an event (counted by [`Shared::junk`]), one decided about
+    /// before, or when the inbox cannot say (then nothing is answered: it is left for later).
+    fn fresh(&self, inbox: &Inbox, json: &str, max: usize, what: &str) -> Option<Event> {
+        if json.len() > max {
+            self.junk(&format!("a {what} of {} bytes, over the limit", json.len()));
+            return None;
+        }
+        let Ok(event) = Event::from_json(json) else {
+            self.junk("a message that is not a Nostr event");
+            return None;
+        };
+        match inbox.seen(&event.id) {
+            Ok(false) => Some(event),
+            Ok(true) => None,
+            Err(e) => {
+                log(&format!("{e}; {what} {} left for later", event.id));
+                None
+            }
+        }
+    }
+
     /// Gives a reservation back whole.
     fn give_back(&self, paid: Option<i64>) {
         if let (Some(meter), Some(id)) = (&self.meter, paid) {
@@ -594,28 +616,10 @@ async fn read(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
 async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     let arrived = Instant::now();
     let config = &shared.config;
-    if json.len() > config.limits.max_wrap_content.saturating_add(64 * 1024) {
-        shared.junk(&format!(
-            "a gift wrap of {} bytes, over the limit",
-            json.len()
-        ));
-        return;
-    }
-    let Ok(event) = Event::from_json(json) else {
-        shared.junk("a message that is not a Nostr event");
+    let max = config.limits.max_wrap_content.saturating_add(64 * 1024);
+    let Some(event) = shared.fresh(&shared.inbox, json, max, "gift wrap") else {
         return;
     };
-    let already = match shared.inbox.seen(&event.id) {
-        Ok(seen) => seen,
-        Err(e) => {
-            // Without the inbox the agent cannot know whether it answered; it answers nothing.
-            log(&format!("{e}; gift wrap {} left for later", event.id));
-            return;
-        }
-    };
-    if already {
-        return;
-    }
     let now = Timestamp::now();
     let too_old = now.as_secs().saturating_sub(MAX_WRAP_AGE.as_secs());
     let opened = if event.created_at.as_secs() < too_old {
@@ -1101,25 +1105,10 @@ async fn read_jobs(shared: Arc<Shared>, queue: mpsc::Sender<Work>) {
 /// One job request from a relay: decide about it.
 async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     let Some(inbox) = &shared.jobs else { return };
-    if json.len() > jobs::MAX_PROMPT_BYTES * 2 + 64 * 1024 {
-        shared.junk(&format!(
-            "a job request of {} bytes, over the limit",
-            json.len()
-        ));
-        return;
-    }
-    let Ok(event) = Event::from_json(json) else {
-        shared.junk("a message that is not a Nostr event");
+    let max = jobs::MAX_PROMPT_BYTES * 2 + 64 * 1024;
+    let Some(event) = shared.fresh(inbox, json, max, "job request") else {
         return;
     };
-    match inbox.seen(&event.id) {
-        Ok(false) => {}
-        Ok(true) => return,
-        Err(e) => {
-            log(&format!("{e}; job {} left for later", event.id));
-            return;
-        }
-    }
     let now = Timestamp::now();
     let date = event.created_at.as_secs();
     if date + MAX_JOB_AGE.as_secs() < now.as_secs() {
