@@ -8,11 +8,20 @@
 //! next start ([`Ledger::refund_open`]): the customer, not the operator, keeps what is
 //! uncertain. At every moment the sum of all balances, open reservations and the operator's
 //! earnings equals everything credited minus everything paid out ([`Ledger::totals`]).
+//!
+//! The operator's earnings leave over Lightning by a melt ([`Ledger::melt_earnings`]): the
+//! most the melt can cost is taken from the earnings before the wallet pays (refused when the
+//! earnings are short), what the wallet gave up goes to the melted total when the mint has
+//! paid, and the rest back to the earnings. A melt a crash left unsettled is settled from the
+//! wallet's record once the wallet has recovered it ([`Ledger::settle_melts`]).
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::price::MSAT_PER_SAT;
+use crate::wallet::{MeltState, Melted, PayError, Wallet};
 
 /// The account of the operator's earnings.
 pub const OPERATOR: &str = "operator";
@@ -31,9 +40,37 @@ pub enum LedgerError {
     /// No such reservation (settled or refunded already).
     #[error("no open reservation {0}")]
     NoReservation(i64),
+    /// No such open melt (settled or cancelled already).
+    #[error("no open melt of quote {0}")]
+    NoMelt(String),
     /// The database failed.
     #[error("ledger database: {0}")]
     Db(#[from] rusqlite::Error),
+}
+
+/// Why the operator's earnings were not melted ([`Ledger::melt_earnings`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MeltError {
+    /// The melt may cost more than the earnings.
+    #[error("the melt may cost {needed} msat ({amount} sat and a Lightning fee reserve of {fee_reserve} sat{}), the earnings are {earnings} msat", if *input_fee > 0 { format!(" and an input fee of {input_fee} sat") } else { String::new() })]
+    AboveEarnings {
+        /// The earnings, msat.
+        earnings: u64,
+        /// The most the melt may cost, msat.
+        needed: u64,
+        /// The invoice's amount, sat.
+        amount: u64,
+        /// The mint's Lightning fee reserve, sat.
+        fee_reserve: u64,
+        /// The mint's input fee, sat.
+        input_fee: u64,
+    },
+    /// The wallet refused or the mint failed.
+    #[error("{0}")]
+    Wallet(#[from] PayError),
+    /// The ledger failed.
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
 }
 
 /// The sums of the ledger, msat.
@@ -47,19 +84,25 @@ pub struct Totals {
     pub operator: u64,
     /// Everything ever credited.
     pub credited: u64,
-    /// Everything ever paid out (refunds, change, the operator's withdrawals).
+    /// Everything ever paid out as ecash (refunds, change).
     pub paid_out: u64,
+    /// Taken from the earnings for melts in flight.
+    pub melting: u64,
+    /// Everything the operator melted: paid out over Lightning, fees included.
+    pub melted: u64,
 }
 
 impl Totals {
     /// Whether every msat is accounted for: credited = balances + reserved + operator +
-    /// paid out.
+    /// paid out + melting + melted.
     pub fn balanced(&self) -> bool {
         u128::from(self.credited)
             == u128::from(self.balances)
                 + u128::from(self.reserved)
                 + u128::from(self.operator)
                 + u128::from(self.paid_out)
+                + u128::from(self.melting)
+                + u128::from(self.melted)
     }
 }
 
@@ -123,6 +166,14 @@ impl Ledger {
                  kind    TEXT NOT NULL,
                  msat    INTEGER NOT NULL,
                  note    TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS pay_melts (
+                 id      INTEGER PRIMARY KEY,
+                 quote   TEXT NOT NULL UNIQUE,
+                 invoice TEXT NOT NULL,
+                 msat    INTEGER NOT NULL,
+                 state   TEXT NOT NULL CHECK (state IN ('open', 'melted', 'cancelled')),
+                 cost    INTEGER
              );",
         )?;
         Ok(Self {
@@ -278,6 +329,158 @@ impl Ledger {
         Ok(())
     }
 
+    /// The operator's earnings, msat.
+    pub fn earnings(&self) -> Result<u64, LedgerError> {
+        self.balance(OPERATOR)
+    }
+
+    /// Takes `msat` (the most a melt of `quote` can cost) from the operator's earnings, or
+    /// says how short they are.
+    pub fn reserve_melt(&self, quote: &str, invoice: &str, msat: u64) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        take(&tx, OPERATOR, msat)?;
+        tx.execute(
+            "INSERT INTO pay_melts (quote, invoice, msat, state) VALUES (?1, ?2, ?3, 'open')",
+            params![quote, invoice, i(msat)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The melt of `quote` was paid and the wallet gave up `spent` msat: that goes to the
+    /// melted total, the rest of what was taken back to the earnings. A melt cancelled in the
+    /// meantime (a recovery that found no trace of it) is taken from the earnings again.
+    pub fn settle_melt(&self, quote: &str, spent: u64) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (taken, state): (i64, String) = tx
+            .query_row(
+                "SELECT msat, state FROM pay_melts WHERE quote = ?1 AND state != 'melted'",
+                [quote],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| LedgerError::NoMelt(quote.to_owned()))?;
+        let taken = if state == "open" { u(taken) } else { 0 };
+        if spent > taken {
+            take(&tx, OPERATOR, spent - taken)?;
+        } else {
+            tx.execute(
+                "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
+                params![OPERATOR, i(taken - spent)],
+            )?;
+        }
+        tx.execute(
+            "UPDATE pay_melts SET state = 'melted', cost = ?2 WHERE quote = ?1",
+            params![quote, i(spent)],
+        )?;
+        tx.execute(
+            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'melt', ?2, ?3)",
+            params![OPERATOR, i(spent), format!("melt {quote}")],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The melt of `quote` was not paid: what was taken goes back to the earnings.
+    pub fn cancel_melt(&self, quote: &str) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let taken: i64 = tx
+            .query_row(
+                "SELECT msat FROM pay_melts WHERE quote = ?1 AND state = 'open'",
+                [quote],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| LedgerError::NoMelt(quote.to_owned()))?;
+        tx.execute(
+            "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
+            params![OPERATOR, taken],
+        )?;
+        tx.execute(
+            "UPDATE pay_melts SET state = 'cancelled', cost = 0 WHERE quote = ?1",
+            [quote],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The quotes of the melts not settled.
+    pub fn open_melts(&self) -> Result<Vec<String>, LedgerError> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare("SELECT quote FROM pay_melts WHERE state = 'open' ORDER BY id")?;
+        let rows = statement.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>().map_err(LedgerError::from)
+    }
+
+    /// Pays the operator's earnings out over Lightning: `invoice` (bolt11) paid by `wallet`
+    /// from its proofs at `mint` (NUT-05). The most the melt can cost (the invoice, the mint's
+    /// Lightning fee reserve and input fee) is taken from the earnings first, so a melt above
+    /// them is refused before anything is sent; when the mint has paid, what the wallet gave
+    /// up is melted and the unspent reserve goes back to the earnings. A melt the mint did not
+    /// pay gives everything back; one whose answer was lost stays open until
+    /// [`Ledger::settle_melts`].
+    pub async fn melt_earnings(
+        &self,
+        wallet: &Wallet,
+        mint: &str,
+        invoice: &str,
+    ) -> Result<Melted, MeltError> {
+        let quote = wallet.melt_quote(mint, invoice).await?;
+        let needed = quote.most().saturating_mul(MSAT_PER_SAT);
+        match self.reserve_melt(&quote.quote, &quote.invoice, needed) {
+            Ok(()) => {}
+            Err(LedgerError::Short { balance, .. }) => {
+                return Err(MeltError::AboveEarnings {
+                    earnings: balance,
+                    needed,
+                    amount: quote.amount,
+                    fee_reserve: quote.fee_reserve,
+                    input_fee: quote.input_fee,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match wallet.pay_melt(&quote).await {
+            Ok(melted) => {
+                self.settle_melt(&quote.quote, melted.spent.saturating_mul(MSAT_PER_SAT))?;
+                Ok(melted)
+            }
+            Err(e) => {
+                match wallet.melt_state(&quote.quote)? {
+                    Some(MeltState::Pending) => {}
+                    Some(MeltState::Paid { spent }) => {
+                        self.settle_melt(&quote.quote, spent.saturating_mul(MSAT_PER_SAT))?;
+                    }
+                    Some(MeltState::NotPaid) | None => self.cancel_melt(&quote.quote)?,
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Settles the melts a crash left open, from `wallet`'s record (call after
+    /// [`Wallet::recover`]): paid ones are melted, ones the wallet never began or the mint
+    /// never paid are given back to the earnings, ones still pending stay open. How many were
+    /// settled.
+    pub fn settle_melts(&self, wallet: &Wallet) -> Result<usize, MeltError> {
+        let mut settled = 0;
+        for quote in self.open_melts()? {
+            match wallet.melt_state(&quote)? {
+                Some(MeltState::Pending) => continue,
+                Some(MeltState::Paid { spent }) => {
+                    self.settle_melt(&quote, spent.saturating_mul(MSAT_PER_SAT))?;
+                }
+                Some(MeltState::NotPaid) | None => self.cancel_melt(&quote)?,
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
     /// The sums; see [`Totals::balanced`].
     pub fn totals(&self) -> Result<Totals, LedgerError> {
         let conn = self.conn();
@@ -295,6 +498,8 @@ impl Ledger {
             ))?,
             credited: sum("SELECT SUM(msat) FROM pay_journal WHERE kind = 'credit'")?,
             paid_out: sum("SELECT SUM(msat) FROM pay_journal WHERE kind = 'payout'")?,
+            melting: sum("SELECT SUM(msat) FROM pay_melts WHERE state = 'open'")?,
+            melted: sum("SELECT SUM(msat) FROM pay_journal WHERE kind = 'melt'")?,
         })
     }
 }
@@ -343,5 +548,49 @@ mod tests {
         assert_eq!(ledger.refund_open().unwrap(), 1);
         assert_eq!(ledger.balance("npub:b").unwrap(), 2_000);
         assert!(ledger.totals().unwrap().balanced());
+    }
+
+    #[test]
+    fn melts_move_earnings_to_the_melted_total_and_a_melt_above_them_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        ledger.credit("token:a", 20_000, "token a").unwrap();
+        let r = ledger.reserve("token:a", 20_000, "req").unwrap();
+        ledger.settle(r, 15_500).unwrap();
+        assert_eq!(ledger.earnings().unwrap(), 15_500);
+        // Above the earnings: refused, nothing moves.
+        assert!(matches!(
+            ledger.reserve_melt("q0", "lnbc0", 16_000),
+            Err(LedgerError::Short {
+                balance: 15_500,
+                needed: 16_000
+            })
+        ));
+        assert_eq!(ledger.earnings().unwrap(), 15_500);
+        // Taken while in flight; paid for less than taken: the rest comes back.
+        ledger.reserve_melt("q1", "lnbc1", 12_000).unwrap();
+        let totals = ledger.totals().unwrap();
+        assert_eq!((totals.operator, totals.melting), (3_500, 12_000));
+        assert!(totals.balanced(), "{totals:?}");
+        ledger.settle_melt("q1", 11_000).unwrap();
+        assert!(matches!(
+            ledger.settle_melt("q1", 11_000),
+            Err(LedgerError::NoMelt(_))
+        ));
+        // Not paid: everything back.
+        ledger.reserve_melt("q2", "lnbc2", 4_000).unwrap();
+        assert_eq!(ledger.open_melts().unwrap(), vec!["q2".to_owned()]);
+        ledger.cancel_melt("q2").unwrap();
+        assert!(ledger.open_melts().unwrap().is_empty());
+        let totals = ledger.totals().unwrap();
+        assert_eq!(totals.operator, 4_500);
+        assert_eq!(totals.melted, 11_000);
+        assert_eq!(totals.melting, 0);
+        assert!(totals.balanced(), "{totals:?}");
+        // A melt cancelled by a recovery that is then found paid is taken again.
+        ledger.settle_melt("q2", 3_000).unwrap();
+        let totals = ledger.totals().unwrap();
+        assert_eq!((totals.operator, totals.melted), (1_500, 14_000));
+        assert!(totals.balanced(), "{totals:?}");
     }
 }

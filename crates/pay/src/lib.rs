@@ -18,7 +18,7 @@ pub mod wallet;
 
 pub use cashu;
 
-pub use crate::ledger::{Ledger, LedgerError, Totals};
+pub use crate::ledger::{Ledger, LedgerError, MeltError, Totals};
 pub use crate::mint::{MintClient, MintError};
 pub use crate::price::{Price, PriceError, Prices, Usage};
-pub use crate::wallet::{PayError, Received, Recovered, Wallet};
+pub use crate::wallet::{MeltQuote, MeltState, Melted, PayError, Received, Recovered, Wallet};

@@ -1,5 +1,6 @@
 //! A Cashu mint's HTTP API, as the wallet side uses it: keysets and keys (NUT-01, NUT-02),
-//! swap (NUT-03), token state (NUT-07) and restore (NUT-09).
+//! swap (NUT-03), melt over bolt11 (NUT-05, NUT-23), token state (NUT-07) and restore
+//! (NUT-09).
 //!
 //! Every call has a deadline ([`MintClient::timeout`], 10 s by default) and reads at most
 //! [`MAX_RESPONSE_BYTES`]; a mint that answers with an error gets its `detail` and `code`
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cashu::nuts::{
-    CheckStateRequest, CheckStateResponse, Id, KeySetInfo, Keys, KeysResponse, KeysetResponse,
-    RestoreRequest, RestoreResponse, SwapRequest, SwapResponse,
+    BlindSignature, CheckStateRequest, CheckStateResponse, Id, KeySetInfo, Keys, KeysResponse,
+    KeysetResponse, MeltRequest, RestoreRequest, RestoreResponse, SwapRequest, SwapResponse,
 };
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,6 +24,9 @@ use serde::de::DeserializeOwned;
 
 /// The largest answer read from a mint.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The shortest deadline of a melt: the mint answers once its Lightning payment is done.
+pub const MELT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a call to a mint has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,49 @@ impl MintError {
         match self {
             Self::Refused { code, .. } => *code,
             _ => None,
+        }
+    }
+}
+
+/// A mint's melt quote, as it answers `POST /v1/melt/quote/bolt11`, `GET
+/// /v1/melt/quote/bolt11/{quote}` and `POST /v1/melt/bolt11` (NUT-05, NUT-23). Read leniently:
+/// fields older or newer mints leave out are optional.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct MeltAnswer {
+    /// The quote's id.
+    pub quote: String,
+    /// What the invoice costs, in the quote's unit.
+    pub amount: u64,
+    /// The most the mint may spend on Lightning fees, in the quote's unit.
+    pub fee_reserve: u64,
+    /// `UNPAID`, `PENDING`, `PAID` (NUT-05); mints before NUT-05's states say only `paid`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The deprecated form of `state`.
+    #[serde(default)]
+    pub paid: Option<bool>,
+    /// Unix time until which the quote holds.
+    #[serde(default)]
+    pub expiry: Option<u64>,
+    /// The payment's preimage, once paid.
+    #[serde(default)]
+    pub payment_preimage: Option<String>,
+    /// Signatures on blank outputs: the Lightning fee reserve not spent (NUT-08).
+    #[serde(default)]
+    pub change: Option<Vec<BlindSignature>>,
+    /// The quote's unit.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+impl MeltAnswer {
+    /// The quote's state, upper case: `PAID`, `PENDING`, `UNPAID` (also for a mint that says
+    /// only `paid: false`), or what the mint said.
+    pub fn state(&self) -> String {
+        match (&self.state, self.paid) {
+            (Some(state), _) => state.to_ascii_uppercase(),
+            (None, Some(true)) => "PAID".to_owned(),
+            (None, _) => "UNPAID".to_owned(),
         }
     }
 }
@@ -157,6 +204,40 @@ impl MintClient {
     /// The signatures the mint gave for outputs, if it signed them (`POST /v1/restore`).
     pub async fn restore(&self, request: &RestoreRequest) -> Result<RestoreResponse, MintError> {
         self.call(Method::POST, "/v1/restore", Some(request)).await
+    }
+
+    /// A quote for paying the bolt11 `invoice` with ecash of `unit`
+    /// (`POST /v1/melt/quote/bolt11`).
+    pub async fn melt_quote(&self, invoice: &str, unit: &str) -> Result<MeltAnswer, MintError> {
+        let body = serde_json::json!({ "request": invoice, "unit": unit });
+        self.call(Method::POST, "/v1/melt/quote/bolt11", Some(&body))
+            .await
+    }
+
+    /// The state of melt quote `quote` (`GET /v1/melt/quote/bolt11/{quote}`).
+    pub async fn melt_state(&self, quote: &str) -> Result<MeltAnswer, MintError> {
+        if !quote
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(MintError::Url(format!("melt quote id {quote:?}")));
+        }
+        self.call(
+            Method::GET,
+            &format!("/v1/melt/quote/bolt11/{quote}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Pays a melt quote with proofs, blank outputs taking the change (`POST /v1/melt/bolt11`).
+    /// The mint answers when the Lightning payment is done, so this call waits at least
+    /// [`MELT_TIMEOUT`].
+    pub async fn melt(&self, request: &MeltRequest<String>) -> Result<MeltAnswer, MintError> {
+        let patient = self.clone().timeout(self.timeout.max(MELT_TIMEOUT));
+        patient
+            .call(Method::POST, "/v1/melt/bolt11", Some(request))
+            .await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -11,6 +11,14 @@
 //! returns their signatures if the swap happened, and otherwise checks the inputs (NUT-07):
 //! unspent means the swap never happened.
 //!
+//! A melt (NUT-05, [`Wallet::melt`]) pays a Lightning invoice with held proofs: the operator
+//! cashing out. It is kept the same way, in its own operation row written before the request
+//! (the inputs, and the secret and blinding factor of each blank output that takes the
+//! unspent Lightning fee reserve back, NUT-08); one transaction stores the change when the
+//! mint answers. A melt whose answer was lost is settled by [`Wallet::recover`] from the
+//! mint's record: the quote's state, the change restored (NUT-09), and the inputs (NUT-07)
+//! when the quote was never paid.
+//!
 //! | refusal | when |
 //! |---|---|
 //! | [`PayError::Token`] | the token does not decode, is empty, or holds the same proof twice |
@@ -20,6 +28,9 @@
 //! | [`PayError::Spent`] | the mint says a proof is spent (a double spend) |
 //! | [`PayError::MintFailed`] | the mint refused, timed out or answered out of protocol |
 //! | [`PayError::Insufficient`] | the wallet holds too little to give an amount |
+//! | [`PayError::Invoice`] | a bolt11 invoice to melt to does not decode, has no amount or expired |
+//! | [`PayError::AlreadyPaid`] | the invoice was paid (or is being paid) by this wallet before |
+//! | [`PayError::MeltPending`] | the mint has not settled a melt yet; [`Wallet::recover`] will |
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -28,8 +39,8 @@ use std::sync::Mutex;
 
 use cashu::dhke::{blind_message, construct_proofs};
 use cashu::nuts::{
-    BlindedMessage, CheckStateRequest, CurrencyUnit, Id, KeySetInfo, Keys, Proof, Proofs,
-    RestoreRequest, SecretKey, State, SwapRequest, Token,
+    BlindSignature, BlindedMessage, CheckStateRequest, CurrencyUnit, Id, KeySetInfo, Keys,
+    MeltRequest, Proof, Proofs, RestoreRequest, SecretKey, State, SwapRequest, Token,
 };
 use cashu::secret::Secret;
 use cashu::{Amount, MintUrl};
@@ -42,6 +53,8 @@ use crate::mint::{MintClient, MintError};
 pub const MAX_TOKEN_PROOFS: usize = 256;
 /// The longest token string read.
 pub const MAX_TOKEN_CHARS: usize = 64 * 1024;
+/// The longest bolt11 invoice read.
+pub const MAX_INVOICE_CHARS: usize = 4096;
 
 /// Why the wallet refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +100,28 @@ pub enum PayError {
     /// A value the wallet wrote could not be read back.
     #[error("wallet database holds an unreadable value: {0}")]
     Corrupt(String),
+    /// A bolt11 invoice is unusable.
+    #[error("the invoice {0}")]
+    Invoice(String),
+    /// This wallet paid the invoice before, or is paying it.
+    #[error("this invoice was already paid from this wallet (melt quote {quote}, {state})")]
+    AlreadyPaid {
+        /// The earlier melt's quote.
+        quote: String,
+        /// `paid`, or `being paid`.
+        state: String,
+    },
+    /// The mint has not settled a melt: the Lightning payment is in flight, or its answer was
+    /// lost. [`Wallet::recover`] settles it from the mint's record.
+    #[error(
+        "the melt of quote {quote} is not settled yet ({why}); it is settled from the mint's record at the next start"
+    )]
+    MeltPending {
+        /// The melt quote.
+        quote: String,
+        /// What is known.
+        why: String,
+    },
 }
 
 /// A token received: its value is now the operator's, in proofs only this wallet knows.
@@ -118,6 +153,83 @@ pub enum Recovered {
         /// The operation.
         op: i64,
     },
+    /// The mint paid the melt's invoice: its change is now held.
+    Melted {
+        /// The melt operation ([`Melted::melt`]).
+        melt: i64,
+        /// The melt quote.
+        quote: String,
+        /// What the wallet gave up: the invoice, the Lightning fee and the input fee.
+        spent: u64,
+    },
+    /// The mint never paid the melt's invoice: its proofs are held again.
+    MeltNotPaid {
+        /// The melt operation.
+        melt: i64,
+        /// The melt quote.
+        quote: String,
+    },
+}
+
+/// What paying an invoice costs at a mint ([`Wallet::melt_quote`]), in the wallet's unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeltQuote {
+    /// The mint.
+    pub mint: String,
+    /// The mint's quote id.
+    pub quote: String,
+    /// The invoice, lower case.
+    pub invoice: String,
+    /// What the invoice asks.
+    pub amount: u64,
+    /// The most the mint may spend on Lightning fees; what it does not spend comes back as
+    /// change.
+    pub fee_reserve: u64,
+    /// The mint's input fee for the proofs that will pay (NUT-02), as held now.
+    pub input_fee: u64,
+    /// Unix time until which the quote holds.
+    pub expiry: Option<u64>,
+}
+
+impl MeltQuote {
+    /// The most the melt can cost: the amount, the fee reserve and the input fee.
+    pub fn most(&self) -> u64 {
+        self.amount
+            .saturating_add(self.fee_reserve)
+            .saturating_add(self.input_fee)
+    }
+}
+
+/// A melt the mint paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Melted {
+    /// The melt operation (its row in the wallet).
+    pub melt: i64,
+    /// The melt quote.
+    pub quote: String,
+    /// What the invoice asked.
+    pub amount: u64,
+    /// What the wallet gave up: the invoice, the Lightning fee and the input fee (the inputs
+    /// less the change).
+    pub spent: u64,
+    /// The unspent fee reserve that came back, now held.
+    pub change: u64,
+    /// The payment's preimage, when the mint gave it: the proof of payment.
+    pub preimage: Option<String>,
+}
+
+/// Where a melt stands in this wallet ([`Wallet::melt_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeltState {
+    /// Sent, or about to be, and not settled.
+    Pending,
+    /// Paid: the wallet gave up `spent`.
+    Paid {
+        /// The inputs less the change.
+        spent: u64,
+    },
+    /// Not paid: nothing was spent.
+    NotPaid,
 }
 
 /// One output the wallet asked the mint to sign: enough to rebuild its blinded message and
@@ -198,7 +310,24 @@ impl Wallet {
                  token_hash TEXT,
                  given      TEXT,
                  fee        INTEGER NOT NULL DEFAULT 0
-             );",
+             );
+             -- Melts: their inputs in cashu_proofs carry op = -id while being spent.
+             CREATE TABLE IF NOT EXISTS cashu_melts (
+                 id          INTEGER PRIMARY KEY,
+                 mint        TEXT NOT NULL,
+                 keyset      TEXT NOT NULL,
+                 quote       TEXT NOT NULL UNIQUE,
+                 invoice     TEXT NOT NULL,
+                 amount      INTEGER NOT NULL,
+                 fee_reserve INTEGER NOT NULL,
+                 inputs      TEXT NOT NULL,
+                 outputs     TEXT NOT NULL,
+                 state       TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+                 spent       INTEGER,
+                 change      INTEGER,
+                 preimage    TEXT
+             );
+             CREATE INDEX IF NOT EXISTS cashu_melts_invoice ON cashu_melts (invoice);",
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -417,42 +546,8 @@ impl Wallet {
         let client = self.client(&mint)?;
         let keysets = client.keysets().await?;
         let (keyset, keys) = self.active_keys(&client, &keysets).await?;
-        // Select proofs (largest first) until they cover the amount and their fee.
-        let candidates: Vec<Proof> = {
-            let conn = self.conn();
-            let mut statement = conn.prepare(
-                "SELECT json FROM cashu_proofs WHERE mint = ?1 AND state = 'held'
-                 ORDER BY amount DESC",
-            )?;
-            let rows = statement.query_map([&mint], |r| r.get::<_, String>(0))?;
-            let mut proofs = Vec::new();
-            for json in rows {
-                proofs.push(
-                    serde_json::from_str(&json?).map_err(|e| PayError::Corrupt(e.to_string()))?,
-                );
-            }
-            proofs
-        };
-        let held: u64 = candidates.iter().map(|p| p.amount.to_u64()).sum();
-        let mut inputs = Vec::new();
-        let mut sum = 0u64;
-        for proof in candidates {
-            if sum >= amount.saturating_add(fee_of(&inputs, &keysets)) && !inputs.is_empty() {
-                break;
-            }
-            sum += proof.amount.to_u64();
-            inputs.push(proof);
-        }
-        let fee = fee_of(&inputs, &keysets);
-        let want = amount.saturating_add(fee);
-        if sum < want || amount == 0 {
-            return Err(PayError::Insufficient {
-                mint,
-                held,
-                want,
-                unit: self.unit.to_string(),
-            });
-        }
+        let (inputs, sum, want) = self.select(&mint, amount, &keysets)?;
+        let fee = want - amount;
         let outputs = outputs(&keys, keyset, amount, sum - want)?;
         let op = self.begin("send", &mint, keyset, &inputs, &outputs, None, fee)?;
         let request = SwapRequest::new(inputs, outputs.iter().map(|o| o.1.clone()).collect());
@@ -471,9 +566,494 @@ impl Wallet {
         }
     }
 
+    /// Held proofs of `mint` (largest first) that cover `amount` and their own input fee:
+    /// the proofs, their sum, and `amount` plus their fee. Refused when the wallet holds too
+    /// little, or `amount` is 0.
+    fn select(
+        &self,
+        mint: &str,
+        amount: u64,
+        keysets: &[KeySetInfo],
+    ) -> Result<(Vec<Proof>, u64, u64), PayError> {
+        let candidates: Vec<Proof> = {
+            let conn = self.conn();
+            let mut statement = conn.prepare(
+                "SELECT json FROM cashu_proofs WHERE mint = ?1 AND state = 'held'
+                 ORDER BY amount DESC",
+            )?;
+            let rows = statement.query_map([mint], |r| r.get::<_, String>(0))?;
+            let mut proofs = Vec::new();
+            for json in rows {
+                proofs.push(
+                    serde_json::from_str(&json?).map_err(|e| PayError::Corrupt(e.to_string()))?,
+                );
+            }
+            proofs
+        };
+        let held: u64 = candidates.iter().map(|p| p.amount.to_u64()).sum();
+        let mut inputs = Vec::new();
+        let mut sum = 0u64;
+        for proof in candidates {
+            if sum >= amount.saturating_add(fee_of(&inputs, keysets)) && !inputs.is_empty() {
+                break;
+            }
+            sum += proof.amount.to_u64();
+            inputs.push(proof);
+        }
+        let want = amount.saturating_add(fee_of(&inputs, keysets));
+        if sum < want || amount == 0 {
+            return Err(PayError::Insufficient {
+                mint: mint.to_owned(),
+                held,
+                want,
+                unit: self.unit.to_string(),
+            });
+        }
+        Ok((inputs, sum, want))
+    }
+
+    /// Asks `mint` what paying the bolt11 `invoice` costs (NUT-05 melt quote), after the
+    /// checks that need no mint: the invoice decodes, names an amount and has not expired;
+    /// this wallet has not paid it before; the mint is one it takes tokens of. The input fee
+    /// is that of the proofs held now.
+    pub async fn melt_quote(&self, mint: &str, invoice: &str) -> Result<MeltQuote, PayError> {
+        let mint = mint.trim_end_matches('/').to_owned();
+        let invoice = invoice.trim();
+        let invoice = invoice
+            .strip_prefix("lightning:")
+            .or_else(|| invoice.strip_prefix("LIGHTNING:"))
+            .unwrap_or(invoice)
+            .to_ascii_lowercase();
+        if invoice.len() > MAX_INVOICE_CHARS {
+            return Err(PayError::Invoice(format!(
+                "is over {MAX_INVOICE_CHARS} characters"
+            )));
+        }
+        let parsed = cashu::Bolt11Invoice::from_str(&invoice)
+            .map_err(|e| PayError::Invoice(format!("is not a bolt11 invoice: {e}")))?;
+        if parsed.amount_milli_satoshis().is_none() {
+            return Err(PayError::Invoice(
+                "names no amount (an amountless invoice cannot be melted)".to_owned(),
+            ));
+        }
+        if parsed.is_expired() {
+            return Err(PayError::Invoice("has expired".to_owned()));
+        }
+        self.refuse_paid(&self.conn(), &invoice)?;
+        if !self.mints.contains(&mint) {
+            return Err(PayError::Mint(mint));
+        }
+        let client = self.client(&mint)?;
+        let answer = client.melt_quote(&invoice, &self.unit.to_string()).await?;
+        if let Some(unit) = &answer.unit
+            && *unit != self.unit.to_string()
+        {
+            return Err(PayError::Unit {
+                found: unit.clone(),
+                want: self.unit.to_string(),
+            });
+        }
+        let keysets = client.keysets().await?;
+        let (_, _, want) = self.select(
+            &mint,
+            answer.amount.saturating_add(answer.fee_reserve),
+            &keysets,
+        )?;
+        Ok(MeltQuote {
+            mint,
+            quote: answer.quote,
+            invoice,
+            amount: answer.amount,
+            fee_reserve: answer.fee_reserve,
+            input_fee: want - answer.amount.saturating_add(answer.fee_reserve),
+            expiry: answer.expiry,
+        })
+    }
+
+    /// Refuses `invoice` when a melt of it is done or pending here.
+    fn refuse_paid(&self, conn: &Connection, invoice: &str) -> Result<(), PayError> {
+        let earlier: Option<(String, String)> = conn
+            .query_row(
+                "SELECT quote, state FROM cashu_melts WHERE invoice = ?1 AND state != 'failed'
+                 ORDER BY id LIMIT 1",
+                [invoice],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match earlier {
+            Some((quote, state)) => Err(PayError::AlreadyPaid {
+                quote,
+                state: if state == "done" {
+                    "paid"
+                } else {
+                    "being paid"
+                }
+                .to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Pays the bolt11 `invoice` from the proofs held at `mint` (NUT-05): a melt quote, then
+    /// the melt with proofs covering the amount, the fee reserve and their input fee, and
+    /// blank outputs for the unspent reserve (NUT-08), which is held as change afterwards.
+    pub async fn melt(&self, mint: &str, invoice: &str) -> Result<Melted, PayError> {
+        let quote = self.melt_quote(mint, invoice).await?;
+        self.pay_melt(&quote).await
+    }
+
+    /// Pays `quote` (from [`Wallet::melt_quote`]); see [`Wallet::melt`]. Refused before
+    /// anything is sent when the proofs held now cost more input fee than the quote says
+    /// (its [`MeltQuote::most`] is what may be spent).
+    pub async fn pay_melt(&self, quote: &MeltQuote) -> Result<Melted, PayError> {
+        let mint = quote.mint.clone();
+        let client = self.client(&mint)?;
+        let keysets = client.keysets().await?;
+        let (keyset, keys) = self.active_keys(&client, &keysets).await?;
+        let (inputs, sum, want) = self.select(
+            &mint,
+            quote.amount.saturating_add(quote.fee_reserve),
+            &keysets,
+        )?;
+        if want > quote.most() {
+            return Err(PayError::Insufficient {
+                mint,
+                held: sum,
+                want,
+                unit: self.unit.to_string(),
+            });
+        }
+        // Enough blank outputs to take back any amount up to everything above the invoice.
+        let above = sum - quote.amount;
+        let blanks = (u64::BITS - above.leading_zeros()).max(1) as usize;
+        let outputs = (0..blanks)
+            .map(|_| Output::new(keyset, 0, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let melt = self.begin_melt(quote, keyset, &inputs, &outputs)?;
+        let request = MeltRequest::new(
+            quote.quote.clone(),
+            inputs.clone(),
+            Some(outputs.iter().map(|o| o.1.clone()).collect()),
+        );
+        let pending = |why: String| PayError::MeltPending {
+            quote: quote.quote.clone(),
+            why,
+        };
+        match client.melt(&request).await {
+            Ok(answer) if answer.state() == "PAID" => {
+                let change = answer.change.clone().unwrap_or_default();
+                let signed: Vec<(usize, BlindSignature)> = change.into_iter().enumerate().collect();
+                let (spent, change) = self.complete_melt(
+                    melt,
+                    &mint,
+                    &keys,
+                    &outputs,
+                    signed,
+                    answer.payment_preimage.as_deref(),
+                )?;
+                Ok(Melted {
+                    melt,
+                    quote: quote.quote.clone(),
+                    amount: quote.amount,
+                    spent,
+                    change,
+                    preimage: answer.payment_preimage,
+                })
+            }
+            Ok(answer) if answer.state() == "PENDING" => Err(pending(
+                "the mint says the Lightning payment is in flight".to_owned(),
+            )),
+            Ok(answer) => {
+                // Not paid: whether the inputs are free again is the mint's to say.
+                let why = format!(
+                    "the mint did not pay the invoice (quote state {})",
+                    answer.state()
+                );
+                self.settle_unpaid(melt, &client, &inputs).await?;
+                Err(PayError::MintFailed(MintError::Refused {
+                    url: mint,
+                    status: http::StatusCode::OK,
+                    detail: why,
+                    code: None,
+                }))
+            }
+            Err(e @ MintError::Refused { .. }) => {
+                if self.settle_unpaid(melt, &client, &inputs).await? {
+                    Err(PayError::MintFailed(e))
+                } else {
+                    Err(pending(e.to_string()))
+                }
+            }
+            // No answer: the invoice may have been paid. `recover` settles it.
+            Err(e) => Err(pending(e.to_string())),
+        }
+    }
+
+    /// After a melt the mint did not pay: when every input is unspent at the mint (NUT-07),
+    /// closes melt `melt` as not paid and holds its inputs again (true); otherwise leaves it
+    /// pending for [`Wallet::recover`] (false).
+    async fn settle_unpaid(
+        &self,
+        melt: i64,
+        client: &MintClient,
+        inputs: &[Proof],
+    ) -> Result<bool, PayError> {
+        let ys = inputs
+            .iter()
+            .map(|p| p.y().map_err(|e| PayError::Corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let states = client.check_state(&CheckStateRequest { ys }).await?;
+        if states.states.len() != inputs.len()
+            || states.states.iter().any(|s| s.state != State::Unspent)
+        {
+            return Ok(false);
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE cashu_proofs SET state = 'held', op = NULL WHERE op = ?1 AND state = 'spending'",
+            [-melt],
+        )?;
+        tx.execute(
+            "UPDATE cashu_melts SET state = 'failed' WHERE id = ?1",
+            [melt],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Writes a pending melt and marks its inputs as being spent by it (`op = -melt`), in one
+    /// transaction that also refuses an invoice paid or being paid here.
+    fn begin_melt(
+        &self,
+        quote: &MeltQuote,
+        keyset: Id,
+        inputs: &[Proof],
+        outputs: &[(Output, BlindedMessage, Secret, SecretKey)],
+    ) -> Result<i64, PayError> {
+        let inputs_json =
+            serde_json::to_string(inputs).map_err(|e| PayError::Corrupt(e.to_string()))?;
+        let saved: Vec<&Output> = outputs.iter().map(|o| &o.0).collect();
+        let outputs_json =
+            serde_json::to_string(&saved).map_err(|e| PayError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        self.refuse_paid(&tx, &quote.invoice)?;
+        tx.execute(
+            "INSERT INTO cashu_melts (mint, keyset, quote, invoice, amount, fee_reserve, inputs,
+                                      outputs, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+            params![
+                quote.mint,
+                keyset.to_string(),
+                quote.quote,
+                quote.invoice,
+                quote.amount as i64,
+                quote.fee_reserve as i64,
+                inputs_json,
+                outputs_json
+            ],
+        )?;
+        let melt = tx.last_insert_rowid();
+        for proof in inputs {
+            let n = tx.execute(
+                "UPDATE cashu_proofs SET state = 'spending', op = ?2
+                 WHERE secret = ?1 AND state = 'held'",
+                params![proof.secret.to_string(), -melt],
+            )?;
+            if n != 1 {
+                return Err(PayError::Corrupt(
+                    "a proof chosen to spend is no longer held".to_owned(),
+                ));
+            }
+        }
+        tx.commit()?;
+        Ok(melt)
+    }
+
+    /// Stores the change of a paid melt in one transaction: the signed blank outputs (by their
+    /// index) as held proofs, the inputs as spent, the melt as done. What the wallet gave up
+    /// and the change.
+    fn complete_melt(
+        &self,
+        melt: i64,
+        mint: &str,
+        keys: &Keys,
+        outputs: &[(Output, BlindedMessage, Secret, SecretKey)],
+        signed: Vec<(usize, BlindSignature)>,
+        preimage: Option<&str>,
+    ) -> Result<(u64, u64), PayError> {
+        let malformed = |why: String| {
+            PayError::MintFailed(MintError::Malformed {
+                url: mint.to_owned(),
+                why,
+            })
+        };
+        let mut rs = Vec::new();
+        let mut secrets = Vec::new();
+        let mut signatures = Vec::new();
+        for (index, signature) in signed {
+            let output = outputs.get(index).ok_or_else(|| {
+                malformed(format!(
+                    "change for {} blank outputs, {} were given",
+                    index + 1,
+                    outputs.len()
+                ))
+            })?;
+            rs.push(output.3.clone());
+            secrets.push(output.2.clone());
+            signatures.push(signature);
+        }
+        let change = construct_proofs(signatures, rs, secrets, keys)
+            .map_err(|e| malformed(format!("its change does not unblind: {e}")))?;
+        let change_sum: u64 = change.iter().map(|p| p.amount.to_u64()).sum();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inputs: String = tx.query_row(
+            "SELECT inputs FROM cashu_melts WHERE id = ?1 AND state = 'pending'",
+            [melt],
+            |r| r.get(0),
+        )?;
+        let inputs: Proofs =
+            serde_json::from_str(&inputs).map_err(|e| PayError::Corrupt(e.to_string()))?;
+        let input_sum: u64 = inputs.iter().map(|p| p.amount.to_u64()).sum();
+        let spent = input_sum.checked_sub(change_sum).ok_or_else(|| {
+            malformed(format!("change of {change_sum} for inputs of {input_sum}"))
+        })?;
+        for proof in &change {
+            let json =
+                serde_json::to_string(proof).map_err(|e| PayError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO cashu_proofs (secret, mint, amount, json, state)
+                 VALUES (?1, ?2, ?3, ?4, 'held')",
+                params![
+                    proof.secret.to_string(),
+                    mint,
+                    proof.amount.to_u64() as i64,
+                    json
+                ],
+            )?;
+        }
+        for proof in &inputs {
+            tx.execute(
+                "UPDATE cashu_proofs SET state = 'spent' WHERE secret = ?1",
+                [proof.secret.to_string()],
+            )?;
+        }
+        tx.execute(
+            "UPDATE cashu_melts SET state = 'done', spent = ?2, change = ?3, preimage = ?4
+             WHERE id = ?1",
+            params![melt, spent as i64, change_sum as i64, preimage],
+        )?;
+        tx.commit()?;
+        Ok((spent, change_sum))
+    }
+
+    /// Melts not settled (after a crash, or a payment in flight): their quotes.
+    pub fn pending_melts(&self) -> Result<Vec<String>, PayError> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare("SELECT quote FROM cashu_melts WHERE state = 'pending' ORDER BY id")?;
+        let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>().map_err(PayError::from)
+    }
+
+    /// Where the melt of `quote` stands here; `None` when this wallet never began it.
+    pub fn melt_state(&self, quote: &str) -> Result<Option<MeltState>, PayError> {
+        let row: Option<(String, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT state, spent FROM cashu_melts WHERE quote = ?1",
+                [quote],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(state, spent)| match state.as_str() {
+            "done" => MeltState::Paid {
+                spent: spent.map_or(0, |s| s.max(0) as u64),
+            },
+            "failed" => MeltState::NotPaid,
+            _ => MeltState::Pending,
+        }))
+    }
+
+    /// Settles the pending melts from the mint's record: a paid quote's change is restored
+    /// (NUT-09) and held; a quote not paid whose inputs are all unspent (NUT-07) is closed as
+    /// not paid; a payment in flight stays pending.
+    async fn recover_melts(&self) -> Result<Vec<Recovered>, PayError> {
+        let mut settled = Vec::new();
+        let rows: Vec<(i64, String, String, String, String, String)> = {
+            let conn = self.conn();
+            let mut statement = conn.prepare(
+                "SELECT id, mint, keyset, quote, inputs, outputs FROM cashu_melts
+                 WHERE state = 'pending' ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (melt, mint, keyset, quote, inputs, outputs) in rows {
+            let keyset = Id::from_str(&keyset).map_err(|e| PayError::Corrupt(e.to_string()))?;
+            let inputs: Proofs =
+                serde_json::from_str(&inputs).map_err(|e| PayError::Corrupt(e.to_string()))?;
+            let saved: Vec<Output> =
+                serde_json::from_str(&outputs).map_err(|e| PayError::Corrupt(e.to_string()))?;
+            let client = self.client(&mint)?;
+            let state = match client.melt_state(&quote).await {
+                Ok(answer) => answer.state(),
+                // A quote the mint does not know was never paid; its inputs say the rest.
+                Err(MintError::Refused { .. }) => "UNKNOWN".to_owned(),
+                Err(e) => return Err(e.into()),
+            };
+            match state.as_str() {
+                "PAID" => {
+                    let keys = client.keys(&keyset).await?;
+                    let rebuilt = rebuild(&saved, keyset)?;
+                    let restored = client
+                        .restore(&RestoreRequest {
+                            outputs: rebuilt.iter().map(|o| o.1.clone()).collect(),
+                        })
+                        .await?;
+                    let mut signed = Vec::new();
+                    for (output, signature) in restored.outputs.iter().zip(restored.signatures) {
+                        let index = rebuilt
+                            .iter()
+                            .position(|o| o.1.blinded_secret == output.blinded_secret)
+                            .ok_or_else(|| {
+                                PayError::MintFailed(MintError::Malformed {
+                                    url: mint.clone(),
+                                    why: "restored an output it was not asked about".to_owned(),
+                                })
+                            })?;
+                        signed.push((index, signature));
+                    }
+                    let (spent, _) =
+                        self.complete_melt(melt, &mint, &keys, &rebuilt, signed, None)?;
+                    settled.push(Recovered::Melted { melt, quote, spent });
+                }
+                "PENDING" => {}
+                _ => {
+                    if self.settle_unpaid(melt, &client, &inputs).await? {
+                        settled.push(Recovered::MeltNotPaid { melt, quote });
+                    }
+                }
+            }
+        }
+        Ok(settled)
+    }
+
     /// Settles the operations a crash or a silent mint left pending: NUT-09 restore gives
     /// the outputs' signatures if the mint did the swap; otherwise the inputs are checked
-    /// (NUT-07) and, unspent, the operation is closed as not done.
+    /// (NUT-07) and, unspent, the operation is closed as not done. Then the melts, from the
+    /// quote's state at the mint (see [`Wallet::melt`]).
     pub async fn recover(&self) -> Result<Vec<Recovered>, PayError> {
         let mut settled = Vec::new();
         for op in self.pending()? {
@@ -533,6 +1113,7 @@ impl Wallet {
             }
             settled.push(Recovered::NotDone { op });
         }
+        settled.extend(self.recover_melts().await?);
         Ok(settled)
     }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use provenance_harness::CashuMint;
 use provenance_pay::cashu::nuts::CurrencyUnit;
-use provenance_pay::{PayError, Recovered, Wallet};
+use provenance_pay::ledger::OPERATOR;
+use provenance_pay::{Ledger, MeltError, PayError, Recovered, Wallet};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -97,6 +98,12 @@ fn tokens_are_swapped_on_receipt_refused_when_wrong_and_given_back_as_change() {
 /// connection without an answer to the first request whose head contains `drop`: the mint
 /// does the work, the wallet never hears of it.
 fn lossy_proxy(target: std::net::SocketAddr, drop: &'static str) -> String {
+    proxy(target, drop, true)
+}
+
+/// [`lossy_proxy`], or, with `forward` false, a proxy that never passes that request on: the
+/// mint never hears of it either.
+fn proxy(target: std::net::SocketAddr, drop: &'static str, forward: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -131,6 +138,10 @@ fn lossy_proxy(target: std::net::SocketAddr, drop: &'static str) -> String {
                 }
             }
             let head = String::from_utf8_lossy(&request).into_owned();
+            if !forward && !dropped && head.contains(drop) {
+                dropped = true;
+                continue; // never sent
+            }
             // Ask the mint, closing after its answer.
             let request = head.replacen("\r\n", "\r\nConnection: close\r\n", 1);
             let mut upstream = TcpStream::connect(target).unwrap();
@@ -213,4 +224,205 @@ fn a_swap_that_never_reached_the_mint_is_settled_as_not_done() {
     );
     let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat).unwrap();
     assert_eq!(rt.block_on(wallet.receive(&token)).unwrap().amount, 16);
+}
+
+/// A bolt11 invoice of `sat` from `mint`'s own mint quote (FakeWallet makes real-format
+/// invoices). The paying wallet melts it at another mint: a mint settles an invoice of its
+/// own quotes internally, and refuses one FakeWallet has already marked paid.
+fn invoice(mint: &CashuMint, sat: u64) -> String {
+    let exchange = mint
+        .post_json(
+            "/v1/mint/quote/bolt11",
+            &serde_json::json!({"amount": sat, "unit": "sat"}),
+        )
+        .unwrap();
+    let body = exchange.json().unwrap();
+    body["request"].as_str().unwrap().to_owned()
+}
+
+/// A ledger in which a customer paid `earned` msat of a token of `token_sat`, received by
+/// `wallet`: the operator earned it, the rest is the customer's balance.
+fn earn(wallet: &Wallet, ledger: &Ledger, mint: &CashuMint, token_sat: u64, earned: u64) {
+    let token = mint.mint_token(token_sat).unwrap();
+    let received = runtime().block_on(wallet.receive(&token)).unwrap();
+    let key = format!("cashu:{}", received.token_hash);
+    ledger.credit(&key, token_sat * 1000, "token").unwrap();
+    let r = ledger.reserve(&key, earned, "a request").unwrap();
+    ledger.settle(r, earned).unwrap();
+}
+
+/// Every msat accounted for, and the wallet holds what balances and the operator hold.
+fn adds_up(wallet: &Wallet, ledger: &Ledger) -> provenance_pay::Totals {
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced(), "{totals:?}");
+    assert_eq!(
+        held(wallet) * 1000,
+        totals.balances + totals.operator + totals.melting,
+        "{totals:?}"
+    );
+    totals
+}
+
+#[test]
+fn earnings_are_melted_to_a_lightning_invoice_and_every_sat_adds_up() {
+    let mint = CashuMint::start().unwrap();
+    let payee = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pay.sqlite");
+    let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat).unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    let rt = runtime();
+    earn(&wallet, &ledger, &mint, 64, 40_000);
+    assert_eq!(ledger.earnings().unwrap(), 40_000);
+    adds_up(&wallet, &ledger);
+
+    // 20 sat out over Lightning: the mint's fee reserve is taken from the earnings while the
+    // melt is in flight, and what it did not spend comes back as change (NUT-08).
+    let bolt11 = invoice(&payee, 20);
+    let melted = rt
+        .block_on(ledger.melt_earnings(&wallet, &mint.url(), &bolt11))
+        .unwrap();
+    assert_eq!(melted.amount, 20);
+    assert!(
+        (20..=22).contains(&melted.spent),
+        "20 sat and at most the 2 sat reserve: {melted:?}"
+    );
+    assert_eq!(melted.change, 64 - melted.spent, "{melted:?}");
+    assert_eq!(held(&wallet), 64 - melted.spent);
+    assert!(wallet.pending().unwrap().is_empty());
+    assert!(wallet.pending_melts().unwrap().is_empty());
+    let totals = adds_up(&wallet, &ledger);
+    assert_eq!(totals.melted, melted.spent * 1000);
+    assert_eq!(totals.operator, 40_000 - melted.spent * 1000);
+    assert_eq!(totals.balances, 24_000);
+    assert_eq!(totals.melting, 0);
+
+    // The same invoice again: refused here, before the mint is asked; nothing moves.
+    let err = rt
+        .block_on(ledger.melt_earnings(&wallet, &mint.url(), &bolt11))
+        .unwrap_err();
+    assert!(
+        matches!(err, MeltError::Wallet(PayError::AlreadyPaid { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already paid"), "{err}");
+    // More than the earnings left (the customer's balance is not the operator's): refused
+    // before anything is sent.
+    let err = rt
+        .block_on(ledger.melt_earnings(&wallet, &mint.url(), &invoice(&payee, 30)))
+        .unwrap_err();
+    assert!(matches!(err, MeltError::AboveEarnings { .. }), "{err}");
+    assert!(err.to_string().contains("the earnings are"), "{err}");
+    // Garbage, and an invoice without an amount's worth of letters: one line each.
+    for junk in ["lnbc1garbage", "", "cashuBxyz"] {
+        let err = rt
+            .block_on(ledger.melt_earnings(&wallet, &mint.url(), junk))
+            .unwrap_err();
+        assert!(
+            matches!(err, MeltError::Wallet(PayError::Invoice(_))),
+            "{junk}: {err}"
+        );
+        assert!(!err.to_string().contains('\n'));
+    }
+    assert_eq!(held(&wallet), 64 - melted.spent);
+    let after = adds_up(&wallet, &ledger);
+    assert_eq!(after, totals);
+    assert!(ledger.open_melts().unwrap().is_empty());
+
+    // The change is real ecash: held proofs the mint's own wallet redeems.
+    let all = held(&wallet);
+    let token = rt.block_on(wallet.send(&mint.url(), all)).unwrap();
+    mint.receive(&token).unwrap();
+    assert_eq!(ledger.balance(OPERATOR).unwrap(), after.operator);
+}
+
+#[test]
+fn a_melt_whose_answer_was_lost_is_settled_from_the_mints_record() {
+    let mint = CashuMint::start().unwrap();
+    let payee = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let path = dir.path().join("pay.sqlite");
+    let via = lossy_proxy(mint.address(), "POST /v1/melt/bolt11");
+    let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat)
+        .unwrap()
+        .route(&mint.url(), &via);
+    let ledger = Ledger::open(&path).unwrap();
+    earn(&wallet, &ledger, &mint, 32, 32_000);
+    // The mint paid the invoice; its answer never came. The melt stays open, with the most it
+    // can cost taken from the earnings.
+    let err = rt
+        .block_on(ledger.melt_earnings(&wallet, &mint.url(), &invoice(&payee, 16)))
+        .unwrap_err();
+    assert!(
+        matches!(err, MeltError::Wallet(PayError::MeltPending { .. })),
+        "{err}"
+    );
+    assert_eq!(wallet.pending_melts().unwrap().len(), 1);
+    assert_eq!(ledger.open_melts().unwrap().len(), 1);
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced() && totals.melting == 18_000, "{totals:?}");
+    drop(wallet);
+    drop(ledger);
+
+    // A restart settles it: the quote is paid, the change restored (NUT-09).
+    let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat).unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    let settled = rt.block_on(wallet.recover()).unwrap();
+    let [Recovered::Melted { spent, .. }] = settled[..] else {
+        panic!("{settled:?}");
+    };
+    assert!((16..=18).contains(&spent), "{settled:?}");
+    assert_eq!(ledger.settle_melts(&wallet).unwrap(), 1);
+    assert_eq!(held(&wallet), 32 - spent);
+    let totals = adds_up(&wallet, &ledger);
+    assert_eq!(totals.melted, spent * 1000);
+    assert_eq!(totals.operator, 32_000 - spent * 1000);
+    // The restored change is real.
+    let token = rt.block_on(wallet.send(&mint.url(), 32 - spent)).unwrap();
+    mint.receive(&token).unwrap();
+}
+
+#[test]
+fn a_melt_that_never_reached_the_mint_gives_everything_back() {
+    let mint = CashuMint::start().unwrap();
+    let payee = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let path = dir.path().join("pay.sqlite");
+    let via = proxy(mint.address(), "POST /v1/melt/bolt11", false);
+    let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat)
+        .unwrap()
+        .route(&mint.url(), &via);
+    let ledger = Ledger::open(&path).unwrap();
+    earn(&wallet, &ledger, &mint, 32, 32_000);
+    let bolt11 = invoice(&payee, 16);
+    let err = rt
+        .block_on(ledger.melt_earnings(&wallet, &mint.url(), &bolt11))
+        .unwrap_err();
+    assert!(
+        matches!(err, MeltError::Wallet(PayError::MeltPending { .. })),
+        "{err}"
+    );
+    // While it is unsettled, the same invoice is refused.
+    let err = rt.block_on(wallet.melt(&mint.url(), &bolt11)).unwrap_err();
+    assert!(
+        matches!(err, PayError::AlreadyPaid { ref state, .. } if state == "being paid"),
+        "{err}"
+    );
+    drop(wallet);
+
+    let wallet = Wallet::open(&path, &[mint.url()], CurrencyUnit::Sat).unwrap();
+    let settled = rt.block_on(wallet.recover()).unwrap();
+    assert!(
+        matches!(settled[..], [Recovered::MeltNotPaid { .. }]),
+        "{settled:?}"
+    );
+    assert_eq!(ledger.settle_melts(&wallet).unwrap(), 1);
+    assert_eq!(held(&wallet), 32);
+    let totals = adds_up(&wallet, &ledger);
+    assert_eq!((totals.operator, totals.melted), (32_000, 0));
+    // Not paid, so it can be paid now, by the wallet alone (no ledger).
+    let melted = rt.block_on(wallet.melt(&mint.url(), &bolt11)).unwrap();
+    assert_eq!(held(&wallet), 32 - melted.spent);
 }
