@@ -14,6 +14,9 @@
 //! - [`CashuMint`]: Nutshell, a real Cashu mint (PyPI `cashu` 0.19.2 from
 //!   `.ci/cashu-mint.sh`, FakeWallet Lightning backend), on 127.0.0.1 with a free port, and
 //!   real `cashuB…` tokens minted by its own wallet CLI.
+//! - [`NwcWallet`], [`lightning`]: a NIP-47 wallet service (Alby's protocol code over an
+//!   in-memory Lightning ledger with real BOLT11 invoices), Alby's NWC client paying, and
+//!   nostr-tools' NIP-57 zap code, under Node (`tests/differential/lightning.mjs`).
 //! - [`http`]: one request per connection, returning the request and response bytes as they
 //!   went over the wire, and the decoded body.
 //!
@@ -31,12 +34,14 @@ use provenance_gguf::write::{TinyLlama, tiny_llama};
 
 mod cashu;
 pub mod http;
+mod lightning;
 
 pub use cashu::{
     CASHU_VENV_ENV, CashuMint, MINT_STARTUP_TIMEOUT, MINT_UNITS, NUTSHELL_VERSION, TokenSummary,
     WALLET_TIMEOUT, cashu_venv,
 };
 pub use http::Exchange;
+pub use lightning::{NWC_STARTUP_TIMEOUT, NwcWallet, lightning};
 
 /// The environment variable that names the `llama-server` binary.
 pub const LLAMA_SERVER_ENV: &str = "PROVENANCE_LLAMA_SERVER";

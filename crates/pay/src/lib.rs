@@ -1,5 +1,6 @@
 //! Pay per prompt without accounts: prices ([`price`]), balances ([`ledger`]) and the
-//! operator's Cashu wallet ([`wallet`], on a mint's HTTP API: [`mint`]).
+//! operator's Cashu wallet ([`wallet`], on a mint's HTTP API: [`mint`]), and Lightning through
+//! the operator's Nostr Wallet Connect service ([`nwc`], invoices checked with [`bolt11`]).
 //!
 //! The wallet receives a customer's ecash by swapping it at its mint before anything is
 //! served (never on an unspent-check alone: a check does not stop the customer spending the
@@ -11,8 +12,10 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bolt11;
 pub mod ledger;
 pub mod mint;
+pub mod nwc;
 pub mod price;
 pub mod wallet;
 
@@ -20,5 +23,6 @@ pub use cashu;
 
 pub use crate::ledger::{Ledger, LedgerError, MeltError, Totals};
 pub use crate::mint::{MintClient, MintError};
+pub use crate::nwc::{InvoiceState, MadeInvoice, Nwc, NwcError, NwcOptions};
 pub use crate::price::{Price, PriceError, Prices, Usage};
 pub use crate::wallet::{MeltQuote, MeltState, Melted, PayError, Received, Recovered, Wallet};
