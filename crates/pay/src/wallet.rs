@@ -909,8 +909,10 @@ impl Wallet {
         let change_sum: u64 = change.iter().map(|p| p.amount.to_u64()).sum();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // A melt closed as not paid by a recovery that ran while its payment was on the way
+        // is completed all the same: the mint's answer wins.
         let inputs: String = tx.query_row(
-            "SELECT inputs FROM cashu_melts WHERE id = ?1 AND state = 'pending'",
+            "SELECT inputs FROM cashu_melts WHERE id = ?1 AND state != 'done'",
             [melt],
             |r| r.get(0),
         )?;
@@ -979,8 +981,9 @@ impl Wallet {
 
     /// Settles the pending melts from the mint's record: a paid quote's change is restored
     /// (NUT-09) and held; a quote not paid whose inputs are all unspent (NUT-07) is closed as
-    /// not paid; a payment in flight stays pending.
-    async fn recover_melts(&self) -> Result<Vec<Recovered>, PayError> {
+    /// not paid; a payment in flight stays pending. Part of [`Wallet::recover`]; alone, it
+    /// leaves swaps that another process may have in flight untouched.
+    pub async fn recover_melts(&self) -> Result<Vec<Recovered>, PayError> {
         let mut settled = Vec::new();
         let rows: Vec<(i64, String, String, String, String, String)> = {
             let conn = self.conn();

@@ -72,8 +72,8 @@ impl Payments {
 
     /// Opens the payments of a server: `prices` (lines as `--price` takes them), tokens of
     /// `mints` in sat, the wallet and ledger in the SQLite file `db`; and settles what a crash
-    /// left open: swaps from the mint's record, reservations refunded. The payments, and a
-    /// line for each thing settled.
+    /// left open: swaps and melts from the mint's record, reservations refunded. The payments,
+    /// and a line for each thing settled.
     pub async fn open(
         prices: &[String],
         mints: &[String],
@@ -103,6 +103,13 @@ impl Payments {
             )),
         }
         let ledger = Ledger::open(db).map_err(|e| in_db(&e))?;
+        match ledger.settle_melts(&wallet) {
+            Ok(0) => {}
+            Ok(n) => notes.push(format!(
+                "settled {n} melts of the earnings a previous run left open"
+            )),
+            Err(e) => notes.push(format!("melts left open are not settled yet: {e}")),
+        }
         let payments = Self::new(parsed, wallet, ledger);
         let refunded = payments.recover().map_err(|e| in_db(&e))?;
         if refunded > 0 {
