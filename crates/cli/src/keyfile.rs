@@ -147,6 +147,39 @@ fn write_new(dir: &Path, line: &str) -> Result<PathBuf> {
     bail!("cannot find a free temporary name in {}", dir.display())
 }
 
+/// Reads a small secret that is not a key (a wallet connection URI) from `path`, refused when
+/// others can read it or it is not a regular file; `option` names it in errors. The secret is
+/// never quoted in an error.
+pub(crate) fn read_secret_file(path: &Path, option: &str) -> Result<String> {
+    let meta =
+        fs::metadata(path).with_context(|| format!("{option}: cannot open {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{option}: {} is not a regular file", path.display());
+    }
+    let file = fs::File::open(path)
+        .with_context(|| format!("{option}: cannot open {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{option}: {} is accessible by others (mode {mode:04o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("{option}: {} is not UTF-8 text", path.display()))?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        bail!("{option}: {} is over {MAX_KEY_FILE} bytes", path.display());
+    }
+    Ok(text.trim().to_owned())
+}
+
 /// Loads a key file (plain or encrypted).
 pub(crate) fn load(path: &Path) -> Result<Keys> {
     // Opening a FIFO with no writer would block for ever: look at the file type first.

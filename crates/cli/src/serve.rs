@@ -16,6 +16,7 @@ use provenance_gguf::Cache;
 use provenance_gguf::resolve::{self, IdentifyError, StoreDirs};
 use provenance_signer::Durability;
 use provenance_signer::nip98::Allow;
+use provenance_signer::server::lightning::{Lightning, LightningOptions};
 use provenance_signer::server::pay::Payments;
 use provenance_signer::server::{Limits, Server};
 
@@ -176,6 +177,14 @@ pub(crate) struct Args {
     /// With --price: output tokens reserved for a request that names no max_tokens
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pay_default_max_tokens: u64,
+    /// With --price: Lightning top-ups and zaps to the model through the Nostr Wallet Connect
+    /// URI (NIP-47) in FILE, which must be mode 0600: it holds the connection's secret
+    /// (docs/pay.md)
+    #[arg(long, value_name = "FILE", requires = "prices")]
+    nwc_file: Option<PathBuf>,
+    /// With --nwc-file: the name zaps are paid to (`/.well-known/lnurlp/NAME`)
+    #[arg(long, value_name = "NAME", default_value = "model")]
+    zap_name: String,
     /// Read options from FILE: one `name = value` per line (`relay` may repeat; `#` comments);
     /// options given on the command line win
     #[arg(long, value_name = "FILE")]
@@ -249,7 +258,7 @@ async fn serve(args: Args) -> Result<()> {
         None => None,
     };
     let dm = dm_gate(&args)?;
-    let (payments, pay_notes) = payments(&args, &store).await?;
+    let (payments, pay_notes) = payments(&args, &store, &keys).await?;
     let dm_keys = keys.clone();
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
@@ -377,6 +386,7 @@ async fn serve(args: Args) -> Result<()> {
 async fn payments(
     args: &Args,
     store: &std::path::Path,
+    keys: &provenance::Keys,
 ) -> Result<(Option<std::sync::Arc<Payments>>, Vec<String>)> {
     if args.prices.is_empty() {
         if !args.cashu_mints.is_empty() {
@@ -399,6 +409,25 @@ async fn payments(
     payments.default_max_tokens = args.pay_default_max_tokens;
     payments.max_request_bytes = args.max_request_bytes;
     payments.max_response_bytes = args.max_response_bytes;
+    let mut notes = notes;
+    if let Some(file) = &args.nwc_file {
+        let uri = crate::keyfile::read_secret_file(file, "--nwc-file")?;
+        let options = LightningOptions {
+            name: args.zap_name.clone(),
+            public_url: args.public_url.clone(),
+            ..LightningOptions::default()
+        };
+        let lightning = Lightning::open(&uri, &path, keys.clone(), options)
+            .await
+            .map_err(|e| anyhow::anyhow!("--nwc-file {}: {e}", file.display()))?;
+        notes.push(format!(
+            "Lightning through NWC wallet {} ({}); zaps to /.well-known/lnurlp/{}",
+            lightning.wallet(),
+            lightning.encryption(),
+            lightning.name()
+        ));
+        payments.lightning = Some(lightning);
+    }
     Ok((Some(std::sync::Arc::new(payments)), notes))
 }
 

@@ -107,5 +107,6 @@ pub fn lightning(args: &[&str]) -> serde_json::Value {
     );
     let text = String::from_utf8_lossy(&output.stdout);
     let last = text.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("lightning.mjs answered no JSON ({e}): {text}"))
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("lightning.mjs answered no JSON ({e}): {text}"))
 }

@@ -61,11 +61,14 @@ impl Invoice {
         }
         let text = text.to_ascii_lowercase();
         let text = text.strip_prefix("lightning:").unwrap_or(&text);
-        let checked = CheckedHrpstring::new::<bech32::Bech32>(text)
-            .map_err(|_| InvoiceError::Bech32)?;
+        let checked =
+            CheckedHrpstring::new::<bech32::Bech32>(text).map_err(|_| InvoiceError::Bech32)?;
         let hrp = checked.hrp().to_lowercase();
         let (network, amount_msat) = prefix(&hrp)?;
-        let words: Vec<u8> = checked.fe32_iter::<std::vec::IntoIter<u8>>().map(Fe32::to_u8).collect();
+        let words: Vec<u8> = checked
+            .fe32_iter::<std::vec::IntoIter<u8>>()
+            .map(Fe32::to_u8)
+            .collect();
         // 7 words of timestamp, the fields, 104 words of signature.
         if words.len() < 7 + 104 {
             return Err(InvoiceError::Data("too short"));
@@ -124,7 +127,9 @@ impl Invoice {
 fn prefix(hrp: &str) -> Result<(String, Option<u64>), InvoiceError> {
     let bad = || InvoiceError::Prefix(hrp.to_string());
     let rest = hrp.strip_prefix("ln").ok_or_else(bad)?;
-    let digits_at = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits_at = rest
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (network, amount) = rest.split_at(digits_at);
     if network.is_empty() || !network.chars().all(|c| c.is_ascii_lowercase()) {
         return Err(bad());
@@ -136,8 +141,7 @@ fn prefix(hrp: &str) -> Result<(String, Option<u64>), InvoiceError> {
         Some((at, c)) if c.is_ascii_lowercase() => (&amount[..at], Some(c)),
         _ => (amount, None),
     };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.starts_with('0')
-    {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.starts_with('0') {
         return Err(bad());
     }
     let n: u128 = digits.parse().map_err(|_| bad())?;
@@ -156,16 +160,14 @@ fn prefix(hrp: &str) -> Result<(String, Option<u64>), InvoiceError> {
         }
         Some(_) => return Err(bad()),
     };
-    let msat = msat
-        .and_then(|m| u64::try_from(m).ok())
-        .ok_or_else(bad)?;
+    let msat = msat.and_then(|m| u64::try_from(m).ok()).ok_or_else(bad)?;
     Ok((network.to_string(), Some(msat)))
 }
 
 fn number(words: &[u8]) -> u64 {
-    words
-        .iter()
-        .fold(0u64, |n, w| n.saturating_mul(32).saturating_add(u64::from(*w)))
+    words.iter().fold(0u64, |n, w| {
+        n.saturating_mul(32).saturating_add(u64::from(*w))
+    })
 }
 
 /// 5-bit words to bytes, dropping the padding bits at the end.
@@ -220,7 +222,11 @@ mod tests {
             pico.payment_hash,
             "462264ede7e14047e9b249da94fefc47f41f7d02ee9b091815a5506bc8abf75f"
         );
-        assert!(pico.description.unwrap().starts_with("Blockstream Store: 88.85 USD"));
+        assert!(
+            pico.description
+                .unwrap()
+                .starts_with("Blockstream Store: 88.85 USD")
+        );
 
         let upper = Invoice::parse(UPPER).unwrap();
         assert_eq!(upper.amount_msat, Some(2_500_000_000));
@@ -242,7 +248,10 @@ mod tests {
         assert!(matches!(prefix("lnbc11p"), Err(InvoiceError::Prefix(_))));
         assert!(matches!(prefix("bc25m"), Err(InvoiceError::Prefix(_))));
         assert_eq!(prefix("lnbc10p").unwrap().1, Some(1));
-        assert_eq!(prefix("lnbcrt210n").unwrap(), ("bcrt".to_string(), Some(21_000)));
+        assert_eq!(
+            prefix("lnbcrt210n").unwrap(),
+            ("bcrt".to_string(), Some(21_000))
+        );
         assert!(matches!(
             prefix("lnbc99999999999999999999"),
             Err(InvoiceError::Prefix(_))

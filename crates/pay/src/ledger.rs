@@ -160,6 +160,9 @@ impl Ledger {
                  state   TEXT NOT NULL CHECK (state IN ('open', 'settled', 'refunded')),
                  cost    INTEGER
              );
+             CREATE TABLE IF NOT EXISTS pay_credit_refs (
+                 reference TEXT PRIMARY KEY
+             );
              CREATE TABLE IF NOT EXISTS pay_journal (
                  id      INTEGER PRIMARY KEY,
                  key     TEXT NOT NULL,
@@ -224,6 +227,42 @@ impl Ledger {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Credits `msat` to `key` once for `reference` (a Lightning payment hash): a second call
+    /// with the same reference credits nothing and returns `false`, so a payment seen twice
+    /// (a notification and a lookup, or again after a restart) is counted once.
+    pub fn credit_once(&self, key: &str, msat: u64, reference: &str) -> Result<bool, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let new = tx.execute(
+            "INSERT OR IGNORE INTO pay_credit_refs (reference) VALUES (?1)",
+            [reference],
+        )?;
+        if new == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
+            params![key, i(msat)],
+        )?;
+        tx.execute(
+            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
+            params![key, i(msat), reference],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The sum credited with references starting with `prefix` (`lightning:`), msat.
+    pub fn credited_by(&self, prefix: &str) -> Result<u64, LedgerError> {
+        let n: Option<i64> = self.conn().query_row(
+            "SELECT SUM(msat) FROM pay_journal WHERE kind = 'credit' AND substr(note, 1, length(?1)) = ?1",
+            [prefix],
+            |r| r.get(0),
+        )?;
+        Ok(n.map_or(0, u))
     }
 
     /// Reserves `msat` of `key`'s balance for `request`; the reservation's id.

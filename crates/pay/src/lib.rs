@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bolt11;
+pub mod invoices;
 pub mod ledger;
 pub mod mint;
 pub mod nwc;
@@ -22,6 +23,7 @@ pub mod wallet;
 pub use cashu;
 
 pub use crate::ledger::{Ledger, LedgerError, MeltError, Totals};
+pub use crate::invoices::{Invoices, Purpose};
 pub use crate::mint::{MintClient, MintError};
 pub use crate::nwc::{InvoiceState, MadeInvoice, Nwc, NwcError, NwcOptions};
 pub use crate::price::{Price, PriceError, Prices, Usage};

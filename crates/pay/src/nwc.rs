@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nostr::nips::nip47::{
-    LookupInvoiceRequest, MakeInvoiceRequest, Nip47Ciphers, NostrWalletConnectUri,
-    Notification, NotificationResult, Request, Response, ResponseResult, TransactionState,
+    LookupInvoiceRequest, MakeInvoiceRequest, Nip47Ciphers, NostrWalletConnectUri, Notification,
+    NotificationResult, Request, Response, ResponseResult, TransactionState,
 };
 use nostr::prelude::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp};
 use provenance_relay::{Options, SubscribeOptions, SubscriptionItem};
@@ -373,7 +373,7 @@ impl Nwc {
         if let Some(error) = &response.error {
             return Err(NwcError::Wallet {
                 method,
-                code: serde_json::to_value(&error.code)
+                code: serde_json::to_value(error.code)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_else(|| "OTHER".into()),
@@ -436,9 +436,7 @@ impl Nwc {
         if let Some(hash) = &made.payment_hash
             && !hash.eq_ignore_ascii_case(&invoice.payment_hash)
         {
-            return Err(wrong(
-                "the payment hash differs from the invoice's".into(),
-            ));
+            return Err(wrong("the payment hash differs from the invoice's".into()));
         }
         Ok(MadeInvoice {
             expires_at: invoice.expires_at(),

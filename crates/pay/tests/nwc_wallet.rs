@@ -83,7 +83,10 @@ async fn invoices_are_made_checked_paid_by_another_client_and_seen_settled() {
 
     // A description hash (zaps) is carried into the invoice and checked.
     let hash = hex(&Sha256::digest(b"{\"kind\":9734}"));
-    let zap = nwc.make_invoice(5_000, None, Some(&hash), 600).await.unwrap();
+    let zap = nwc
+        .make_invoice(5_000, None, Some(&hash), 600)
+        .await
+        .unwrap();
     assert_eq!(
         Invoice::parse(&zap.invoice).unwrap().description_hash,
         Some(hash)

@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod lightning;
 pub mod local;
 pub mod pay;
 pub mod probe;

@@ -156,6 +156,9 @@ impl AppBuilder {
         let router = Router::new()
             .route("/provenance/metrics", get(metrics))
             .route("/provenance/pricing", get(pricing))
+            // LNURL-pay for zaps: wallets call these without NIP-98.
+            .route("/.well-known/lnurlp/{name}", get(lnurl_pay))
+            .route("/lnurlp/{name}/callback", get(lnurl_callback))
             .route("/provenance/{id}", get(event))
             .route("/", get(root))
             .with_state(AppState {
@@ -252,6 +255,41 @@ async fn pricing(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         None => json_error(StatusCode::NOT_FOUND, "this server charges nothing"),
+    }
+}
+
+fn lightning_of(state: &AppState) -> Option<Arc<crate::server::lightning::Lightning>> {
+    state.payments.as_ref().and_then(|p| p.lightning.clone())
+}
+
+/// `GET /.well-known/lnurlp/{name}`: the zap endpoint (NIP-57, LUD-06).
+async fn lnurl_pay(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    match lightning_of(&state) {
+        Some(lightning) => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            lightning.pay_request(&name, host)
+        }
+        None => json_error(StatusCode::NOT_FOUND, "no Lightning rail here"),
+    }
+}
+
+/// `GET /lnurlp/{name}/callback`: an invoice for a zap request.
+async fn lnurl_callback(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: http::Uri,
+) -> Response {
+    match lightning_of(&state) {
+        Some(lightning) => {
+            lightning
+                .zap_invoice(&name, uri.query().unwrap_or_default())
+                .await
+        }
+        None => json_error(StatusCode::NOT_FOUND, "no Lightning rail here"),
     }
 }
 
