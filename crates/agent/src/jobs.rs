@@ -354,14 +354,35 @@ pub fn feedback(
     info: Option<&str>,
     now: Timestamp,
 ) -> Result<Event, String> {
+    feedback_with_amount(keys, request, relay_hint, status, info, None, now)
+}
+
+/// [`feedback`] with NIP-90's `amount` tag: the msat asked for and, when there is one, the
+/// BOLT11 invoice that pays it (`payment-required`).
+pub fn feedback_with_amount(
+    keys: &Keys,
+    request: &Event,
+    relay_hint: &str,
+    status: &str,
+    info: Option<&str>,
+    amount: Option<(u64, Option<&str>)>,
+    now: Timestamp,
+) -> Result<Event, String> {
     let id = request.id.to_hex();
     let customer = request.pubkey.to_hex();
     let mut status_tag = vec!["status", status];
     if let Some(info) = info {
         status_tag.push(info);
     }
+    let msat = amount.map(|(msat, _)| msat.to_string());
+    let amount_tag = match (&msat, amount.and_then(|(_, invoice)| invoice)) {
+        (Some(msat), Some(invoice)) => tag(&["amount", msat, invoice]),
+        (Some(msat), None) => tag(&["amount", msat]),
+        _ => None,
+    };
     let tags = [
         tag(&status_tag),
+        amount_tag,
         tag(&["e", &id, relay_hint]),
         tag(&["p", &customer]),
     ]

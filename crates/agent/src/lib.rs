@@ -52,7 +52,7 @@ use tokio::sync::mpsc;
 
 pub use crate::conversation::{ContextLimits, Conversations, RateLimit, Role, Turn};
 pub use crate::inbox::{Inbox, InboxError};
-pub use crate::meter::Meter;
+pub use crate::meter::{Meter, PayFirst};
 pub use crate::model::{Answer, Ask, Model, SignedChat};
 
 /// The oldest gift wrap answered, by its own (randomly backdated, at most two days) date:
@@ -204,7 +204,7 @@ enum Admission {
     /// Not answered, and why.
     Refused(String),
     /// Not answered until paid, and how to pay.
-    Pay(String),
+    Pay(PayFirst),
 }
 
 impl Shared {
@@ -664,8 +664,18 @@ async fn receive(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work>) {
     }
     let paid = match shared.admit(&sender, "messages", text.len() as u64) {
         Admission::Go(paid) => paid,
-        Admission::Refused(reason) | Admission::Pay(reason) => {
+        Admission::Refused(reason) => {
             refuse(shared, &event.id, &opened, date, &reason).await;
+            return;
+        }
+        Admission::Pay(first) => {
+            let mut how = first.how;
+            if let Some(invoice) = invoice(shared, &sender, first.short_msat).await {
+                how = format!(
+                    "{how}; or pay this Lightning invoice, which credits your balance: lightning:{invoice}"
+                );
+            }
+            refuse(shared, &event.id, &opened, date, &how).await;
             return;
         }
     };
@@ -1139,8 +1149,9 @@ async fn receive_job(shared: &Arc<Shared>, json: &str, queue: &mpsc::Sender<Work
             refuse_job(shared, inbox, &event, &reason).await;
             return;
         }
-        Admission::Pay(how) => {
-            payment_required(shared, inbox, &event, &how).await;
+        Admission::Pay(first) => {
+            let invoice = invoice(shared, &customer, first.short_msat).await;
+            payment_required(shared, inbox, &event, &first, invoice.as_deref()).await;
             return;
         }
     };
@@ -1195,16 +1206,32 @@ fn job_relays(shared: &Shared, asked: &[String]) -> Vec<String> {
     relays
 }
 
+/// A Lightning invoice for at least `msat` that credits `who`, when the meter has a rail.
+async fn invoice(shared: &Shared, who: &PublicKey, msat: u64) -> Option<String> {
+    match &shared.meter {
+        Some(meter) if msat > 0 => meter.invoice(who, msat).await,
+        _ => None,
+    }
+}
+
 /// A job whose customer must pay first: `payment-required` feedback saying how (NIP-90),
-/// sent even when refusals are silent (the customer asked, and can pay); recorded as refused,
-/// so that the same request is not asked for payment twice.
-async fn payment_required(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, how: &str) {
-    decline_job(shared, inbox, event, how, "payment-required").await;
+/// with an `amount` tag (what the balance lacks, and the invoice that credits it when there
+/// is one), sent even when refusals are silent (the customer asked, and can pay); recorded
+/// as refused, so that the same request is not asked for payment twice.
+async fn payment_required(
+    shared: &Arc<Shared>,
+    inbox: &Inbox,
+    event: &Event,
+    first: &PayFirst,
+    invoice: Option<&str>,
+) {
+    let amount = (first.short_msat > 0).then_some((first.short_msat, invoice));
+    decline_job(shared, inbox, event, &first.how, "payment-required", amount).await;
 }
 
 /// Records a refused job and, unless silent, publishes `error` feedback saying why.
 async fn refuse_job(shared: &Arc<Shared>, inbox: &Inbox, event: &Event, reason: &str) {
-    decline_job(shared, inbox, event, reason, "error").await;
+    decline_job(shared, inbox, event, reason, "error", None).await;
 }
 
 /// Records a job that gets no result, and publishes feedback of `status` with `reason`
@@ -1215,6 +1242,7 @@ async fn decline_job(
     event: &Event,
     reason: &str,
     status: &str,
+    amount: Option<(u64, Option<&str>)>,
 ) {
     match inbox.refuse(&event.id, &event.pubkey, event.created_at.as_secs(), reason) {
         Ok(true) => {}
@@ -1232,12 +1260,13 @@ async fn decline_job(
     if status == "error" && shared.config.refusal == Refusal::Silent {
         return;
     }
-    match jobs::feedback(
+    match jobs::feedback_with_amount(
         &shared.keys,
         event,
         relay_hint(shared),
         status,
         Some(reason),
+        amount,
         Timestamp::now(),
     ) {
         Ok(feedback) => {

@@ -4,7 +4,9 @@
 //! The sender's balance is their npub's (`npub:<hex>` in the ledger of
 //! `provenance_signer::server::pay`, the same balance a NIP-98 caller spends over HTTP). It
 //! is topped up by sending a Cashu token as the text of a direct message: the token is
-//! swapped at its mint and credited; nothing is generated for such a message. An answer
+//! swapped at its mint and credited; nothing is generated for such a message. With a
+//! Lightning rail (`serve --nwc-file`), the line that asks for payment also carries an
+//! invoice for what the balance lacks, which credits the sender when paid. An answer
 //! reserves the most it may cost before the model is asked, is settled from the usage the
 //! model reports, and is refunded when the model fails.
 
@@ -15,17 +17,32 @@ use provenance_signer::server::pay::Payments;
 
 use crate::model::BoxFuture;
 
+/// Why an answer waits for payment: the line that tells the sender how to pay, and how much
+/// their balance is short (msat; 0 when payments are unavailable rather than short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayFirst {
+    /// How to pay.
+    pub how: String,
+    /// What the balance lacks, msat.
+    pub short_msat: u64,
+}
+
 /// Charges senders for answers; see the module.
 pub trait Meter: Send + Sync + 'static {
     /// Reserves what an answer may cost `sender` (a question of `input_bytes`, at most
-    /// `max_tokens` answered): the reservation, `None` when answers are free, or the line that
-    /// tells the sender how to pay.
+    /// `max_tokens` answered): the reservation, `None` when answers are free, or how to pay.
     fn reserve(
         &self,
         sender: &PublicKey,
         input_bytes: u64,
         max_tokens: u64,
-    ) -> Result<Option<i64>, String>;
+    ) -> Result<Option<i64>, PayFirst>;
+    /// A Lightning invoice (BOLT11) of at least `msat` that credits `sender`'s balance when
+    /// paid; `None` without a Lightning rail or when the wallet does not make one.
+    fn invoice<'a>(&'a self, sender: &'a PublicKey, msat: u64) -> BoxFuture<'a, Option<String>> {
+        let _ = (sender, msat);
+        Box::pin(async { None })
+    }
     /// Charges reservation `id` for `usage` (the reservation when the model reported none).
     fn settle(&self, id: i64, usage: Option<Usage>);
     /// Gives reservation `id` back whole.
@@ -51,7 +68,7 @@ impl Meter for Payments {
         sender: &PublicKey,
         input_bytes: u64,
         max_tokens: u64,
-    ) -> Result<Option<i64>, String> {
+    ) -> Result<Option<i64>, PayFirst> {
         let price = self.prices.on(ROUTE);
         if price.is_free() {
             return Ok(None);
@@ -60,16 +77,35 @@ impl Meter for Payments {
         let key = account(sender);
         match self.ledger.reserve(&key, msat, "direct message or job") {
             Ok(id) => Ok(Some(id)),
-            Err(provenance_pay::LedgerError::Short { balance, .. }) => Err(format!(
-                "an answer costs up to {} sat and your balance is {} sat; send a Cashu token ({} from {}) as a message to top up (payment request: {})",
-                msat.div_ceil(MSAT_PER_SAT),
-                balance / MSAT_PER_SAT,
-                self.wallet.unit(),
-                self.wallet.mints().join(", "),
-                self.payment_request(msat)
-            )),
-            Err(e) => Err(format!("payments are unavailable: {e}")),
+            Err(provenance_pay::LedgerError::Short { balance, needed }) => Err(PayFirst {
+                how: format!(
+                    "an answer costs up to {} sat and your balance is {} sat; send a Cashu token ({} from {}) as a message to top up (payment request: {})",
+                    msat.div_ceil(MSAT_PER_SAT),
+                    balance / MSAT_PER_SAT,
+                    self.wallet.unit(),
+                    self.wallet.mints().join(", "),
+                    self.payment_request(msat)
+                ),
+                short_msat: needed.saturating_sub(balance),
+            }),
+            Err(e) => Err(PayFirst {
+                how: format!("payments are unavailable: {e}"),
+                short_msat: 0,
+            }),
         }
+    }
+
+    fn invoice<'a>(&'a self, sender: &'a PublicKey, msat: u64) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let lightning = self.lightning.as_ref()?;
+            // Whole sats: wallets show sats, and a balance in msat would strand the rest.
+            let msat = msat.div_ceil(MSAT_PER_SAT).saturating_mul(MSAT_PER_SAT);
+            lightning
+                .invoice_for(&account(sender), msat)
+                .await
+                .ok()
+                .map(|made| made.invoice)
+        })
     }
 
     fn settle(&self, id: i64, usage: Option<Usage>) {

@@ -919,3 +919,165 @@ fn a_stranger_pays_for_answers_by_direct_message_with_cashu() {
     assert!(totals.balanced() && totals.reserved == 0, "{totals:?}");
     assert_eq!(totals.operator, 20_000 - left);
 }
+
+/// The BOLT11 invoice after `lightning:` in `text`.
+fn invoice_in(text: &str) -> &str {
+    let start = text.find("lightning:").expect("an invoice") + "lightning:".len();
+    text[start..]
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap()
+}
+
+#[test]
+fn a_stranger_pays_by_lightning_from_the_invoice_in_the_reply_or_in_job_feedback() {
+    use provenance_harness::{NwcWallet, lightning};
+    use provenance_pay::bolt11::Invoice;
+
+    let llama = llama(&model());
+    let relay = NostrRsRelay::start().unwrap();
+    let mint = provenance_harness::CashuMint::start().unwrap();
+    // The wallet service's relay runs in this process: worker threads keep it serving.
+    let nwc_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let nwc_relay = nwc_rt
+        .block_on(provenance_relay::testing::MockRelay::start())
+        .unwrap();
+    let wallet = NwcWallet::start(nwc_relay.url(), 1_000_000);
+    let url = relay.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let nwc = dir.path().join("nwc.uri");
+    std::fs::write(&nwc, &wallet.box_uri).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&nwc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let alice = Keys::generate();
+    let bob = Keys::generate();
+    let carol = Keys::generate();
+    let model_keys = Keys::generate();
+    let rt = runtime();
+    let pay_db = dir.path().join("pay.sqlite");
+    let served = start_with(
+        dir.path(),
+        &llama.url(),
+        &url,
+        &[&alice],
+        &model_keys,
+        &[
+            "--price",
+            "request = 1 sat",
+            "--price",
+            "output_1k = 1000 sat",
+            "--cashu-mint",
+            &mint.url(),
+            "--pay-db",
+            pay_db.to_str().unwrap(),
+            "--nwc-file",
+            nwc.to_str().unwrap(),
+            "--dm-jobs",
+        ],
+    );
+    let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+    let balance = |who: &Keys| {
+        ledger
+            .balance(&format!("npub:{}", who.public_key().to_hex()))
+            .unwrap()
+    };
+    let wait_balance = |who: &Keys, at_least: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while balance(who) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "balance {} after 30 s",
+                balance(who)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Bob, not on the list, asks: the reply says what is missing and carries an invoice for
+    // it, which credits him when his own wallet pays it.
+    let ask = wrap_by_nostr_tools(&bob, &model_keys, "Hello?");
+    rt.block_on(publish(&url, &ask));
+    let wraps = rt.block_on(wait_for(&url, &bob, 1, &served.log));
+    let said = rumors(&bob, &wraps)[0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(said.contains("your balance is 0 sat"), "{said}");
+    let invoice = invoice_in(&said).to_owned();
+    // 1 sat per request and 8 output tokens at most: 9 sat short.
+    assert_eq!(Invoice::parse(&invoice).unwrap().amount_msat, Some(9_000));
+    let paid = lightning(&["pay", &wallet.customer_uri, &invoice]);
+    assert!(paid["preimage"].is_string(), "{paid}");
+    wait_balance(&bob, 9_000);
+    let ask = wrap_by_nostr_tools(&bob, &model_keys, "Say hi.");
+    rt.block_on(publish(&url, &ask));
+    let wraps = rt.block_on(wait_for(&url, &bob, 2, &served.log));
+    let said = rumors(&bob, &wraps);
+    assert!(
+        said.iter()
+            .any(|r| r["content"].as_str().unwrap().contains("nostr:nevent1")),
+        "{said:?}"
+    );
+
+    // Carol sends a job: payment-required feedback with NIP-90's amount tag and its invoice.
+    let p = model_keys.public_key().to_hex();
+    let job = job_by_nostr_tools(
+        &carol,
+        json!([
+            ["i", "Say hi.", "text"],
+            ["param", "max_tokens", "4"],
+            ["p", p],
+            ["relays", url]
+        ]),
+        "",
+    );
+    rt.block_on(publish(&url, &job));
+    let feedback = rt.block_on(answer_to(&url, 7000, &carol, &job, &served.log));
+    assert_eq!(
+        tag_value(&feedback, "status").as_deref(),
+        Some("payment-required")
+    );
+    let amount = feedback
+        .tags
+        .iter()
+        .find(|t| t.as_slice().first().map(String::as_str) == Some("amount"))
+        .unwrap()
+        .as_slice()
+        .to_vec();
+    let asked: u64 = amount[1].parse().unwrap();
+    let invoice = Invoice::parse(&amount[2]).unwrap();
+    assert_eq!(invoice.amount_msat, Some(asked.div_ceil(1000) * 1000));
+    let paid = lightning(&["pay", &wallet.customer_uri, &amount[2]]);
+    assert!(paid["preimage"].is_string(), "{paid}");
+    wait_balance(&carol, asked);
+    // Paid up, a new request gets its result.
+    let again = job_by_nostr_tools(
+        &carol,
+        json!([
+            ["i", "Say hi again.", "text"],
+            ["param", "max_tokens", "4"],
+            ["p", model_keys.public_key().to_hex()],
+            ["relays", url]
+        ]),
+        "",
+    );
+    rt.block_on(publish(&url, &again));
+    let result = rt.block_on(answer_to(&url, 6050, &carol, &again, &served.log));
+    assert!(result.verify().is_ok());
+    drop(served);
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced() && totals.reserved == 0, "{totals:?}");
+    assert_eq!(
+        ledger.credited_by("lightning:").unwrap(),
+        lightning(&["balance", &wallet.box_uri])["balance"]
+            .as_u64()
+            .unwrap()
+    );
+}

@@ -310,34 +310,12 @@ impl Lightning {
                 )}}),
             );
         };
-        let description = format!("provenance balance top-up, {msat} msat");
-        let made = match self
-            .nwc
-            .make_invoice(msat, Some(&description), None, self.options.expiry)
-            .await
-        {
+        let made = match self.invoice_for(&key, msat).await {
             Ok(made) => made,
             Err(e) => {
-                return json_reply(
-                    StatusCode::BAD_GATEWAY,
-                    &json!({"error": {"message": e.to_string()}}),
-                );
+                return json_reply(StatusCode::BAD_GATEWAY, &json!({"error": {"message": e}}));
             }
         };
-        if let Err(e) = self.invoices.add(
-            &made.payment_hash,
-            &key,
-            msat,
-            &made.invoice,
-            Purpose::TopUp,
-            None,
-            made.expires_at,
-        ) {
-            return json_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": {"message": e.to_string()}}),
-            );
-        }
         json_reply(
             StatusCode::OK,
             &json!({
@@ -348,6 +326,40 @@ impl Lightning {
                 "account": key,
             }),
         )
+    }
+
+    /// An invoice of `msat` (raised to the smallest invoice) that credits the account `key`
+    /// when paid, recorded before it is handed out.
+    pub async fn invoice_for(
+        &self,
+        key: &str,
+        msat: u64,
+    ) -> Result<provenance_pay::MadeInvoice, String> {
+        let msat = msat.max(self.options.min_msat);
+        if msat > self.options.max_msat {
+            return Err(format!(
+                "{msat} msat is more than the largest invoice, {} msat",
+                self.options.max_msat
+            ));
+        }
+        let description = format!("provenance balance top-up, {msat} msat");
+        let made = self
+            .nwc
+            .make_invoice(msat, Some(&description), None, self.options.expiry)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.invoices
+            .add(
+                &made.payment_hash,
+                key,
+                msat,
+                &made.invoice,
+                Purpose::TopUp,
+                None,
+                made.expires_at,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(made)
     }
 
     /// `GET /v1/balance/lightning/invoice/<hash>`.
