@@ -13,6 +13,7 @@ mod keygen;
 mod label;
 mod lookup;
 mod output;
+mod pay;
 mod replay;
 mod serve;
 mod sign;
@@ -43,6 +44,7 @@ enum Command {
     Serve(Box<serve::Args>),
     Replay(replay::Args),
     Attest(attest::Args),
+    Pay(pay::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Replay(args) => replay::run(args),
         Command::Attest(args) => attest::run(args),
+        Command::Pay(args) => pay::run(args),
     };
     match result {
         Ok(code) => code,

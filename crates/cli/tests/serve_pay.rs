@@ -207,6 +207,27 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
         pricing["cashu"]["mints"][0],
         mint.url().trim_end_matches('/')
     );
+    // And on every model of /v1/models: Routstr's sats_pricing (sat per token and per
+    // request, max_cost in sat) and ours in msat, beside what llama-server says of the model.
+    let (status, _, models) = curl(&[&format!("{base}/v1/models")]);
+    assert_eq!(status, 200);
+    let models: Value = serde_json::from_slice(&models).unwrap();
+    let first = &models["data"][0];
+    assert!(
+        first["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{models}"
+    );
+    let sats = &first["sats_pricing"];
+    assert_eq!(sats["request"], 1.0, "{models}");
+    assert_eq!(sats["completion"], 1.0);
+    assert_eq!(sats["prompt"], 0.0);
+    // A request naming no max_tokens reserves 1 sat and 1,024 output tokens.
+    assert_eq!(sats["max_cost"], 1025.0);
+    let ours = &first["provenance_pricing"];
+    assert_eq!(ours["unit"], "msat");
+    assert_eq!(ours["default"]["request_msat"], 1000);
+    assert_eq!(ours["default"]["output_1k_msat"], 1_000_000);
+    assert_eq!(ours["cashu"]["mints"][0], mint.url().trim_end_matches('/'));
     drop(server);
 
     // Every sat: what the wallet holds is what balances and the operator hold, and what was
@@ -223,6 +244,114 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     .unwrap();
     let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
     assert_eq!(held * 1000, totals.balances + totals.operator, "{totals:?}");
+    drop(wallet);
+    drop(ledger);
+    operator_melts_the_earnings(&mint, &pay_db, totals.operator);
+}
+
+/// `provenance pay ...`: its exit status, stdout and stderr.
+fn pay(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("pay")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The operator pays the earnings of the paid requests out over Lightning with `provenance
+/// pay melt`, to an invoice of another mint's quote (FakeWallet makes real-format invoices; a
+/// mint settles its own quotes' invoices internally, and FakeWallet has marked those paid).
+fn operator_melts_the_earnings(mint: &CashuMint, pay_db: &std::path::Path, earned: u64) {
+    let db = pay_db.to_str().unwrap();
+    let (code, stdout, _) = pay(&["earnings", "--pay-db", db, "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(report["data"]["earnings"], earned, "{report}");
+    assert_eq!(report["data"]["adds_up"], true, "{report}");
+    let payee = CashuMint::start().unwrap();
+    let invoice = |sat: u64| {
+        let quote = payee
+            .post_json(
+                "/v1/mint/quote/bolt11",
+                &serde_json::json!({"amount": sat, "unit": "sat"}),
+            )
+            .unwrap()
+            .json()
+            .unwrap();
+        quote["request"].as_str().unwrap().to_owned()
+    };
+    let melt = |invoice: &str, mint_url: &str| {
+        pay(&[
+            "melt",
+            "--pay-db",
+            db,
+            "--cashu-mint",
+            mint_url,
+            "--invoice",
+            invoice,
+        ])
+    };
+    // Nutshell reserves at least 2 sat of Lightning fee.
+    let earned_sat = earned / 1000;
+    assert!(earned_sat >= 3, "earned {earned} msat");
+    let amount = earned_sat - 2;
+
+    // Garbage: one line, exit 2, nothing sent. A mint that does not answer: exit 2.
+    let (code, _, stderr) = melt("lnbc1notaninvoice", &mint.url());
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not a bolt11 invoice"), "{stderr}");
+    let down = format!("http://127.0.0.1:{}", serve_common::closed_port());
+    let (code, _, stderr) = melt(&invoice(amount), &down);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be reached"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // More than the earnings: refused, exit 1.
+    let (code, _, stderr) = melt(&invoice(earned_sat + 1), &mint.url());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the earnings are"), "{stderr}");
+
+    // Paid: the wallet melts, the change is held, the totals add up.
+    let bolt11 = invoice(amount);
+    let (code, stdout, stderr) = melt(&bolt11, &mint.url());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("paid {amount} sat over Lightning")),
+        "{stdout}"
+    );
+    let ledger = provenance_pay::Ledger::open(pay_db).unwrap();
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced(), "{totals:?}");
+    assert!(
+        (amount * 1000..=(amount + 2) * 1000).contains(&totals.melted),
+        "{totals:?}"
+    );
+    assert_eq!(totals.operator, earned - totals.melted, "{totals:?}");
+    let wallet = provenance_pay::Wallet::open(
+        pay_db,
+        &[mint.url()],
+        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
+    )
+    .unwrap();
+    let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
+    assert_eq!(held * 1000, totals.balances + totals.operator, "{totals:?}");
+    // The same invoice again: refused here, nothing lost.
+    let (code, _, stderr) = melt(&bolt11, &mint.url());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already paid"), "{stderr}");
+    assert_eq!(
+        wallet.held().unwrap().iter().map(|(_, a)| a).sum::<u64>(),
+        held
+    );
+    assert_eq!(ledger.totals().unwrap(), totals);
+    let (code, stdout, _) = pay(&["earnings", "--pay-db", db]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("every msat is accounted for"), "{stdout}");
 }
 
 /// An upstream that answers every GET with 404 (so serve starts at once) and holds every POST
@@ -332,4 +461,135 @@ fn a_kill_between_payment_and_answer_loses_no_sat() {
         "{totals:?}"
     );
     assert_eq!(totals.credited, totals.paid_out);
+}
+
+/// `provenance serve` in front of `upstream`, started with `env` set.
+fn serve_with_env(
+    dir: &std::path::Path,
+    upstream: &str,
+    args: &[&str],
+    env: (&str, &str),
+) -> serve_common::Serve {
+    use std::io::BufRead;
+    let mut child = serve_common::serve_command(dir, upstream, &model(), args)
+        .env(env.0, env.1)
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches(',')
+        .to_owned();
+    serve_common::Serve { child, base }
+}
+
+#[test]
+fn a_kill_between_settle_and_answer_loses_no_sat() {
+    let llama = llama(&model());
+    let mint = CashuMint::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pay_db = dir.path().join("pay.sqlite");
+    let args = [
+        "--price".to_owned(),
+        "request = 1 sat".to_owned(),
+        "--price".to_owned(),
+        "output_1k = 1000 sat".to_owned(),
+        "--cashu-mint".to_owned(),
+        mint.url(),
+        "--pay-db".to_owned(),
+        pay_db.to_str().unwrap().to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The test hook aborts the server right after the ledger charged the cost, before the
+    // change token is made and the answer written.
+    let mut server = serve_with_env(
+        dir.path(),
+        &llama.url(),
+        &args,
+        ("PROVENANCE_TEST_ABORT", "after-settle"),
+    );
+    let token = mint.mint_token(20).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("x-cashu: {token}"),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            CHAT,
+            &format!("{}/v1/chat/completions", server.base),
+        ])
+        .output()
+        .unwrap();
+    // No answer: the connection died with the server.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "000");
+    let status = server.child.wait().unwrap();
+    assert!(!status.success(), "the server did not abort: {status}");
+    assert!(
+        mint.token_states(&token)
+            .unwrap()
+            .iter()
+            .all(|s| s == "SPENT")
+    );
+    let cost = {
+        let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+        let totals = ledger.totals().unwrap();
+        assert!(totals.balanced(), "{totals:?}");
+        // Charged and settled: nothing is left open for the restart to refund.
+        assert_eq!(totals.reserved, 0, "{totals:?}");
+        assert_eq!(totals.credited, 20_000);
+        assert!(totals.operator >= 1000, "{totals:?}");
+        totals.operator
+    };
+
+    // Restarted without the hook: the token's change waits in its balance, refundable with
+    // Bearer <token>; every sat is there, in the refund or the earnings.
+    let dir2 = tempfile::tempdir().unwrap();
+    let server = serve(dir2.path(), &llama.url(), &args);
+    let bearer = format!("authorization: Bearer {token}");
+    let (_, _, info) = curl(&["-H", &bearer, &format!("{}/v1/balance/info", server.base)]);
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["balance"], 20_000 - cost, "{info}");
+    let refund_url = format!("{}/v1/balance/refund", server.base);
+    let (status, _, refund) = curl(&["-X", "POST", "-H", &bearer, &refund_url]);
+    assert_eq!(status, 200);
+    let refund: Value = serde_json::from_slice(&refund).unwrap();
+    let given = refund["token"].as_str().unwrap();
+    let refunded = mint.decode_token(given).unwrap().amount;
+    assert_eq!(refunded * 1000 + cost, 20_000, "{refund}");
+    mint.receive(given).unwrap();
+    // A second refund gives nothing and takes nothing.
+    let (status, _, again) = curl(&["-X", "POST", "-H", &bearer, &refund_url]);
+    assert_eq!(status, 200);
+    let again: Value = serde_json::from_slice(&again).unwrap();
+    assert!(again["token"].is_null(), "{again}");
+    assert_eq!(again["balance"], 0, "{again}");
+    drop(server);
+    let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
+    let totals = ledger.totals().unwrap();
+    assert!(totals.balanced(), "{totals:?}");
+    assert_eq!(
+        (totals.balances, totals.reserved, totals.operator),
+        (0, 0, cost)
+    );
+    assert_eq!(totals.paid_out, refunded * 1000);
+    let wallet = provenance_pay::Wallet::open(
+        &pay_db,
+        &[mint.url()],
+        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
+    )
+    .unwrap();
+    let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
+    assert_eq!(held * 1000, cost);
 }

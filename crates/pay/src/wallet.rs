@@ -185,7 +185,8 @@ pub struct MeltQuote {
     /// The most the mint may spend on Lightning fees; what it does not spend comes back as
     /// change.
     pub fee_reserve: u64,
-    /// The mint's input fee for the proofs that will pay (NUT-02), as held now.
+    /// The mint's input fee for the proofs that will pay (NUT-02), as held now (0 when the
+    /// wallet holds too little to pay).
     pub input_fee: u64,
     /// Unix time until which the quote holds.
     pub expiry: Option<u64>,
@@ -654,18 +655,20 @@ impl Wallet {
             });
         }
         let keysets = client.keysets().await?;
-        let (_, _, want) = self.select(
-            &mint,
-            answer.amount.saturating_add(answer.fee_reserve),
-            &keysets,
-        )?;
+        let base = answer.amount.saturating_add(answer.fee_reserve);
+        // What too small a wallet lacks is said when paying; a quote is not refused for it.
+        let input_fee = match self.select(&mint, base, &keysets) {
+            Ok((_, _, want)) => want - base,
+            Err(PayError::Insufficient { .. }) => 0,
+            Err(e) => return Err(e),
+        };
         Ok(MeltQuote {
             mint,
             quote: answer.quote,
             invoice,
             amount: answer.amount,
             fee_reserve: answer.fee_reserve,
-            input_fee: want - answer.amount.saturating_add(answer.fee_reserve),
+            input_fee,
             expiry: answer.expiry,
         })
     }

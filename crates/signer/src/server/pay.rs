@@ -55,9 +55,14 @@ pub struct Payments {
     pub max_request_bytes: usize,
     /// The largest whole answer read to settle it. 64 MiB.
     pub max_response_bytes: usize,
-    /// Lightning top-ups and zaps through the operator's NWC wallet, when configured.
-    pub lightning: Option<Arc<crate::server::lightning::Lightning>>,
+    /// A test hook for crash tests: abort the process right after a request's cost is
+    /// settled, before its change is made and its answer written. [`Payments::open`] sets it
+    /// when `PROVENANCE_TEST_ABORT=after-settle` at start.
+    pub abort_after_settle: bool,
 }
+
+/// The environment variable of [`Payments::abort_after_settle`].
+pub const TEST_ABORT_ENV: &str = "PROVENANCE_TEST_ABORT";
 
 impl Payments {
     /// Payments with `prices`, `wallet` and `ledger`, and the defaults above.
@@ -69,7 +74,7 @@ impl Payments {
             default_max_tokens: 1024,
             max_request_bytes: 8 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
-            lightning: None,
+            abort_after_settle: false,
         }
     }
 
@@ -113,7 +118,9 @@ impl Payments {
             )),
             Err(e) => notes.push(format!("melts left open are not settled yet: {e}")),
         }
-        let payments = Self::new(parsed, wallet, ledger);
+        let mut payments = Self::new(parsed, wallet, ledger);
+        payments.abort_after_settle =
+            std::env::var(TEST_ABORT_ENV).is_ok_and(|v| v == "after-settle");
         let refunded = payments.recover().map_err(|e| in_db(&e))?;
         if refunded > 0 {
             notes.push(format!(
@@ -329,37 +336,16 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
             return json_response(payments.pricing()).into_response();
         }
         (&Method::GET, "/v1/balance/info") => return balance_info(&payments, &request),
+        (&Method::GET, "/v1/models") => {
+            let response = inner
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+            return with_model_prices(&payments, response).await;
+        }
         (&Method::POST, "/v1/balance/refund") => {
             let key = account(&request);
             return refund(&payments, key).await;
-        }
-        (&Method::POST, "/v1/balance/lightning/invoice") => {
-            let Some(lightning) = payments.lightning.clone() else {
-                return refused(
-                    StatusCode::NOT_FOUND,
-                    "no Lightning rail here (serve --nwc)",
-                );
-            };
-            let key = account(&request).filter(|key| {
-                // A token's account must be open already: a top-up never stands in for the
-                // token's own value, which is credited when the token is first spent.
-                !key.starts_with("cashu:") || payments.ledger.exists(key).unwrap_or(false)
-            });
-            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(_) => return refused(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"),
-            };
-            return lightning.top_up(key, &body).await;
-        }
-        (&Method::GET, p) if p.starts_with("/v1/balance/lightning/invoice/") => {
-            let Some(lightning) = payments.lightning.clone() else {
-                return refused(
-                    StatusCode::NOT_FOUND,
-                    "no Lightning rail here (serve --nwc)",
-                );
-            };
-            let hash = p.trim_start_matches("/v1/balance/lightning/invoice/");
-            return lightning.invoice_state(hash).await;
         }
         _ => {}
     }
@@ -504,6 +490,9 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
     };
     let cost = usage(&bytes).map_or(reserve, |u| price.cost(u));
     let _ = payments.ledger.settle(reservation, cost);
+    if payments.abort_after_settle {
+        std::process::abort();
+    }
     if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
         parts.headers.insert("x-provenance-cost-msat", v);
     }
@@ -514,6 +503,81 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
         one_shot,
     )
     .await
+}
+
+/// The route whose prices `/v1/models` carries: the one OpenAI clients call.
+const MODELS_ROUTE: &str = "/v1/chat/completions";
+
+impl Payments {
+    /// The prices of `/v1/chat/completions` in the form Routstr's clients read from each model
+    /// of `/v1/models`: `sats_pricing`, sat per input (`prompt`) and output (`completion`)
+    /// token and per `request`, and `max_cost`, the most a request naming no `max_tokens`
+    /// reserves for its request and output (its input adds at most one token per body byte).
+    pub fn sats_pricing(&self) -> Value {
+        let price = self.prices.on(MODELS_ROUTE);
+        let sat = |msat: u64| msat as f64 / MSAT_PER_SAT as f64;
+        let per_token = |per_1k: u64| per_1k as f64 / 1000.0 / MSAT_PER_SAT as f64;
+        let completion = price.reserve(0, self.default_max_tokens) - price.request;
+        json!({
+            "prompt": per_token(price.input_1k),
+            "completion": per_token(price.output_1k),
+            "request": sat(price.request),
+            "image": 0.0,
+            "web_search": 0.0,
+            "internal_reasoning": 0.0,
+            "max_prompt_cost": 0.0,
+            "max_completion_cost": sat(completion),
+            "max_cost": sat(price.request + completion),
+        })
+    }
+}
+
+/// A `/v1/models` answer (the OpenAI list) with each model's prices added: Routstr's
+/// `sats_pricing` and ours in msat (`provenance_pricing`: the default, each route, the unit).
+/// Any other answer passes unchanged.
+async fn with_model_prices(payments: &Payments, response: Response) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match Limited::new(body, payments.max_response_bytes)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return refused(
+                StatusCode::BAD_GATEWAY,
+                "the model list could not be read whole",
+            );
+        }
+    };
+    let mut list: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let Some(models) = list.get_mut("data").and_then(Value::as_array_mut) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let sats = payments.sats_pricing();
+    let pricing = payments.pricing();
+    let ours = json!({
+        "unit": pricing["unit"],
+        "default": pricing["default"],
+        "routes": pricing["routes"],
+        "default_max_tokens": pricing["default_max_tokens"],
+        "cashu": pricing["cashu"],
+    });
+    for model in models.iter_mut().filter_map(Value::as_object_mut) {
+        model.insert("sats_pricing".to_owned(), sats.clone());
+        model.insert("provenance_pricing".to_owned(), ours.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(list.to_string()))
 }
 
 /// Swaps `token` and credits its value to `key`; the reason when it cannot.
