@@ -55,6 +55,8 @@ pub struct Payments {
     pub max_request_bytes: usize,
     /// The largest whole answer read to settle it. 64 MiB.
     pub max_response_bytes: usize,
+    /// Lightning top-ups and zaps through the operator's NWC wallet, when configured.
+    pub lightning: Option<Arc<crate::server::lightning::Lightning>>,
     /// A test hook for crash tests: abort the process right after a request's cost is
     /// settled, before its change is made and its answer written. [`Payments::open`] sets it
     /// when `PROVENANCE_TEST_ABORT=after-settle` at start.
@@ -74,6 +76,7 @@ impl Payments {
             default_max_tokens: 1024,
             max_request_bytes: 8 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
+            lightning: None,
             abort_after_settle: false,
         }
     }
@@ -346,6 +349,34 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
         (&Method::POST, "/v1/balance/refund") => {
             let key = account(&request);
             return refund(&payments, key).await;
+        }
+        (&Method::POST, "/v1/balance/lightning/invoice") => {
+            let Some(lightning) = payments.lightning.clone() else {
+                return refused(
+                    StatusCode::NOT_FOUND,
+                    "no Lightning rail here (serve --nwc)",
+                );
+            };
+            let key = account(&request).filter(|key| {
+                // A token's account must be open already: a top-up never stands in for the
+                // token's own value, which is credited when the token is first spent.
+                !key.starts_with("cashu:") || payments.ledger.exists(key).unwrap_or(false)
+            });
+            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => return refused(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"),
+            };
+            return lightning.top_up(key, &body).await;
+        }
+        (&Method::GET, p) if p.starts_with("/v1/balance/lightning/invoice/") => {
+            let Some(lightning) = payments.lightning.clone() else {
+                return refused(
+                    StatusCode::NOT_FOUND,
+                    "no Lightning rail here (serve --nwc)",
+                );
+            };
+            let hash = p.trim_start_matches("/v1/balance/lightning/invoice/");
+            return lightning.invoice_state(hash).await;
         }
         _ => {}
     }
