@@ -177,6 +177,10 @@ pub(crate) struct Args {
     /// With --price: output tokens reserved for a request that names no max_tokens
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pay_default_max_tokens: u64,
+    /// With --price and --relay: publish the prices at start as an addressable event signed by
+    /// the key (NIP-78, kind 30078, d tag provenance/pricing), through the relay outbox
+    #[arg(long, requires_all = ["prices", "relays"])]
+    publish_prices: bool,
     /// With --price: Lightning top-ups and zaps to the model through the Nostr Wallet Connect
     /// URI (NIP-47) in FILE, which must be mode 0600: it holds the connection's secret
     /// (docs/pay.md)
@@ -260,11 +264,12 @@ async fn serve(args: Args) -> Result<()> {
     let dm = dm_gate(&args)?;
     let (payments, pay_notes) = payments(&args, &store, &keys).await?;
     let dm_keys = keys.clone();
+    let price_keys = keys.clone();
     crate::fdlimit::raise();
     let server = Server::builder(keys, model.clone(), upstream.clone(), store.clone())
         .listen(args.listen)
         .durability(durability)
-        .relays(args.relays)
+        .relays(args.relays.clone())
         .engine_binary(args.engine_binary)
         .engine_params(args.engine_params.into_iter().collect())
         .replayable(args.replayable)
@@ -335,6 +340,21 @@ async fn serve(args: Args) -> Result<()> {
             payments.prices.routes.len(),
             payments.wallet.mints().join(", ")
         ));
+        if args.publish_prices {
+            let event = payments
+                .pricing_event(&price_keys)
+                .map_err(|e| anyhow::anyhow!("--publish-prices: {e}"))?;
+            server
+                .signer()
+                .store()
+                .put(provenance_signer::RequestId::generate(), &event)
+                .context("--publish-prices: storing the pricing event")?;
+            crate::output::warn(&format!(
+                "publishing the prices as event {} (kind 30078, d provenance/pricing) to {}",
+                event.id.to_hex(),
+                args.relays.join(", ")
+            ));
+        }
     }
     if let Some(gate) = dm {
         let inbox = args.dm_inbox.clone().unwrap_or_else(|| {

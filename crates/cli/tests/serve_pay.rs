@@ -593,3 +593,102 @@ fn a_kill_between_settle_and_answer_loses_no_sat() {
     let held: u64 = wallet.held().unwrap().iter().map(|(_, a)| a).sum();
     assert_eq!(held * 1000, cost);
 }
+
+#[test]
+fn the_prices_are_published_as_a_signed_addressable_event() {
+    use nostr::prelude::{Event, Filter, Kind};
+    let relay = provenance_relay::testing::NostrRsRelay::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pay_db = dir.path().join("pay.sqlite");
+    let upstream = format!(
+        "http://127.0.0.1:{}",
+        serve_common::canned_upstream(stuck_upstream)
+    );
+    // The mint is never asked: nothing is paid here.
+    let mint = format!("http://127.0.0.1:{}", serve_common::closed_port());
+    let server = serve(
+        dir.path(),
+        &upstream,
+        &[
+            "--price",
+            "request = 2 sat",
+            "--price",
+            "/completion output_1k = 30 sat",
+            "--cashu-mint",
+            &mint,
+            "--pay-db",
+            pay_db.to_str().unwrap(),
+            "--relay",
+            relay.url(),
+            "--publish-prices",
+        ],
+    );
+    let keys = provenance::Keys::parse(
+        std::fs::read_to_string(dir.path().join("key.nsec"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let filter = Filter::new()
+        .kind(Kind::from_u16(30078))
+        .author(keys.public_key())
+        .identifier("provenance/pricing");
+    let rt = serve_common::runtime();
+    let relays = [relay.url().to_owned()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let found = loop {
+        let out = rt.block_on(provenance_relay::fetch(
+            &relays,
+            &filter,
+            &provenance_relay::Options::default(),
+        ));
+        if let Some(found) = out.events.into_iter().next() {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pricing event never reached the relay"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // Signed by the box's key, and the prices it serves.
+    let event: Event = serde_json::from_str(&found.json).unwrap();
+    event.verify().unwrap();
+    assert_eq!(event.pubkey, keys.public_key());
+    assert_eq!(
+        event.tags.identifier().as_deref(),
+        Some("provenance/pricing")
+    );
+    let published: Value = serde_json::from_str(&event.content).unwrap();
+    assert_eq!(published["default"]["request_msat"], 2000, "{published}");
+    assert_eq!(
+        published["routes"]["/completion"]["output_1k_msat"], 30_000,
+        "{published}"
+    );
+    let (_, _, served) = curl(&[&format!("{}/provenance/pricing", server.base)]);
+    let served: Value = serde_json::from_slice(&served).unwrap();
+    assert_eq!(published, served);
+    drop(server);
+
+    // Without a relay to publish to, refused at start.
+    let out = serve_common::serve_command(
+        dir.path(),
+        &upstream,
+        &model(),
+        &[
+            "--price",
+            "request = 2 sat",
+            "--cashu-mint",
+            &mint,
+            "--publish-prices",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--relay"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

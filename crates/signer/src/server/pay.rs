@@ -536,6 +536,27 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
     .await
 }
 
+/// The kind of the signed pricing event: NIP-78 application-specific data, addressable.
+pub const PRICING_KIND: u16 = 30078;
+/// Its `d` tag.
+pub const PRICING_D_TAG: &str = "provenance/pricing";
+
+impl Payments {
+    /// The pricing document ([`Payments::pricing`]) as a NIP-78 addressable event (kind
+    /// 30078, `d` tag `provenance/pricing`) signed by `keys`, the server's key: anyone can
+    /// check that the prices are the box's own, and a newer one replaces it on relays.
+    pub fn pricing_event(&self, keys: &provenance::Keys) -> Result<provenance::Event, String> {
+        use provenance::nostr::prelude::{EventBuilder, FinalizeEvent, Kind, Tag};
+        let alt = Tag::parse(["alt", "The prices of a provenance serve box, in msat"])
+            .map_err(|e| e.to_string())?;
+        EventBuilder::new(Kind::from_u16(PRICING_KIND), self.pricing().to_string())
+            .tag(Tag::identifier(PRICING_D_TAG))
+            .tag(alt)
+            .finalize(keys)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The route whose prices `/v1/models` carries: the one OpenAI clients call.
 const MODELS_ROUTE: &str = "/v1/chat/completions";
 
