@@ -2,24 +2,45 @@
 //
 // llama-score: teacher-forced scoring of a claimed llama.cpp answer.
 //
-// Reads one JSON request on stdin, loads the model with the context llama-server builds from
-// the same arguments (common_params_parse with LLAMA_EXAMPLE_SERVER, common_init_from_params),
-// decodes the prompt in the chunks llama-server decodes it in, then the CLAIMED output tokens
-// in one batch (or one at a time with "sequential": true) with logits at every output
-// position, and runs the sampler chain llama-server builds from the recorded
-// generation_settings over each position's logits, accepting the claimed token, so penalties
-// and the random number generator follow the original generation.
+// Loads the model with the context llama-server builds from the same arguments
+// (common_params_parse with LLAMA_EXAMPLE_SERVER, common_init_from_params), decodes the prompt
+// in the chunks llama-server decodes it in, then the CLAIMED output tokens in batches with
+// logits at every output position, and runs the sampler chain llama-server builds from the
+// recorded generation_settings over each position's logits, accepting the claimed token, so
+// penalties and the random number generator follow the original generation.
 //
-// Request:
+// The batched pass is the fast path only: its kernels do not compute bit for bit what the
+// one-token decoding of generation computes. A position is decided by the batched logits only
+// when the sampler there picks the claimed token and would still pick it if every gap between
+// two logits moved by up to "margin.logit": greedy, the claimed token leads the second best by
+// at least that much; seeded, the draw falls inside the part of the claimed token's interval
+// that stays its own when the tokens around it gain or lose that much against it, change
+// places with it, or come in or drop out at the filters' edge (less "margin.draw" at each
+// end). At any other position llama-score falls back: it drops the output tokens of the
+// key-value cache that were not decoded one at a time, decodes the claimed tokens up to that
+// position one at a time over the prompt (as generation did), and decides the position with
+// those logits, from the sampler state before it, under the tight "tolerance". Then it
+// returns to the batched logits. A disagreement is reported only from one-token logits, and
+// the check stops there.
+//
+// One request (stdin, one JSON object), or with --serve one request per stdin line and one
+// answer per stdout line, the model kept loaded between requests with the same engine
+// arguments:
 //   {"model": "m.gguf", "prompt": "text" | [ids], "output": [ids],
 //    "ctx": 512, "batch": 2048, "ubatch": 512, "flash_attn": "on", "repack": true,
 //    "threads": 2, "settings": {generation_settings as llama-server reports them},
-//    "sequential": false, "n_top": 5}
-// Answer (stdout): per output position the claimed token, the token the sampler picks, the
-// claimed token's log-probability under the raw logits and its probability after the
-// sampler chain, the top alternatives, the greedy margin and, for a seeded draw, the draw and
-// the claimed token's interval; then what the sampler picks after the last claimed token and
-// the timings. Exit status 0 with an answer, 2 with {"error": "..."} on stdout.
+//    "margin": {"logit": 0.5, "draw": 1e-3}, "tolerance": {"logit": 1e-3, "draw": 1e-3},
+//    "one_token": false, "eos": false, "n_top": 5}
+// "one_token": true decides every position with one-token logits (and still reports what the
+// batched pass picked there). "eos": true also checks that the sampler picks an
+// end-of-generation token after the last claimed one.
+// Answer: per output position the claimed token, the token the sampler picks, the claimed
+// token's log-probability under the raw logits and its probability after the sampler chain,
+// the top alternatives, the greedy gap and, for a seeded draw, the draw and the claimed
+// token's interval, which pass decided it ("batch", "one_token"; position 0 comes from the
+// prompt's last token, as in generation: "prompt") and, where it fell back, what the batched
+// pass picked; then the timings. Exit status 0 with an answer, 2 with {"error": "..."} (with
+// --serve an error answers that request and the next line is read).
 
 #include "arg.h"
 #include "common.h"
@@ -32,8 +53,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <iostream>
 #include <iterator>
+#include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -43,10 +68,16 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
+struct request_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 [[noreturn]] void fail(const std::string & message) {
-    json out = {{"error", message}};
+    throw request_error(message);
+}
+
+void answer(const json & out) {
     std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
-    std::exit(2);
 }
 
 double now_ms() {
@@ -62,7 +93,7 @@ template <typename T> T get_or(const json & j, const char * key, T fallback) {
 
 // The sampler settings llama-server reports in generation_settings, set on the parameters
 // it would have built them from (the values reported are the values in force).
-void apply_settings(common_params_sampling & s, const json & g, int32_t & n_predict) {
+void apply_settings(common_params_sampling & s, const json & g) {
     auto num = [&](const char * key, auto & field) {
         using T = std::decay_t<decltype(field)>;
         if (g.contains(key) && !g.at(key).is_null()) {
@@ -98,7 +129,6 @@ void apply_settings(common_params_sampling & s, const json & g, int32_t & n_pred
     num("adaptive_decay", s.adaptive_decay);
     num("min_keep", s.min_keep);
     num("ignore_eos", s.ignore_eos);
-    num("n_predict", n_predict);
     if (g.contains("dry_sequence_breakers") && g.at("dry_sequence_breakers").is_array()) {
         s.dry_sequence_breakers = g.at("dry_sequence_breakers").get<std::vector<std::string>>();
     }
@@ -158,20 +188,44 @@ double log_sum_exp(const float * logits, int n_vocab) {
     return max_l + std::log(sum);
 }
 
-}  // namespace
-
-int main(int argc, char ** argv) {
-    (void) argc;
-    (void) argv;
-    json req;
-    try {
-        req = json::parse(std::cin);
-    } catch (const std::exception & e) {
-        fail(std::string("the request is not JSON: ") + e.what());
-    }
-
-    const double t_start = now_ms();
+// A loaded model and its context, kept between requests with the same engine arguments.
+struct engine {
+    std::vector<std::string> args;
     common_params params;
+    common_init_result_ptr init;
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+};
+
+// How a position came out.
+struct evaluation {
+    json entry;
+    llama_token picked = LLAMA_TOKEN_NULL;
+    bool agrees = false;                 // the sampler picks the claimed token (or, after the
+                                         // last one, an end-of-generation token when expected)
+    std::optional<double> tie_gap;       // |picked - claimed| logits as the sampler ranked them
+    std::optional<double> top2_gap;      // greedy: best minus second best
+    std::optional<double> draw_distance; // seeded: draw to the claimed interval
+    std::optional<double> draw_margin;   // seeded: draw to the nearer edge of its interval
+    std::optional<double> safe_lo;       // seeded: the claimed interval that holds under any
+    std::optional<double> safe_hi;       // change of the logit gaps up to the margin
+};
+
+struct limits {
+    double logit;
+    double draw;
+};
+
+limits read_limits(const json & req, const char * key, limits fallback) {
+    if (!req.contains(key) || req.at(key).is_null()) {
+        return fallback;
+    }
+    const json & j = req.at(key);
+    return {get_or<double>(j, "logit", fallback.logit), get_or<double>(j, "draw", fallback.draw)};
+}
+
+json handle(const json & req, std::unique_ptr<engine> & eng) {
+    const double t_start = now_ms();
     std::vector<std::string> args;
     try {
         // The arguments replay starts llama-server with, parsed by llama-server's own parser.
@@ -188,55 +242,67 @@ int main(int argc, char ** argv) {
             args.push_back("--threads");
             args.push_back(std::to_string(req.at("threads").get<int64_t>()));
         }
+    } catch (const request_error &) {
+        throw;
     } catch (const std::exception & e) {
         fail(std::string("the request lacks a value: ") + e.what());
     }
-    std::vector<char *> cargs;
-    for (auto & a : args) {
-        cargs.push_back(a.data());
-    }
-    common_init();
-    // Quiet: the answer is the only thing on stdout, and the log would bury errors.
-    common_log_set_verbosity_thold(-1);
-    llama_log_set([](ggml_log_level level, const char * text, void *) {
-        if (level == GGML_LOG_LEVEL_ERROR) {
-            std::fputs(text, stderr);
-        }
-    }, nullptr);
-    if (!common_params_parse(static_cast<int>(cargs.size()), cargs.data(), params, LLAMA_EXAMPLE_SERVER)) {
-        fail("llama-server's argument parser refused the settings");
-    }
-    // Logits at every output position of a batch (llama-server asks for one per sequence).
-    params.n_outputs_max = 0;
-    params.n_outputs_max_per_seq = 0;
 
-    int32_t n_predict = -1;
+    bool loaded_now = false;
+    if (!eng || eng->args != args) {
+        eng.reset();
+        auto fresh = std::make_unique<engine>();
+        fresh->args = args;
+        std::vector<char *> cargs;
+        for (auto & a : fresh->args) {
+            cargs.push_back(a.data());
+        }
+        if (!common_params_parse(static_cast<int>(cargs.size()), cargs.data(), fresh->params, LLAMA_EXAMPLE_SERVER)) {
+            fail("llama-server's argument parser refused the settings");
+        }
+        // Logits at every output position of a batch (llama-server asks for one per sequence).
+        fresh->params.n_outputs_max = 0;
+        fresh->params.n_outputs_max_per_seq = 0;
+        fresh->init = common_init_from_params(fresh->params);
+        fresh->model = fresh->init->model();
+        fresh->ctx = fresh->init->context();
+        if (fresh->model == nullptr || fresh->ctx == nullptr) {
+            fail("cannot load the model " + fresh->params.model.path);
+        }
+        eng = std::move(fresh);
+        loaded_now = true;
+    }
+    llama_model * model = eng->model;
+    llama_context * ctx = eng->ctx;
+    llama_memory_t mem = llama_get_memory(ctx);
+    llama_memory_clear(mem, true);
+
+    common_params_sampling sparams = eng->params.sampling;
     try {
-        apply_settings(params.sampling, req.at("settings"), n_predict);
+        apply_settings(sparams, req.at("settings"));
+    } catch (const request_error &) {
+        throw;
     } catch (const std::exception & e) {
         fail(std::string("settings: ") + e.what());
     }
 
-    llama_backend_init();
-    llama_numa_init(params.numa);
-    auto init = common_init_from_params(params);
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
-    if (model == nullptr || ctx == nullptr) {
-        fail("cannot load the model " + params.model.path);
-    }
     const llama_vocab * vocab = llama_model_get_vocab(model);
     const int n_vocab = llama_vocab_n_tokens(vocab);
 
     std::vector<llama_token> prompt;
-    const json & jp = req.at("prompt");
-    if (jp.is_string()) {
-        // What llama-server's /completion does with a string prompt.
-        prompt = common_tokenize(vocab, jp.get<std::string>(), true, true);
-    } else {
-        prompt = jp.get<std::vector<llama_token>>();
+    std::vector<llama_token> output;
+    try {
+        const json & jp = req.at("prompt");
+        if (jp.is_string()) {
+            // What llama-server's /completion does with a string prompt.
+            prompt = common_tokenize(vocab, jp.get<std::string>(), true, true);
+        } else {
+            prompt = jp.get<std::vector<llama_token>>();
+        }
+        output = req.at("output").get<std::vector<llama_token>>();
+    } catch (const std::exception & e) {
+        fail(std::string("the request's prompt or output: ") + e.what());
     }
-    std::vector<llama_token> output = req.at("output").get<std::vector<llama_token>>();
     for (llama_token t : prompt) {
         if (t < 0 || t >= n_vocab) fail("a prompt token id is outside the vocabulary");
     }
@@ -257,27 +323,41 @@ int main(int argc, char ** argv) {
     if (static_cast<int>(prompt.size() + output.size()) + 1 > n_ctx) {
         fail("prompt and output do not fit the context");
     }
-    const bool sequential = get_or<bool>(req, "sequential", false);
+    const bool one_token = get_or<bool>(req, "one_token", false);
+    const bool eos_expected = get_or<bool>(req, "eos", false) && invalid.is_null();
     const int n_top = get_or<int>(req, "n_top", 5);
+    const limits margin = read_limits(req, "margin", {0.5, 1e-3});
+    const limits tolerance = read_limits(req, "tolerance", {1e-3, 1e-3});
     const double t_loaded = now_ms();
 
     common_sampler * smpl = nullptr;
     try {
-        smpl = common_sampler_init(model, params.sampling);
+        smpl = common_sampler_init(model, sparams);
     } catch (const std::exception & e) {
         fail(std::string("sampler: ") + e.what());
     }
     if (smpl == nullptr) {
         fail("the sampler chain could not be built");
     }
+    // The chain llama-server samples with, owned here so that its state before a position
+    // can be kept and restored when the position is decided again from one-token logits.
+    llama_sampler * chain = llama_sampler_clone(common_sampler_get(smpl));
+    llama_sampler * saved = llama_sampler_clone(chain);
+    common_sampler_free(smpl);
+    const std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> chain_owner(chain, llama_sampler_free);
+    const std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> saved_owner(saved, llama_sampler_free);
     // As llama-server's init_sampler: the prompt's tokens are accepted, not generated.
     for (llama_token t : prompt) {
-        common_sampler_accept(smpl, t, false);
+        llama_sampler_accept(chain, t);
     }
 
     const int n_batch = static_cast<int>(llama_n_batch(ctx));
     const int n_ubatch = static_cast<int>(llama_n_ubatch(ctx));
     llama_batch batch = llama_batch_init(std::max(n_batch, 1), 0, 1);
+    struct batch_guard {
+        llama_batch * b;
+        ~batch_guard() { llama_batch_free(*b); }
+    } bguard{&batch};
     auto add = [&](llama_token id, llama_pos pos, bool logits) {
         batch.token[batch.n_tokens] = id;
         batch.pos[batch.n_tokens] = pos;
@@ -299,57 +379,60 @@ int main(int argc, char ** argv) {
     const bool checkpoints = llama_model_n_swa(model) > 0 || llama_model_is_recurrent(model) ||
                              llama_model_is_hybrid(model);
     const int n_prompt = static_cast<int>(prompt.size());
-    int done = 0;
-    while (done < n_prompt) {
-        batch.n_tokens = 0;
-        while (done < n_prompt && batch.n_tokens < n_batch) {
-            add(prompt[done], done, false);
-            ++done;
-            if (checkpoints) {
-                bool stop = false;
-                for (int offset : {4 + n_ubatch, 4}) {
-                    if (n_prompt == done + std::min(n_batch, offset)) stop = true;
+    auto decode_prompt = [&]() {
+        int done = 0;
+        while (done < n_prompt) {
+            batch.n_tokens = 0;
+            while (done < n_prompt && batch.n_tokens < n_batch) {
+                add(prompt[done], done, false);
+                ++done;
+                if (checkpoints) {
+                    bool stop = false;
+                    for (int offset : {4 + n_ubatch, 4}) {
+                        if (n_prompt == done + std::min(n_batch, offset)) stop = true;
+                    }
+                    if (stop) break;
                 }
-                if (stop) break;
             }
+            if (done == n_prompt) {
+                batch.logits[batch.n_tokens - 1] = true;
+            }
+            decode("the prompt");
         }
-        if (done == n_prompt) {
-            batch.logits[batch.n_tokens - 1] = true;
-        }
-        decode("the prompt");
-    }
+    };
+    decode_prompt();
     const double t_prompt = now_ms();
 
-    // Logits for position i (predicting output[i]) live in row `rows[i]` of the batch that
-    // computed them; position 0's come from the prompt's last token.
     const int n_out = static_cast<int>(output.size());
-    json positions = json::array();
-    double t_decode = t_prompt - t_start;  // replaced below
     double decode_ms = 0.0;
+    double fallback_ms = 0.0;
     double sample_ms = 0.0;
+    int one_token_decodes = 0;
+    int rebuilds = 0;
 
-    std::mt19937 rng(params.sampling.seed);  // the dist sampler's generator, drawn in step
+    std::mt19937 rng(sparams.seed);  // the dist sampler's generator, drawn in step
+    std::mt19937 rng_saved = rng;
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     const bool dist_last = [&] {
-        llama_sampler * chain = common_sampler_get(smpl);
         const int n = llama_sampler_chain_n(chain);
         return n > 0 && std::string(llama_sampler_name(llama_sampler_chain_get(chain, n - 1))) == "dist";
     }();
-    const bool greedy = params.sampling.temp <= 0.0f;
+    const bool greedy = sparams.temp <= 0.0f;
+    // The lowest temperature the chain may divide the logits by (dynamic temperature).
+    const float min_temp = std::max(0.0f, sparams.temp - std::max(0.0f, sparams.dynatemp_range));
 
     std::vector<llama_token_data> cur(n_vocab);
-    json next = nullptr;
 
-    // Scores position `pos` from the logits at batch row `row`; returns the picked token.
-    auto score = [&](int pos, int row) {
+    // Runs the chain over `logits` for position `pos` (pos == n_out: after the last claimed
+    // token); the chain and the mirrored generator advance as in generation.
+    auto evaluate = [&](const float * logits, int pos) {
         const double t0 = now_ms();
-        const float * logits = llama_get_logits_ith(ctx, row);
+        evaluation ev;
         if (logits == nullptr) fail("no logits at an output position");
         for (int i = 0; i < n_vocab; ++i) {
             cur[i] = {i, logits[i], 0.0f};
         }
         llama_token_data_array cur_p = {cur.data(), cur.size(), -1, false};
-        llama_sampler * chain = common_sampler_get(smpl);
         const int n_smpl = llama_sampler_chain_n(chain);
         // The candidates as the temperature sampler received them (after penalties, biases
         // and filters), else as the last sampler did: the logits the decision ranks by.
@@ -372,40 +455,52 @@ int main(int argc, char ** argv) {
             fail("the sampler chain selected no token");
         }
         const llama_token picked = cur_p.data[cur_p.selected].id;
-        const llama_token claimed = pos < n_out ? output[pos] : LLAMA_TOKEN_NULL;
+        const bool after_last = pos >= n_out;
+        const bool picked_eog = llama_vocab_is_eog(vocab, picked);
+        // After the last claimed token the "claimed" token is the end of generation the
+        // sampler picked, when it picked one: its margins are measured as any position's.
+        const llama_token claimed = !after_last ? output[pos] : (picked_eog ? picked : LLAMA_TOKEN_NULL);
+        ev.picked = picked;
+        ev.agrees = after_last ? picked_eog : picked == claimed;
 
-        json entry;
+        json & entry = ev.entry;
         entry["position"] = pos;
-        if (claimed != LLAMA_TOKEN_NULL) {
+        if (!after_last) {
             entry["claimed"] = claimed;
             entry["claimed_text"] = common_token_to_piece(ctx, claimed, true);
         }
         entry["picked"] = picked;
         entry["picked_text"] = common_token_to_piece(ctx, picked, true);
-        entry["picked_eog"] = llama_vocab_is_eog(vocab, picked);
+        entry["picked_eog"] = picked_eog;
         const double log_z = log_sum_exp(logits, n_vocab);
-        if (claimed != LLAMA_TOKEN_NULL) {
+        if (!after_last) {
             entry["logprob"] = logits[claimed] - log_z;
         }
         entry["top"] = top_raw(logits, n_vocab, n_top, log_z, ctx);
 
         // The claimed and the picked token's logits as ranked (null: filtered out before):
         // near-equal ones may change places under a kernel's rounding.
-        auto ranked_logit = [&](llama_token id) -> json {
+        auto ranked_logit = [&](llama_token id) -> std::optional<double> {
             for (const auto & c : ranked) {
-                if (c.id == id) return std::isfinite(c.logit) ? json(c.logit) : json(nullptr);
+                if (c.id == id) return std::isfinite(c.logit) ? std::optional<double>(c.logit) : std::nullopt;
             }
-            return nullptr;
+            return std::nullopt;
         };
-        entry["picked_logit"] = ranked_logit(picked);
-        if (claimed != LLAMA_TOKEN_NULL) {
-            entry["claimed_logit"] = ranked_logit(claimed);
+        auto opt = [](std::optional<double> v) { return v ? json(*v) : json(nullptr); };
+        const auto picked_logit = ranked_logit(picked);
+        entry["picked_logit"] = opt(picked_logit);
+        if (!after_last) {
+            const auto claimed_logit = ranked_logit(claimed);
+            entry["claimed_logit"] = opt(claimed_logit);
+            if (picked_logit && claimed_logit) {
+                ev.tie_gap = std::fabs(*picked_logit - *claimed_logit);
+            }
         }
         // The greedy margin: over the logits the temperature sampler saw (after penalties and
         // biases), the gap between the best and the claimed token (0 when it is the best), and
         // between the best and the second best.
         if (greedy && !before_temp.empty()) {
-            float best = -INFINITY, second = -INFINITY, claimed_logit = -INFINITY;
+            float best = -INFINITY, second = -INFINITY, claimed_l = -INFINITY;
             for (const auto & c : before_temp) {
                 if (c.logit > best) {
                     second = best;
@@ -413,11 +508,12 @@ int main(int argc, char ** argv) {
                 } else if (c.logit > second) {
                     second = c.logit;
                 }
-                if (c.id == claimed) claimed_logit = c.logit;
+                if (c.id == claimed) claimed_l = c.logit;
             }
-            entry["top2_gap"] = std::isfinite(second) ? json(best - second) : json(nullptr);
-            if (claimed != LLAMA_TOKEN_NULL) {
-                entry["claimed_gap"] = std::isfinite(claimed_logit) ? json(best - claimed_logit) : json(nullptr);
+            if (std::isfinite(second)) ev.top2_gap = best - second;
+            entry["top2_gap"] = opt(ev.top2_gap);
+            if (!after_last) {
+                entry["claimed_gap"] = std::isfinite(claimed_l) ? json(best - claimed_l) : json(nullptr);
             }
         }
         // The claimed token's probability after the chain's filters, and its interval in the
@@ -434,80 +530,283 @@ int main(int argc, char ** argv) {
                 cum += pi;
             }
             entry["p"] = p;
+            if (dist_last && !greedy && std::isfinite(lo)) {
+                // The part of the claimed interval that stays the claimed token's under any
+                // change of up to margin.logit in the gap between two logits: the tokens
+                // ranked before the claimed one may gain or lose that much against it, those
+                // within it may change places with it, and the tokens at the filters' edge
+                // may come in or drop out.
+                const double g = margin.logit / std::max(1e-6, static_cast<double>(min_temp));
+                const double up = std::exp(g), down = std::exp(-g);
+                size_t c = 0;
+                bool sorted = true;
+                float min_kept = INFINITY;
+                for (size_t i = 0; i < cur_p.size; ++i) {
+                    if (cur_p.data[i].id == claimed) c = i;
+                    if (i > 0 && cur_p.data[i].logit > cur_p.data[i - 1].logit) sorted = false;
+                    min_kept = std::min(min_kept, cur_p.data[i].logit);
+                }
+                const double lc = cur_p.data[c].logit;
+                double a_max = 0.0, b_min = 0.0, a_min = 0.0, b_max = 0.0, edge = 0.0;
+                for (size_t i = 0; i < cur_p.size; ++i) {
+                    if (i == c) continue;
+                    const double d = cur_p.data[i].logit - lc;
+                    const double t = std::exp(d);
+                    const bool before = i < c;
+                    const bool may_swap = sorted && std::fabs(d) <= g;
+                    if (before || may_swap) a_max += t * up; else b_min += t * down;
+                    if (before && !may_swap) a_min += t * down; else b_max += t * up;
+                    if (cur_p.data[i].logit <= min_kept + g) edge += cur_p.data[i].p;
+                }
+                const double slack = 2.0 * edge * up + margin.draw;
+                ev.safe_lo = a_max / (a_max + 1.0 + b_min) + slack;
+                ev.safe_hi = (a_min + 1.0) / (a_min + 1.0 + b_max) - slack;
+            }
             if (dist_last && !greedy) {
                 entry["draw"] = draw;
                 if (std::isfinite(lo)) {
                     entry["interval"] = {lo, hi};
                     const double distance = draw < lo ? lo - draw : (draw > hi ? draw - hi : 0.0);
+                    ev.draw_distance = distance;
                     entry["draw_distance"] = distance;
+                    if (distance == 0.0) {
+                        ev.draw_margin = std::min(draw - lo, hi - draw);
+                    }
                 } else {
                     entry["interval"] = nullptr;
                 }
             }
         }
         sample_ms += now_ms() - t0;
-        return std::make_pair(entry, picked);
+        return ev;
     };
 
-    // Scores every position, then accepts the claimed token there.
-    auto score_and_accept = [&](int pos, int row) {
-        auto [entry, picked] = score(pos, row);
-        (void) picked;
+    // Whether the batched logits decide a position: the claimed token picked, and by more
+    // than the margin the batched pass may move a decision by.
+    auto clear_enough = [&](const evaluation & ev) {
+        if (!ev.agrees) return false;
+        if (greedy) return ev.top2_gap.has_value() && *ev.top2_gap >= margin.logit;
+        if (dist_last) {
+            const double u = ev.entry.value("draw", NAN);
+            return ev.safe_lo && ev.safe_hi && *ev.safe_lo < u && u < *ev.safe_hi;
+        }
+        return false;  // another final sampler (mirostat): always from one-token logits
+    };
+    // The verdict from one-token logits: agree, a near tie within the tight tolerance, or a
+    // disagreement.
+    auto verdict = [&](const evaluation & ev, int pos) -> const char * {
+        if (ev.agrees) return "agree";
+        if (pos >= n_out) return "disagree";
+        if (ev.tie_gap && *ev.tie_gap <= tolerance.logit) return "near_tie";
+        if (!greedy && ev.draw_distance && *ev.draw_distance <= tolerance.draw) return "near_tie";
+        return "disagree";
+    };
+
+    // The key-value cache holds the prompt and output[0, exact) decoded one token at a time
+    // over it (as generation did), then possibly batched output tokens up to `in_cache`.
+    int exact = 0;
+    int in_cache = 0;
+    const llama_pos n_swa = llama_model_n_swa(model);
+    // The logits of position `pos` (>= 1) from one-token decoding over an exact prefix.
+    auto one_token_logits = [&](int pos) -> const float * {
+        const double t0 = now_ms();
+        bool rebuild = !llama_memory_seq_rm(mem, 0, n_prompt + exact, -1);
+        if (!rebuild && n_swa > 0) {
+            // Sliding-window layers may have dropped cells the next token attends to.
+            const llama_pos first_needed = std::max(0, n_prompt + exact - n_swa + 1);
+            const llama_pos pos_min = llama_memory_seq_pos_min(mem, 0);
+            rebuild = pos_min > first_needed;
+        }
+        if (rebuild) {
+            llama_memory_clear(mem, true);
+            decode_prompt();
+            exact = 0;
+            ++rebuilds;
+        }
+        for (int i = exact; i < pos; ++i) {
+            batch.n_tokens = 0;
+            add(output[i], n_prompt + i, i == pos - 1);
+            decode("an output token, one at a time");
+            ++one_token_decodes;
+        }
+        exact = pos;
+        in_cache = pos;
+        fallback_ms += now_ms() - t0;
+        return llama_get_logits_ith(ctx, -1);
+    };
+
+    json positions = json::array();
+    json next = nullptr;
+    json fallbacks = json::array();
+    bool stopped = false;
+
+    // Records a decided position; false when the check stops there.
+    auto record = [&](evaluation & ev, int pos, const char * by, const evaluation * batched) {
+        const char * v = std::string(by) == "batch" ? "agree" : verdict(ev, pos);
+        ev.entry["decided_by"] = by;
+        ev.entry["verdict"] = v;
+        if (batched != nullptr) {
+            // What the batched logits gave there, for the report and for measuring the gap.
+            const json & b = batched->entry;
+            ev.entry["batch_picked"] = batched->picked;
+            ev.entry["batch_picked_text"] = b["picked_text"];
+            for (const char * key : {"logprob", "claimed_logit", "top2_gap", "interval"}) {
+                if (b.contains(key)) ev.entry[std::string("batch_") + key] = b[key];
+            }
+            fallbacks.push_back(pos);
+        }
+        const bool go_on = std::string(v) != "disagree";
         if (pos < n_out) {
-            positions.push_back(entry);
-            common_sampler_accept(smpl, output[pos], true);
+            positions.push_back(ev.entry);
+            if (go_on) llama_sampler_accept(chain, output[pos]);
         } else {
-            next = entry;
+            next = ev.entry;
         }
+        return go_on;
+    };
+    // Decides position `pos` from batched logits, falling back to one-token logits; `keep`
+    // saves the batched rows still needed before one-token decoding overwrites them.
+    auto decide = [&](int pos, const float * batched_logits, const std::function<void()> & keep) {
+        llama_sampler_copy(chain, saved);
+        rng_saved = rng;
+        evaluation ev = evaluate(batched_logits, pos);
+        if (!one_token && clear_enough(ev)) {
+            return record(ev, pos, "batch", nullptr);
+        }
+        keep();
+        llama_sampler_copy(saved, chain);
+        rng = rng_saved;
+        evaluation exact_ev = evaluate(one_token_logits(pos), pos);
+        return record(exact_ev, pos, "one_token", &ev);
     };
 
-    // Position 0 from the prompt's last token.
-    score_and_accept(0, -1);
-    if (sequential) {
-        for (int i = 0; i < n_out; ++i) {
-            const double t0 = now_ms();
-            batch.n_tokens = 0;
-            add(output[i], n_prompt + i, true);
-            decode("an output token");
-            decode_ms += now_ms() - t0;
-            score_and_accept(i + 1, -1);
+    // Position 0 from the prompt's last token, decoded as llama-server decodes it.
+    {
+        evaluation ev = evaluate(llama_get_logits_ith(ctx, -1), 0);
+        stopped = !record(ev, 0, "prompt", nullptr);
+    }
+    const int last_pos = eos_expected ? n_out : n_out - 1;  // the last position to decide
+    int next_pos = 1;
+    // Batches of at most `chunk` output tokens; a fallback inside a batch copies the batch's
+    // remaining rows out before the one-token decodes overwrite them.
+    const int chunk = std::max(1, std::min(n_batch, 256));
+    std::vector<float> kept;
+    while (!stopped && next_pos <= last_pos) {
+        const double t0 = now_ms();
+        // Logits for position p come from output[p - 1]: decode from the first output token
+        // not in the cache; rows before next_pos are recomputed and not used.
+        const int first = in_cache;
+        const int end = std::min(n_out, first + chunk);
+        if (!llama_memory_seq_rm(mem, 0, n_prompt + first, -1)) {
+            fail("the key-value cache cannot drop the output tokens after a one-token decode");
         }
-    } else {
-        int i = 0;
-        while (i < n_out) {
-            const double t0 = now_ms();
-            batch.n_tokens = 0;
-            const int first = i;
-            while (i < n_out && batch.n_tokens < n_batch) {
-                add(output[i], n_prompt + i, true);
-                ++i;
-            }
-            decode("the output tokens");
-            decode_ms += now_ms() - t0;
-            for (int k = first; k < i; ++k) {
-                score_and_accept(k + 1, k - first);
-            }
+        batch.n_tokens = 0;
+        for (int i = first; i < end; ++i) {
+            add(output[i], n_prompt + i, true);
+        }
+        decode("the output tokens");
+        in_cache = end;
+        decode_ms += now_ms() - t0;
+        // Row r holds the logits of position first + r + 1. A fallback copies the rows after
+        // its own out of the context first.
+        const int rows = end - first;
+        int kept_from = rows;  // rows >= kept_from are in `kept`
+        const int last_here = std::min(last_pos, end);
+        for (int pos = next_pos; pos <= last_here && !stopped; ++pos) {
+            const int row = pos - 1 - first;
+            const float * logits = row >= kept_from
+                ? kept.data() + static_cast<size_t>(row - kept_from) * n_vocab
+                : llama_get_logits_ith(ctx, row);
+            auto keep = [&]() {
+                if (kept_from < rows) return;  // already copied: the context holds none
+                kept.resize(static_cast<size_t>(rows - row - 1) * n_vocab);
+                for (int r = row + 1; r < rows; ++r) {
+                    std::memcpy(kept.data() + static_cast<size_t>(r - row - 1) * n_vocab,
+                                llama_get_logits_ith(ctx, r), sizeof(float) * n_vocab);
+                }
+                kept_from = row + 1;
+            };
+            stopped = !decide(pos, logits, keep);
+            next_pos = pos + 1;
         }
     }
-    (void) t_decode;
 
     json out;
     out["prompt_tokens"] = prompt;
     out["n_vocab"] = n_vocab;
-    out["sequential"] = sequential;
+    out["one_token"] = one_token;
     out["positions"] = positions;
-    out["next"] = invalid.is_null() ? next : json(nullptr);
+    out["next"] = next;
     out["invalid"] = invalid;
+    out["stopped"] = stopped;
+    out["fallbacks"] = fallbacks;
+    out["margin"] = {{"logit", margin.logit}, {"draw", margin.draw}};
+    out["tolerance"] = {{"logit", tolerance.logit}, {"draw", tolerance.draw}};
     out["timings"] = {
+        {"loaded", loaded_now},
         {"load_ms", t_loaded - t_start},
         {"prompt_ms", t_prompt - t_loaded},
         {"decode_ms", decode_ms},
+        {"fallback_ms", fallback_ms},
+        {"one_token_decodes", one_token_decodes},
+        {"rebuilds", rebuilds},
         {"sample_ms", sample_ms},
         {"total_ms", now_ms() - t_start},
     };
-    std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
-    common_sampler_free(smpl);
-    llama_batch_free(batch);
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    const bool serve = argc > 1 && std::string(argv[1]) == "--serve";
+    if (argc > 2 || (argc == 2 && !serve)) {
+        answer({{"error", "usage: llama-score [--serve] < request"}});
+        return 2;
+    }
+    common_init();
+    // Quiet: the answer is the only thing on stdout, and the log would bury errors.
+    common_log_set_verbosity_thold(-1);
+    llama_log_set([](ggml_log_level level, const char * text, void *) {
+        if (level == GGML_LOG_LEVEL_ERROR) {
+            std::fputs(text, stderr);
+        }
+    }, nullptr);
+    llama_backend_init();
+    llama_numa_init(GGML_NUMA_STRATEGY_DISABLED);
+    std::unique_ptr<engine> eng;
+
+    auto run = [&](const std::string & text) -> bool {
+        json req;
+        try {
+            req = json::parse(text);
+        } catch (const std::exception & e) {
+            answer({{"error", std::string("the request is not JSON: ") + e.what()}});
+            return false;
+        }
+        try {
+            answer(handle(req, eng));
+            return true;
+        } catch (const request_error & e) {
+            answer({{"error", e.what()}});
+        } catch (const std::exception & e) {
+            answer({{"error", std::string("the request: ") + e.what()}});
+        }
+        return false;
+    };
+
+    int status = 0;
+    if (serve) {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+            run(line);
+        }
+    } else {
+        std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+        status = run(text) ? 0 : 2;
+    }
+    eng.reset();
     llama_backend_free();
-    return 0;
+    return status;
 }

@@ -68,23 +68,35 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE", requires = "label")]
     key: Option<PathBuf>,
     /// Check by teacher forcing instead of generating: llama-score (built beside llama-server)
-    /// scores the recorded output tokens in one batched pass and re-runs the seeded sampler
-    /// over them; exit status as for a replay
+    /// scores the recorded output tokens in a batched pass, re-runs the seeded sampler over
+    /// them, and decides any position where that pass is not clear by decoding one token at a
+    /// time as generation did; exit status as for a replay
     #[arg(long, conflicts_with_all = ["server", "label"])]
     score: bool,
     /// The llama-score binary for --score [default: $PROVENANCE_LLAMA_SCORE, else beside
     /// --llama-server]
     #[arg(long, value_name = "BIN", requires = "score")]
     llama_score: Option<PathBuf>,
+    /// For --score: decide every position by one-token decoding (slower; the batched pass is
+    /// still run and what it picked is reported where it differs)
+    #[arg(long, requires = "score")]
+    one_token: bool,
     /// For --score: the largest logit gap between the picked and the claimed token tolerated
-    /// as a near tie that the batched pass may have tipped [default: 0.01; see docs/replay.md
-    /// for the measured figures of quantised models]
+    /// as a near tie where one-token logits decide [default: 0.001]
     #[arg(long, value_name = "LOGITS", requires = "score")]
     tolerance: Option<f64>,
     /// For --score: the largest distance (probability mass) between a seeded draw and the
-    /// claimed token's interval tolerated [default: 0.001]
+    /// claimed token's interval tolerated where one-token logits decide [default: 0.001]
     #[arg(long, value_name = "P", requires = "score")]
     draw_tolerance: Option<f64>,
+    /// For --score: the change of any gap between two logits (logits) that a decision over the
+    /// batched pass must survive to stand without the one-token fallback [default: 0.5]
+    #[arg(long, value_name = "LOGITS", requires = "score")]
+    margin: Option<f64>,
+    /// For --score: the extra distance (probability mass) a seeded draw must keep from the
+    /// edges of what the claimed interval keeps under that change [default: 0.001]
+    #[arg(long, value_name = "P", requires = "score")]
+    draw_margin: Option<f64>,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -219,7 +231,7 @@ fn run_score(args: &Args, salt: &Salt, prompt: &[u8]) -> Result<ExitCode> {
         model: &args.model,
         tool,
         allow_other_engine: args.allow_other_engine,
-        sequential: false,
+        one_token: args.one_token,
         tolerance: provenance_replay::score::Tolerance {
             logit: args
                 .tolerance
@@ -227,6 +239,14 @@ fn run_score(args: &Args, salt: &Salt, prompt: &[u8]) -> Result<ExitCode> {
             draw: args
                 .draw_tolerance
                 .unwrap_or(provenance_replay::score::DRAW_EPSILON),
+        },
+        margin: provenance_replay::score::Margin {
+            logit: args
+                .margin
+                .unwrap_or(provenance_replay::score::MARGIN_LOGIT),
+            draw: args
+                .draw_margin
+                .unwrap_or(provenance_replay::score::MARGIN_DRAW),
         },
     };
     let report = match provenance_replay::score::score(&inputs) {
@@ -295,6 +315,39 @@ fn render_score(id: EventId, report: &provenance_replay::score::ScoreReport) -> 
                 .join(", ")
         ));
     }
+    if !report.fallbacks.is_empty() {
+        let changed: Vec<String> = report
+            .fallbacks
+            .iter()
+            .filter(|f| f.batch_picked != f.picked)
+            .map(|f| f.position.to_string())
+            .collect();
+        out.push_str(&format!(
+            "  decided by one-token decoding: {} positions{}{}\n",
+            report.fallbacks.len(),
+            if report.mode == "batched" {
+                format!(
+                    " ({})",
+                    report
+                        .fallbacks
+                        .iter()
+                        .map(|f| f.position.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                " (all)".to_owned()
+            },
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the batched pass alone picked another token at {}",
+                    changed.join(", ")
+                )
+            }
+        ));
+    }
     out.push_str(&format!("  event: {}\n", id.to_hex()));
     out.push_str(&format!(
         "  llama-score sha256: {}\n",
@@ -306,8 +359,9 @@ fn render_score(id: EventId, report: &provenance_replay::score::ScoreReport) -> 
     ));
     let t = &report.timings;
     out.push_str(&format!(
-        "  time: load {:.0} ms, prompt {:.0} ms, output pass {:.0} ms, sampling {:.0} ms\n",
-        t.load_ms, t.prompt_ms, t.decode_ms, t.sample_ms
+        "  time: load {:.0} ms, prompt {:.0} ms, output pass {:.0} ms, one-token fallback {:.0} ms \
+         ({} tokens), sampling {:.0} ms\n",
+        t.load_ms, t.prompt_ms, t.decode_ms, t.fallback_ms, t.one_token_decodes, t.sample_ms
     ));
     out
 }

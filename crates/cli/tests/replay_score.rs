@@ -1,8 +1,10 @@
 //! `provenance replay --score` on the real `llama-score` built beside the portable
-//! llama-server: the golden seeded answer scores as agreeing at every position (exit 0, text
-//! and `--json`), a record claiming another seed or a substituted token is caught at a named
-//! position (exit 1), and a scoring program without its build record is refused in one line
-//! (exit 2).
+//! llama-server: the golden seeded answer scores as agreeing at every position with the
+//! default margins and tolerance (exit 0, text and `--json`), and with the one-token fallback
+//! forced at every position (`--one-token`) reaches the same verdict and names those
+//! positions; a record claiming another seed or a substituted token is caught at a named
+//! position, decided by one-token decoding (exit 1); and a scoring program without its build
+//! record is refused in one line (exit 2).
 
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
@@ -60,6 +62,30 @@ fn the_golden_answer_scores_and_a_claimed_other_seed_or_token_is_caught() {
     assert_eq!(report["agreeing"], 32, "{report}");
     assert_eq!(report["tool"]["other_engine"], false, "{report}");
     assert!(report["timings"]["decode_ms"].is_f64(), "{report}");
+    assert_eq!(report["mode"], "batched", "{report}");
+
+    // The fallback forced at every position: the same verdict, and every position after the
+    // first (which comes from the prompt's last token, as in generation) named as decided by
+    // one-token decoding, in the text and in the report.
+    let out = score(&case, &event, &["--one-token"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("\n  decided by one-token decoding: ") && stdout.contains(" (all)"),
+        "{stdout}"
+    );
+    let out = score(&case, &event, &["--one-token", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let forced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(forced["outcome"]["result"], "match", "{forced}");
+    assert_eq!(forced["mode"], "one-token", "{forced}");
+    let positions: Vec<u64> = forced["fallbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&positions[..31], (1..32).collect::<Vec<u64>>(), "{forced}");
 
     // The record claims seed 43; the answer came from 42.
     let other = case.resigned("other-seed.json", |r| {
@@ -90,6 +116,15 @@ fn the_golden_answer_scores_and_a_claimed_other_seed_or_token_is_caught() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["result"], "diverged", "{report}");
     assert_eq!(report["outcome"]["position"], 5, "{report}");
+    // Reported from one-token logits, never from the batched pass alone.
+    assert!(
+        report["fallbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["position"] == 5),
+        "{report}"
+    );
 }
 
 #[test]
