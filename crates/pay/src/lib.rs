@@ -19,6 +19,7 @@ pub mod mint;
 pub mod nwc;
 pub mod price;
 pub mod wallet;
+pub mod zap;
 
 pub use cashu;
 

@@ -265,7 +265,7 @@ impl Lightning {
             else {
                 continue;
             };
-            let relays = zap_relays(&zap, self.options.max_receipt_relays);
+            let relays = provenance_pay::zap::relays(&zap, self.options.max_receipt_relays);
             if relays.is_empty() {
                 // Nowhere to publish: kept, and counted as done.
                 let _ = self.invoices.published(&stored.payment_hash);
@@ -474,7 +474,8 @@ impl Lightning {
                 "this endpoint credits a Nostr account: send a zap request (NIP-57) in nostr=",
             );
         };
-        let zap = match check_zap_request(&request, msat, &self.keys) {
+        let zap = match provenance_pay::zap::check_request(&request, msat, &self.keys.public_key())
+        {
             Ok(zap) => zap,
             Err(why) => return lnurl_error(&format!("zap request refused: {why}")),
         };
@@ -504,76 +505,6 @@ impl Lightning {
         }
         json_reply(StatusCode::OK, &json!({"pr": made.invoice, "routes": []}))
     }
-}
-
-/// The relays a zap request names (ws and wss only), at most `max`.
-fn zap_relays(zap: &Event, max: usize) -> Vec<String> {
-    zap.tags
-        .iter()
-        .find(|t| t.kind() == "relays")
-        .map(|t| {
-            t.as_slice()
-                .iter()
-                .skip(1)
-                .filter(|r| r.starts_with("ws://") || r.starts_with("wss://"))
-                .take(max)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The largest zap request accepted, in bytes.
-pub const MAX_ZAP_REQUEST_BYTES: usize = 16 * 1024;
-
-/// NIP-57 appendix D, and: addressed to this box's key.
-fn check_zap_request(text: &str, msat: u64, keys: &Keys) -> Result<Event, String> {
-    if text.len() > MAX_ZAP_REQUEST_BYTES {
-        return Err(format!("longer than {MAX_ZAP_REQUEST_BYTES} bytes"));
-    }
-    let zap = Event::from_json(text).map_err(|_| "not a Nostr event".to_owned())?;
-    if zap.kind != Kind::ZapRequest {
-        return Err(format!("kind {} is not 9734", zap.kind.as_u16()));
-    }
-    zap.verify()
-        .map_err(|_| "the signature does not verify".to_owned())?;
-    let named = |name: &str| {
-        zap.tags
-            .iter()
-            .filter(|t| t.kind() == name)
-            .collect::<Vec<_>>()
-    };
-    let p = named("p");
-    if p.len() != 1 {
-        return Err("it must have exactly one p tag".into());
-    }
-    if p[0].content() != Some(&keys.public_key().to_hex()) {
-        return Err("its p tag is not this model's key".into());
-    }
-    if named("e").len() > 1 {
-        return Err("it has more than one e tag".into());
-    }
-    if named("P").len() > 1 {
-        return Err("it has more than one P tag".into());
-    }
-    if let Some(amount) = named("amount").first().and_then(|t| t.content())
-        && amount != msat.to_string()
-    {
-        return Err(format!("its amount tag {amount} is not the amount {msat}"));
-    }
-    if let Some(a) = named("a").first().and_then(|t| t.content()) {
-        let parts: Vec<&str> = a.splitn(3, ':').collect();
-        if parts.len() != 3
-            || parts[0].parse::<u16>().is_err()
-            || provenance::PublicKey::from_hex(parts[1]).is_err()
-        {
-            return Err("its a tag is not an event coordinate".into());
-        }
-    }
-    if zap_relays(&zap, 1).is_empty() {
-        return Err("it names no relays for the receipt".into());
-    }
-    Ok(zap)
 }
 
 /// `application/x-www-form-urlencoded` pairs of a query string, percent-decoded.
