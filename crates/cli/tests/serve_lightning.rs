@@ -215,6 +215,22 @@ fn lightning_top_ups_and_zaps_credit_npubs_and_no_msat_is_lost() {
     let spent = 50_000 - balance(&rt, &customer, &base);
     assert!(spent > 0 && spent <= 9_000, "{spent}");
 
+    // The same npub tops up with Cashu too: the token is swapped and credited; again, refused.
+    let topup = format!("{base}/v1/balance/topup");
+    let token = mint.mint_token(20).unwrap();
+    let body = serde_json::json!({ "token": token }).to_string();
+    let (status, _, _) = curl(&["-d", &body, &topup]);
+    assert_eq!(status, 401);
+    let had = balance(&rt, &customer, &base);
+    let (status, credited) = post(&rt, &customer, &topup, &body);
+    assert_eq!(status, 200, "{credited}");
+    assert_eq!(credited["credited"], 20_000);
+    assert_eq!(balance(&rt, &customer, &base), had + 20_000);
+    std::thread::sleep(Duration::from_millis(1100)); // a new second: a new NIP-98 event
+    let (status, again) = post(&rt, &customer, &topup, &body);
+    assert_eq!(status, 402, "{again}");
+    assert!(again.to_string().contains("already paid in"), "{again}");
+
     // Zaps: the LNURL-pay endpoint names the model's key (the key that signs its records).
     let (status, _, body) = curl(&[&format!("{base}/.well-known/lnurlp/model")]);
     assert_eq!(status, 200);
@@ -346,4 +362,17 @@ fn lightning_top_ups_and_zaps_credit_npubs_and_no_msat_is_lost() {
     let totals = ledger.totals().unwrap();
     assert!(totals.balanced(), "{totals:?}");
     assert_eq!(totals.reserved, 0, "{totals:?}");
+    // The Cashu wallet holds the rest of what the accounts and the operator hold.
+    let cashu = provenance_pay::Wallet::open(
+        &pay_db,
+        std::slice::from_ref(&mint_url),
+        provenance_pay::cashu::nuts::CurrencyUnit::Sat,
+    )
+    .unwrap();
+    let held: u64 = cashu.held().unwrap().iter().map(|(_, a)| a).sum();
+    assert_eq!(
+        held * 1000 + received,
+        totals.balances + totals.operator,
+        "{totals:?}"
+    );
 }

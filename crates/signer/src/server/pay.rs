@@ -350,6 +350,7 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
             let key = account(&request);
             return refund(&payments, key).await;
         }
+        (&Method::POST, "/v1/balance/topup") => return top_up(&payments, request).await,
         (&Method::POST, "/v1/balance/lightning/invoice") => {
             let Some(lightning) = payments.lightning.clone() else {
                 return refused(
@@ -694,6 +695,63 @@ async fn pay_out(payments: &Payments, key: &str, sats: u64) -> Option<String> {
                 .credit(key, msat, "payout failed: back to the balance");
             None
         }
+    }
+}
+
+/// `POST /v1/balance/topup`: a Cashu token (in `X-Cashu`, or the body's `token` or
+/// `cashu_token`) credited to the caller's standing account: a NIP-98 caller's npub, or an
+/// open `Bearer cashu...` balance. The token is swapped at its mint first, as any payment.
+async fn top_up(payments: &Payments, request: Request<Body>) -> Response {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| format!("npub:{}", caller.0.to_hex()));
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with("cashu"))
+        .map(|t| format!("cashu:{}", sha256_hex(t.as_bytes())))
+        .filter(|key| payments.ledger.exists(key).unwrap_or(false));
+    let Some(key) = caller.or(bearer) else {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "name the account to credit: a NIP-98 Authorization, or Authorization: Bearer <the Cashu token of an open balance>",
+        );
+    };
+    let header_token = request
+        .headers()
+        .get(X_CASHU)
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.trim().to_owned());
+    let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return refused(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"),
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let token = header_token.or_else(|| {
+        ["token", "cashu_token"]
+            .iter()
+            .find_map(|name| body.get(name).and_then(Value::as_str).map(str::to_owned))
+    });
+    let Some(token) = token.filter(|t| t.starts_with("cashu")) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "no Cashu token: send it in X-Cashu or as {\"token\": \"cashuB...\"}",
+        );
+    };
+    let before = payments.ledger.balance(&key).unwrap_or(0);
+    match receive(payments, &key, &token).await {
+        Ok(received) => json_response(json!({
+            "account": key,
+            "credited": received.amount.saturating_mul(MSAT_PER_SAT),
+            "balance": payments.ledger.balance(&key).unwrap_or(before),
+            "unit": "msat",
+        }))
+        .into_response(),
+        Err(e) => refused(StatusCode::PAYMENT_REQUIRED, &e),
     }
 }
 
