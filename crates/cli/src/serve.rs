@@ -181,6 +181,10 @@ pub(crate) struct Args {
     /// the key (NIP-78, kind 30078, d tag provenance/pricing), through the relay outbox
     #[arg(long, requires_all = ["prices", "relays"])]
     publish_prices: bool,
+    /// With --price and --relay: publish the signed receipt of every token given out (change,
+    /// refunds) through the relay outbox; without it, receipts go only to the customer
+    #[arg(long, requires_all = ["prices", "relays"])]
+    publish_receipts: bool,
     /// With --price: Lightning top-ups and zaps to the model through the Nostr Wallet Connect
     /// URI (NIP-47) in FILE, which must be mode 0600: it holds the connection's secret
     /// (docs/pay.md)
@@ -340,6 +344,22 @@ async fn serve(args: Args) -> Result<()> {
             payments.prices.routes.len(),
             payments.wallet.mints().join(", ")
         ));
+        if args.publish_receipts
+            && let Some(receipts) = &payments.receipts
+        {
+            let signer = server.signer().clone();
+            receipts.publish_to(std::sync::Arc::new(move |event| {
+                if let Err(e) = signer
+                    .store()
+                    .put(provenance_signer::RequestId::generate(), event)
+                {
+                    crate::output::warn(&format!(
+                        "receipt {} not stored for publishing: {e}",
+                        event.id.to_hex()
+                    ));
+                }
+            }));
+        }
         if args.publish_prices {
             let event = payments
                 .pricing_event(&price_keys)
@@ -430,6 +450,7 @@ async fn payments(
     payments.max_request_bytes = args.max_request_bytes;
     payments.max_response_bytes = args.max_response_bytes;
     let mut notes = notes;
+    payments.receipts = Some(provenance_signer::server::pay::Receipts::new(keys.clone()));
     if let Some(file) = &args.nwc_file {
         let uri = crate::keyfile::read_secret_file(file, "--nwc-file")?;
         let options = LightningOptions {

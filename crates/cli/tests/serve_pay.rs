@@ -35,7 +35,9 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     let mint = CashuMint::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pay_db = dir.path().join("pay.sqlite");
+    let relay = provenance_relay::testing::NostrRsRelay::start().unwrap();
     // 1 sat per request and 1 sat per output token: a request of at most 8 tokens reserves 9.
+    // Receipts of the tokens given out are published to the relay (opted in).
     let server = serve(
         dir.path(),
         &llama.url(),
@@ -48,6 +50,9 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
             &mint.url(),
             "--pay-db",
             pay_db.to_str().unwrap(),
+            "--relay",
+            relay.url(),
+            "--publish-receipts",
         ],
     );
     let base = &server.base;
@@ -78,6 +83,26 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     assert_eq!(cost, 1000 + tokens * 1000);
     let change = header(&headers, "x-cashu").to_owned();
     assert_eq!(mint.decode_token(&change).unwrap().amount, 20 - cost / 1000);
+    // With the change, a receipt signed by the box's key: the token paid in, the cost, and
+    // the SHA-256 of the change token given.
+    let receipt = provenance::Event::from_json(header(&headers, "x-provenance-receipt")).unwrap();
+    receipt.verify().unwrap();
+    let said: Value = serde_json::from_str(&receipt.content).unwrap();
+    assert_eq!(said["type"], "change");
+    assert_eq!(said["cost_msat"], cost);
+    assert_eq!(said["given_sat"], 20 - cost / 1000);
+    assert_eq!(
+        said["given_token_sha256"],
+        provenance::digest::sha256(change.as_bytes())
+            .to_hex()
+            .as_str()
+    );
+    assert_eq!(
+        said["paid_token_sha256"],
+        provenance::digest::sha256(token.as_bytes())
+            .to_hex()
+            .as_str()
+    );
     mint.receive(&change).unwrap();
     // The signed record states what was paid; with the usage it states and the price, the
     // change owed follows from the record alone, and matches the change given.
@@ -86,6 +111,7 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
     let event_file = dir.path().join("paid.json");
     std::fs::write(&event_file, &event).unwrap();
     let event: Value = serde_json::from_slice(&event).unwrap();
+    assert_eq!(event["pubkey"], receipt.pubkey.to_hex().as_str());
     let record: Value = serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
     let payment = &record["payment"];
     assert_eq!(payment["rail"], "cashu", "{record}");
@@ -195,9 +221,48 @@ fn generations_are_paid_with_cashu_change_comes_back_and_every_sat_is_accounted_
         mint.decode_token(refund_token).unwrap().amount,
         (30_000 - paid) / 1000
     );
+    // The refund's receipt, signed by the same key as the change's.
+    let refund_receipt = provenance::Event::from_json(refund["receipt"].to_string()).unwrap();
+    refund_receipt.verify().unwrap();
+    assert_eq!(refund_receipt.pubkey, receipt.pubkey);
+    let said: Value = serde_json::from_str(&refund_receipt.content).unwrap();
+    assert_eq!(said["type"], "refund");
+    assert_eq!(
+        said["given_token_sha256"],
+        provenance::digest::sha256(refund_token.as_bytes())
+            .to_hex()
+            .as_str()
+    );
     mint.receive(refund_token).unwrap();
     let (status, _, _) = chat(base, &["-H", &bearer]);
     assert_eq!(status, 402);
+    // Both receipts reach the relay, as the customer got them.
+    let filter = nostr::prelude::Filter::new()
+        .kind(nostr::prelude::Kind::from_u16(30078))
+        .author(receipt.pubkey);
+    let rt = serve_common::runtime();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = rt.block_on(provenance_relay::fetch(
+            &[relay.url().to_owned()],
+            &filter,
+            &provenance_relay::Options::default(),
+        ));
+        let ids: Vec<String> = out
+            .events
+            .iter()
+            .filter_map(|raw| serde_json::from_str::<Value>(&raw.json).ok())
+            .filter_map(|e| e["id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.contains(&receipt.id.to_hex()) && ids.contains(&refund_receipt.id.to_hex()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receipts never reached the relay: {ids:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // The prices are published.
     let (_, _, pricing) = curl(&[&format!("{base}/provenance/pricing")]);

@@ -57,6 +57,8 @@ pub struct Payments {
     pub max_response_bytes: usize,
     /// Lightning top-ups and zaps through the operator's NWC wallet, when configured.
     pub lightning: Option<Arc<crate::server::lightning::Lightning>>,
+    /// Signs a receipt for every token given out (change, refunds), when set.
+    pub receipts: Option<Receipts>,
     /// A test hook for crash tests: abort the process right after a request's cost is
     /// settled, before its change is made and its answer written. [`Payments::open`] sets it
     /// when `PROVENANCE_TEST_ABORT=after-settle` at start.
@@ -77,6 +79,7 @@ impl Payments {
             max_request_bytes: 8 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
             lightning: None,
+            receipts: None,
             abort_after_settle: false,
         }
     }
@@ -537,6 +540,70 @@ async fn serve(inner: Inner, payments: Arc<Payments>, request: Request<Body>) ->
     .await
 }
 
+/// The header of a signed receipt for the change token given with an answer.
+pub const X_PROVENANCE_RECEIPT: &str = "x-provenance-receipt";
+/// The `d` tag prefix of receipts (NIP-78, kind [`PRICING_KIND`]).
+pub const RECEIPT_D_PREFIX: &str = "provenance/receipt/";
+
+/// Where published receipts go: a function storing a signed event for the relay outbox.
+pub type ReceiptSink = Arc<dyn Fn(&provenance::Event) + Send + Sync>;
+
+/// Signed receipts of the tokens a box gives out (change with an answer, refunds): a NIP-78
+/// addressable event (kind 30078, `d` tag `provenance/receipt/<SHA-256 of the token given>`)
+/// signed by the server's key whose content states what was paid in, what was charged and
+/// the SHA-256 of the token given. The customer gets it with the token (the
+/// `X-Provenance-Receipt` header, the refund's `receipt`), so a token that never came, or came
+/// short, is provable with the box's own signature. Published to the relays only when the
+/// operator opts in ([`Receipts::publish_to`]).
+pub struct Receipts {
+    keys: provenance::Keys,
+    publish: std::sync::OnceLock<ReceiptSink>,
+}
+
+impl std::fmt::Debug for Receipts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipts")
+            .field("public_key", &self.keys.public_key().to_hex())
+            .field("published", &self.publish.get().is_some())
+            .finish()
+    }
+}
+
+impl Receipts {
+    /// Receipts signed with `keys` (the server's key), not published.
+    pub fn new(keys: provenance::Keys) -> Self {
+        Self {
+            keys,
+            publish: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on every receipt is also handed to `sink` (once; later calls are ignored).
+    pub fn publish_to(&self, sink: ReceiptSink) {
+        let _ = self.publish.set(sink);
+    }
+}
+
+impl Payments {
+    /// Signs a receipt stating `facts` (a JSON object with `given_token_sha256`), publishes it
+    /// when the operator opted in, and returns its JSON; `None` without receipts.
+    pub fn receipt(&self, facts: &Value) -> Option<String> {
+        use provenance::nostr::prelude::{EventBuilder, FinalizeEvent, Kind, Tag};
+        let receipts = self.receipts.as_ref()?;
+        let given = facts.get("given_token_sha256")?.as_str()?;
+        let alt = Tag::parse(["alt", "A receipt of a provenance serve box: a token given"]).ok()?;
+        let event = EventBuilder::new(Kind::from_u16(PRICING_KIND), facts.to_string())
+            .tag(Tag::identifier(format!("{RECEIPT_D_PREFIX}{given}")))
+            .tag(alt)
+            .finalize(&receipts.keys)
+            .ok()?;
+        if let Some(sink) = receipts.publish.get() {
+            sink(&event);
+        }
+        Some(event.as_json())
+    }
+}
+
 /// The kind of the signed pricing event: NIP-78 application-specific data, addressable.
 pub const PRICING_KIND: u16 = 30078;
 /// Its `d` tag.
@@ -674,6 +741,27 @@ async fn with_change(
         return response;
     }
     if let Some(token) = pay_out(payments, key, sats).await {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let facts = json!({
+            "type": "change",
+            "paid_token_sha256": key.strip_prefix("cashu:"),
+            "cost_msat": header("x-provenance-cost-msat").and_then(|c| c.parse::<u64>().ok()),
+            "given_sat": sats,
+            "given_token_sha256": sha256_hex(token.as_bytes()),
+            "mint": payments.wallet.mints().first(),
+            "provenance_request_id": header("provenance-request-id"),
+        });
+        if let Some(receipt) = payments.receipt(&facts)
+            && let Ok(value) = HeaderValue::from_str(&receipt)
+        {
+            response.headers_mut().insert(X_PROVENANCE_RECEIPT, value);
+        }
         if let Ok(value) = HeaderValue::from_str(&token) {
             response.headers_mut().insert(X_CASHU, value);
         }
@@ -794,13 +882,26 @@ async fn refund(payments: &Payments, key: Option<String>) -> Response {
             .into_response();
     }
     match pay_out(payments, &key, sats).await {
-        Some(token) => json_response(json!({
-            "token": token,
-            "amount": sats,
-            "unit": payments.wallet.unit().to_string(),
-            "balance": payments.ledger.balance(&key).unwrap_or(0),
-        }))
-        .into_response(),
+        Some(token) => {
+            let facts = json!({
+                "type": "refund",
+                "account_sha256": sha256_hex(key.as_bytes()),
+                "given_sat": sats,
+                "given_token_sha256": sha256_hex(token.as_bytes()),
+                "mint": payments.wallet.mints().first(),
+            });
+            let receipt = payments
+                .receipt(&facts)
+                .and_then(|r| serde_json::from_str::<Value>(&r).ok());
+            json_response(json!({
+                "token": token,
+                "amount": sats,
+                "unit": payments.wallet.unit().to_string(),
+                "balance": payments.ledger.balance(&key).unwrap_or(0),
+                "receipt": receipt,
+            }))
+            .into_response()
+        }
         None => refused(
             StatusCode::BAD_GATEWAY,
             "the mint did not give the refund token; the balance is unchanged, try again",
