@@ -147,25 +147,22 @@ fn write_new(dir: &Path, line: &str) -> Result<PathBuf> {
     bail!("cannot find a free temporary name in {}", dir.display())
 }
 
-/// Reads a small secret that is not a key (a wallet connection URI) from `path`, refused when
-/// others can read it or it is not a regular file; `option` names it in errors. The secret is
-/// never quoted in an error.
-pub(crate) fn read_secret_file(path: &Path, option: &str) -> Result<String> {
-    let meta =
-        fs::metadata(path).with_context(|| format!("{option}: cannot open {}", path.display()))?;
+/// Reads a small secret file: refused unless it is a regular file (a FIFO with no writer
+/// would block for ever) that only its owner can read, of at most [`MAX_KEY_FILE`] bytes of
+/// UTF-8. `name` is how errors name it ("key file PATH"); the contents are never quoted.
+fn read_private(path: &Path, name: &str) -> Result<String> {
+    let meta = fs::metadata(path).with_context(|| format!("cannot open {name}"))?;
     if !meta.is_file() {
-        bail!("{option}: {} is not a regular file", path.display());
+        bail!("{name} is not a regular file");
     }
-    let file = fs::File::open(path)
-        .with_context(|| format!("{option}: cannot open {}", path.display()))?;
+    let file = fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = file.metadata()?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             bail!(
-                "{option}: {} is accessible by others (mode {mode:04o}); run `chmod 600 {}`",
-                path.display(),
+                "{name} is accessible by others (mode {mode:04o}); run `chmod 600 {}`",
                 path.display()
             );
         }
@@ -173,45 +170,26 @@ pub(crate) fn read_secret_file(path: &Path, option: &str) -> Result<String> {
     let mut text = String::new();
     file.take(MAX_KEY_FILE + 1)
         .read_to_string(&mut text)
-        .with_context(|| format!("{option}: {} is not UTF-8 text", path.display()))?;
+        .with_context(|| format!("{name} is not UTF-8 text"))?;
     if text.len() as u64 > MAX_KEY_FILE {
-        bail!("{option}: {} is over {MAX_KEY_FILE} bytes", path.display());
+        bail!("{name} is over {MAX_KEY_FILE} bytes");
     }
-    Ok(text.trim().to_owned())
+    Ok(text)
+}
+
+/// Reads a small secret that is not a key (a wallet connection URI) from `path` as
+/// [`read_private`] does; `option` names it in errors.
+pub(crate) fn read_secret_file(path: &Path, option: &str) -> Result<String> {
+    Ok(
+        read_private(path, &format!("{option}: {}", path.display()))?
+            .trim()
+            .to_owned(),
+    )
 }
 
 /// Loads a key file (plain or encrypted).
 pub(crate) fn load(path: &Path) -> Result<Keys> {
-    // Opening a FIFO with no writer would block for ever: look at the file type first.
-    let meta =
-        fs::metadata(path).with_context(|| format!("cannot open key file {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("key file {} is not a regular file", path.display());
-    }
-    let file =
-        fs::File::open(path).with_context(|| format!("cannot open key file {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file.metadata()?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "key file {} is accessible by others (mode {mode:04o}); run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
-    }
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("key file {} is not UTF-8 text", path.display()))?;
-    if text.len() as u64 > MAX_KEY_FILE {
-        bail!(
-            "key file {} is over {MAX_KEY_FILE} bytes: not a key file",
-            path.display()
-        );
-    }
+    let text = read_private(path, &format!("key file {}", path.display()))?;
     let line = text.trim();
     if line.starts_with("ncryptsec1") {
         let encrypted = EncryptedSecretKey::from_bech32(line).map_err(|e| {

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, i, u};
 
 /// What an invoice is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +63,6 @@ pub struct Invoices {
     conn: Mutex<Connection>,
 }
 
-fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 const COLUMNS: &str = "payment_hash, key, msat, invoice, purpose, zap_request, state, expires_at, receipt, receipt_published";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
@@ -96,12 +88,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
 impl Invoices {
     /// Opens (or makes) the table in the SQLite file `path` (the ledger's).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = crate::ledger::open_db(path)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS pay_invoices (
+            "CREATE TABLE IF NOT EXISTS pay_invoices (
                  payment_hash TEXT PRIMARY KEY,
                  key          TEXT NOT NULL,
                  msat         INTEGER NOT NULL CHECK (msat > 0),

@@ -132,23 +132,50 @@ pub struct Ledger {
     conn: Mutex<Connection>,
 }
 
-fn i(n: u64) -> i64 {
+/// A msat amount as SQLite stores it (saturating).
+pub(crate) fn i(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn u(n: i64) -> u64 {
+/// A stored amount back (never negative).
+pub(crate) fn u(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Opens the payments' SQLite file as every table of it is used: WAL (the server and `pay`
+/// commands share it), every commit synced, and a 5 s wait on a lock.
+pub(crate) fn open_db(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+/// Adds `msat` to `key`'s balance with a `credit` journal row noting `note`, within `tx`.
+fn add_credit(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    msat: u64,
+    note: &str,
+) -> Result<(), LedgerError> {
+    tx.execute(
+        "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
+        params![key, i(msat)],
+    )?;
+    tx.execute(
+        "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
+        params![key, i(msat), note],
+    )?;
+    Ok(())
 }
 
 impl Ledger {
     /// Opens (or makes) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = open_db(path)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS pay_accounts (
+            "CREATE TABLE IF NOT EXISTS pay_accounts (
                  key   TEXT PRIMARY KEY,
                  msat  INTEGER NOT NULL CHECK (msat >= 0)
              );
@@ -216,15 +243,7 @@ impl Ledger {
     pub fn credit(&self, key: &str, msat: u64, note: &str) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
-            params![key, i(msat)],
-        )?;
-        tx.execute(
-            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
-            params![key, i(msat), note],
-        )?;
+        add_credit(&tx, key, msat, note)?;
         tx.commit()?;
         Ok(())
     }
@@ -242,15 +261,7 @@ impl Ledger {
         if new == 0 {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
-            params![key, i(msat)],
-        )?;
-        tx.execute(
-            "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
-            params![key, i(msat), reference],
-        )?;
+        add_credit(&tx, key, msat, reference)?;
         tx.commit()?;
         Ok(true)
     }

@@ -233,6 +233,17 @@ enum Payer {
     Balance { key: String, token: Option<String> },
 }
 
+/// The Cashu token of an `Authorization: Bearer cashu...` header.
+fn bearer_token(request: &Request<Body>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with("cashu"))
+}
+
 fn payer(request: &Request<Body>) -> Option<Payer> {
     let header = |name| {
         request
@@ -247,11 +258,7 @@ fn payer(request: &Request<Body>) -> Option<Payer> {
             token: token.to_owned(),
         });
     }
-    if let Some(token) = header(header::AUTHORIZATION.as_str())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| t.starts_with("cashu"))
-    {
+    if let Some(token) = bearer_token(request) {
         return Some(Payer::Balance {
             key: format!("cashu:{}", sha256_hex(token.as_bytes())),
             token: Some(token.to_owned()),
@@ -794,13 +801,7 @@ async fn top_up(payments: &Payments, request: Request<Body>) -> Response {
         .extensions()
         .get::<Caller>()
         .map(|caller| format!("npub:{}", caller.0.to_hex()));
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| t.starts_with("cashu"))
+    let bearer = bearer_token(&request)
         .map(|t| format!("cashu:{}", sha256_hex(t.as_bytes())))
         .filter(|key| payments.ledger.exists(key).unwrap_or(false));
     let Some(key) = caller.or(bearer) else {
