@@ -680,12 +680,13 @@ json handle(const json & req, std::unique_ptr<engine> & eng) {
         return record(exact_ev, pos, "one_token", &ev);
     };
 
-    // Position 0 from the prompt's last token, decoded as llama-server decodes it.
-    {
+    const int last_pos = eos_expected ? n_out : n_out - 1;  // the last position to decide
+    // Position 0 from the prompt's last token, decoded as llama-server decodes it (nothing to
+    // decide when no token is claimed and no end of generation is expected).
+    if (last_pos >= 0) {
         evaluation ev = evaluate(llama_get_logits_ith(ctx, -1), 0);
         stopped = !record(ev, 0, "prompt", nullptr);
     }
-    const int last_pos = eos_expected ? n_out : n_out - 1;  // the last position to decide
     int next_pos = 1;
     // Batches of at most `chunk` output tokens; a fallback inside a batch copies the batch's
     // remaining rows out before the one-token decodes overwrite them.
