@@ -393,12 +393,18 @@ fn a_running_scorer_gives_what_a_fresh_process_gives() {
         assert_eq!(fresh.fallbacks, again.fallbacks);
     }
     // A request the tool refuses answers with one line and the scorer goes on.
-    let mut small = tiny_answer.clone();
-    small.replay.as_mut().unwrap().ctx = Some(16);
+    let mut constrained = tiny_answer.clone();
+    constrained
+        .replay
+        .as_mut()
+        .unwrap()
+        .settings
+        .insert("grammar".into(), json!("root ::= \"ka\""));
     let e = scorer
-        .score(&inputs(&small, PROMPT, &model, false))
+        .score(&inputs(&constrained, PROMPT, &model, false))
         .unwrap_err();
-    assert!(e.to_string().contains("do not fit the context"), "{e}");
+    assert!(e.to_string().contains("grammar"), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
     assert!(
         scorer
             .score(&inputs(&tiny_answer, PROMPT, &model, false))
