@@ -23,8 +23,8 @@ pub mod zap;
 
 pub use cashu;
 
-pub use crate::ledger::{Ledger, LedgerError, MeltError, Totals};
 pub use crate::invoices::{Invoices, Purpose};
+pub use crate::ledger::{Ledger, LedgerError, MeltError, Totals};
 pub use crate::mint::{MintClient, MintError};
 pub use crate::nwc::{InvoiceState, MadeInvoice, Nwc, NwcError, NwcOptions};
 pub use crate::price::{Price, PriceError, Prices, Usage};
