@@ -151,6 +151,29 @@ pub(crate) fn open_db(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
+/// Adds `msat` to `key`'s balance (opening the account), within `tx`; no journal row.
+fn add_to(tx: &rusqlite::Transaction<'_>, key: &str, msat: u64) -> Result<(), LedgerError> {
+    tx.execute(
+        "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
+        params![key, i(msat)],
+    )?;
+    Ok(())
+}
+
+/// The account and amount of open reservation `id`, within `tx`.
+fn open_reservation(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<(String, u64), LedgerError> {
+    let (key, reserved): (String, i64) = tx
+        .query_row(
+            "SELECT key, msat FROM pay_reservations WHERE id = ?1 AND state = 'open'",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(LedgerError::NoReservation(id))?;
+    Ok((key, u(reserved)))
+}
+
 /// Adds `msat` to `key`'s balance with a `credit` journal row noting `note`, within `tx`.
 fn add_credit(
     tx: &rusqlite::Transaction<'_>,
@@ -158,11 +181,7 @@ fn add_credit(
     msat: u64,
     note: &str,
 ) -> Result<(), LedgerError> {
-    tx.execute(
-        "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
-        params![key, i(msat)],
-    )?;
+    add_to(tx, key, msat)?;
     tx.execute(
         "INSERT INTO pay_journal (key, kind, msat, note) VALUES (?1, 'credit', ?2, ?3)",
         params![key, i(msat), note],
@@ -295,25 +314,14 @@ impl Ledger {
     pub fn settle(&self, id: i64, cost: u64) -> Result<u64, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let (key, reserved): (String, i64) = tx
-            .query_row(
-                "SELECT key, msat FROM pay_reservations WHERE id = ?1 AND state = 'open'",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .ok_or(LedgerError::NoReservation(id))?;
-        let cost = cost.min(u(reserved));
-        let rest = u(reserved) - cost;
+        let (key, reserved) = open_reservation(&tx, id)?;
+        let cost = cost.min(reserved);
+        let rest = reserved - cost;
         tx.execute(
             "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
             params![key, i(rest)],
         )?;
-        tx.execute(
-            "INSERT INTO pay_accounts (key, msat) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET msat = msat + excluded.msat",
-            params![OPERATOR, i(cost)],
-        )?;
+        add_to(&tx, OPERATOR, cost)?;
         tx.execute(
             "UPDATE pay_reservations SET state = 'settled', cost = ?2 WHERE id = ?1",
             params![id, i(cost)],
@@ -330,17 +338,10 @@ impl Ledger {
     pub fn refund(&self, id: i64) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let (key, reserved): (String, i64) = tx
-            .query_row(
-                "SELECT key, msat FROM pay_reservations WHERE id = ?1 AND state = 'open'",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .ok_or(LedgerError::NoReservation(id))?;
+        let (key, reserved) = open_reservation(&tx, id)?;
         tx.execute(
             "UPDATE pay_accounts SET msat = msat + ?2 WHERE key = ?1",
-            params![key, reserved],
+            params![key, i(reserved)],
         )?;
         tx.execute(
             "UPDATE pay_reservations SET state = 'refunded', cost = 0 WHERE id = ?1",

@@ -858,18 +858,7 @@ impl Wallet {
             ],
         )?;
         let melt = tx.last_insert_rowid();
-        for proof in inputs {
-            let n = tx.execute(
-                "UPDATE cashu_proofs SET state = 'spending', op = ?2
-                 WHERE secret = ?1 AND state = 'held'",
-                params![proof.secret.to_string(), -melt],
-            )?;
-            if n != 1 {
-                return Err(PayError::Corrupt(
-                    "a proof chosen to spend is no longer held".to_owned(),
-                ));
-            }
-        }
+        mark_spending(&tx, inputs, -melt)?;
         tx.commit()?;
         Ok(melt)
     }
@@ -1175,18 +1164,7 @@ impl Wallet {
         )?;
         let op = tx.last_insert_rowid();
         if kind == "send" {
-            for proof in inputs {
-                let n = tx.execute(
-                    "UPDATE cashu_proofs SET state = 'spending', op = ?2
-                     WHERE secret = ?1 AND state = 'held'",
-                    params![proof.secret.to_string(), op],
-                )?;
-                if n != 1 {
-                    return Err(PayError::Corrupt(
-                        "a proof chosen to spend is no longer held".to_owned(),
-                    ));
-                }
-            }
+            mark_spending(&tx, inputs, op)?;
         }
         tx.commit()?;
         Ok(op)
@@ -1405,4 +1383,26 @@ fn rebuild(
             ))
         })
         .collect()
+}
+
+/// Marks `inputs` as being spent by operation `op` (a melt's is negative), within `tx`; a
+/// proof no longer held means the wallet's state is corrupt.
+fn mark_spending(
+    tx: &rusqlite::Transaction<'_>,
+    inputs: &[Proof],
+    op: i64,
+) -> Result<(), PayError> {
+    for proof in inputs {
+        let n = tx.execute(
+            "UPDATE cashu_proofs SET state = 'spending', op = ?2
+             WHERE secret = ?1 AND state = 'held'",
+            params![proof.secret.to_string(), op],
+        )?;
+        if n != 1 {
+            return Err(PayError::Corrupt(
+                "a proof chosen to spend is no longer held".to_owned(),
+            ));
+        }
+    }
+    Ok(())
 }
