@@ -1,7 +1,7 @@
 //! `provenance replay`: re-run a signed llama.cpp answer and compare it token for token.
 //!
 //! Thin: read and verify the event, then [`provenance_replay::replay`] does the checks and
-//! the run; this file renders the report. Exit status 0: the token ids match; 1: they diverge
+//! the run; `provenance_replay::text` renders the report. Exit status 0: the token ids match; 1: they diverge
 //! (or the event does not verify); 2: the replay could not run as recorded.
 //!
 //! With `--label`, the replaying party says what it found in a NIP-32 audit label
@@ -18,9 +18,8 @@ use clap::Parser;
 use provenance::clock::SystemClock;
 use provenance::commitment::Salt;
 use provenance::event::Limits;
-use provenance::label::Label;
-use provenance::{Event, EventId, PublicKey};
-use provenance_replay::{Endpoint, EngineChoice, Inputs, Outcome, Report, Token};
+use provenance::{Event, EventId};
+use provenance_replay::{Endpoint, EngineChoice, Inputs};
 use serde_json::json;
 
 use crate::input::{self, Source};
@@ -164,7 +163,12 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     };
     let label = match &keys {
         Some(keys) => {
-            let label = replay_label(verified.id(), verified.author(), &args.relay, &report);
+            let label = provenance_replay::text::replay_label(
+                verified.id(),
+                verified.author(),
+                &args.relay,
+                &report,
+            );
             let signed = label.sign(keys, &SystemClock)?;
             let answers = crate::label::publish(&signed, &args.relay, LABEL_TIMEOUT)?;
             Some((signed, answers))
@@ -182,7 +186,10 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         }
         println!("{value}");
     } else {
-        print!("{}", render(verified.id(), &report));
+        print!(
+            "{}",
+            provenance_replay::text::render(verified.id(), &report)
+        );
         if let Some((signed, answers)) = &label {
             println!("{}", signed.as_json());
             for a in answers {
@@ -268,7 +275,10 @@ fn run_score(args: &Args, salt: &Salt, prompt: &[u8]) -> Result<ExitCode> {
         value["check"] = json!("score");
         println!("{value}");
     } else {
-        print!("{}", render_score(verified.id(), &report));
+        print!(
+            "{}",
+            provenance_replay::text::render_score(verified.id(), &report)
+        );
     }
     Ok(ExitCode::from(if report.matched() {
         0
@@ -277,125 +287,8 @@ fn run_score(args: &Args, salt: &Salt, prompt: &[u8]) -> Result<ExitCode> {
     }))
 }
 
-fn render_score(id: EventId, report: &provenance_replay::score::ScoreReport) -> String {
-    let mut out = String::new();
-    let engine = if report.tool.other_engine {
-        " with a scoring program NOT of the recorded engine's build (--allow-other-engine)"
-    } else {
-        " with the recorded engine's build"
-    };
-    match &report.outcome {
-        Outcome::Match => out.push_str(&format!(
-            "score MATCH: the sampler picks the recorded token at all {} positions{engine}\n",
-            report.recorded_tokens
-        )),
-        Outcome::Diverged(d) => {
-            out.push_str(&format!("score DIVERGED: {}{engine}\n", d.reason));
-            if let Some(r) = &d.recorded {
-                out.push_str(&format!("  recorded: {}\n", token(r)));
-            }
-            if let Some(p) = &d.replayed {
-                out.push_str(&format!("  picked: {}\n", token(p)));
-            }
-            if !d.alternatives.is_empty() {
-                let top: Vec<String> = d.alternatives.iter().map(token).collect();
-                out.push_str(&format!("  top there: {}\n", top.join(", ")));
-            }
-        }
-    }
-    if !report.near_ties.is_empty() {
-        out.push_str(&format!(
-            "  near ties tolerated: {} (positions {})\n",
-            report.near_ties.len(),
-            report
-                .near_ties
-                .iter()
-                .map(|t| t.position.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !report.fallbacks.is_empty() {
-        let changed: Vec<String> = report
-            .fallbacks
-            .iter()
-            .filter(|f| f.batch_picked != f.picked)
-            .map(|f| f.position.to_string())
-            .collect();
-        out.push_str(&format!(
-            "  decided by one-token decoding: {} positions{}{}\n",
-            report.fallbacks.len(),
-            if report.mode == "batched" {
-                format!(
-                    " ({})",
-                    report
-                        .fallbacks
-                        .iter()
-                        .map(|f| f.position.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else {
-                " (all)".to_owned()
-            },
-            if changed.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; the batched pass alone picked another token at {}",
-                    changed.join(", ")
-                )
-            }
-        ));
-    }
-    out.push_str(&format!("  event: {}\n", id.to_hex()));
-    out.push_str(&format!(
-        "  llama-score sha256: {}\n",
-        report.tool.binary_sha256
-    ));
-    out.push_str(&format!(
-        "  tokens: prompt {}, recorded {}, agreeing {}\n",
-        report.prompt_tokens, report.recorded_tokens, report.agreeing
-    ));
-    let t = &report.timings;
-    out.push_str(&format!(
-        "  time: load {:.0} ms, prompt {:.0} ms, output pass {:.0} ms, one-token fallback {:.0} ms \
-         ({} tokens), sampling {:.0} ms\n",
-        t.load_ms, t.prompt_ms, t.decode_ms, t.fallback_ms, t.one_token_decodes, t.sample_ms
-    ));
-    out
-}
-
 /// How long each relay has to acknowledge a published label.
 const LABEL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The audit label of a finished replay: `replay.match` or `replay.mismatch` about the event,
-/// its content naming the engine binary that replayed it and what was found.
-fn replay_label(id: EventId, author: PublicKey, relays: &[String], report: &Report) -> Label {
-    let (value, found) = match &report.outcome {
-        Outcome::Match => (
-            "replay.match",
-            format!("{} output token ids identical", report.replayed_tokens),
-        ),
-        Outcome::Diverged(d) => ("replay.mismatch", format!("diverged: {}", d.reason)),
-    };
-    let engine = match &report.engine.binary_sha256 {
-        Some(sha) => format!("llama-server binary sha256 {sha}"),
-        None => format!("a running llama-server ({})", report.engine.args.join(" ")),
-    };
-    let other = if report.engine.other_engine {
-        ", not the recorded engine binary"
-    } else {
-        ", the recorded engine binary"
-    };
-    Label {
-        target: id,
-        target_author: Some(author),
-        relay_hint: relays.first().cloned(),
-        values: vec![value.to_owned()],
-        detail: format!("replayed on {engine}{other}: {found}"),
-    }
-}
 
 /// Reads one event from a file, stdin, or relays.
 fn load_event(input: &str, extra_relays: &[String]) -> Result<Event> {
@@ -443,57 +336,4 @@ fn fetch(id: EventId, relays: &[String]) -> Result<Event> {
         .filter_map(|raw| provenance::event::parse_event(&raw.json, &limits).ok())
         .find(|event| event.id == id && event.verify_id())
         .with_context(|| format!("event {id} not found on {} relays", relays.len()))
-}
-
-fn token(t: &Token) -> String {
-    let mut s = format!("{}", t.id);
-    if let Some(text) = &t.text {
-        s.push_str(&format!(" {text:?}"));
-    }
-    if let Some(lp) = t.logprob {
-        s.push_str(&format!(" (logprob {lp:.4})"));
-    }
-    s
-}
-
-/// The human report: one verdict line, then details.
-fn render(id: EventId, report: &Report) -> String {
-    let mut out = String::new();
-    let engine = if report.engine.other_engine {
-        " on ANOTHER engine than recorded (--allow-other-engine)"
-    } else {
-        " on the recorded engine binary"
-    };
-    match &report.outcome {
-        Outcome::Match => out.push_str(&format!(
-            "replay MATCH: {} output tokens identical{engine}\n",
-            report.replayed_tokens
-        )),
-        Outcome::Diverged(d) => {
-            out.push_str(&format!("replay DIVERGED: {}{engine}\n", d.reason));
-            if let Some(r) = &d.recorded {
-                out.push_str(&format!("  recorded: {}\n", token(r)));
-            }
-            if let Some(p) = &d.replayed {
-                out.push_str(&format!("  replayed: {}\n", token(p)));
-            }
-            if !d.alternatives.is_empty() {
-                let top: Vec<String> = d.alternatives.iter().map(token).collect();
-                out.push_str(&format!("  top there: {}\n", top.join(", ")));
-            }
-        }
-    }
-    out.push_str(&format!("  event: {}\n", id.to_hex()));
-    if let Some(sha) = &report.engine.binary_sha256 {
-        out.push_str(&format!("  engine sha256: {sha}\n"));
-    }
-    out.push_str(&format!(
-        "  tokens: prompt {}, recorded {}, replayed {}\n",
-        report.prompt_tokens, report.recorded_tokens, report.replayed_tokens
-    ));
-    out.push_str(&format!(
-        "  time: engine start {} ms, generation {} ms\n",
-        report.startup_ms, report.generation_ms
-    ));
-    out
 }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod plan;
 pub mod score;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
