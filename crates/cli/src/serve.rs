@@ -16,7 +16,7 @@ use provenance_gguf::Cache;
 use provenance_gguf::resolve::{self, IdentifyError, StoreDirs};
 use provenance_signer::Durability;
 use provenance_signer::nip98::Allow;
-use provenance_signer::server::lightning::{Lightning, LightningOptions};
+use provenance_signer::server::lightning::LightningOptions;
 use provenance_signer::server::pay::Payments;
 use provenance_signer::server::{Limits, Server};
 
@@ -344,31 +344,15 @@ async fn serve(args: Args) -> Result<()> {
             payments.prices.routes.len(),
             payments.wallet.mints().join(", ")
         ));
-        if args.publish_receipts
-            && let Some(receipts) = &payments.receipts
-        {
-            let signer = server.signer().clone();
-            receipts.publish_to(std::sync::Arc::new(move |event| {
-                if let Err(e) = signer
-                    .store()
-                    .put(provenance_signer::RequestId::generate(), event)
-                {
-                    crate::output::warn(&format!(
-                        "receipt {} not stored for publishing: {e}",
-                        event.id.to_hex()
-                    ));
-                }
-            }));
-        }
-        if args.publish_prices {
-            let event = payments
-                .pricing_event(&price_keys)
-                .map_err(|e| anyhow::anyhow!("--publish-prices: {e}"))?;
-            server
-                .signer()
-                .store()
-                .put(provenance_signer::RequestId::generate(), &event)
-                .context("--publish-prices: storing the pricing event")?;
+        let published = payments
+            .publish_through(
+                server.signer(),
+                &price_keys,
+                args.publish_receipts,
+                args.publish_prices,
+            )
+            .map_err(|e| anyhow::anyhow!("--publish-prices: {e}"))?;
+        if let Some(event) = published {
             crate::output::warn(&format!(
                 "publishing the prices as event {} (kind 30078, d provenance/pricing) to {}",
                 event.id.to_hex(),
@@ -458,16 +442,11 @@ async fn payments(
             public_url: args.public_url.clone(),
             ..LightningOptions::default()
         };
-        let lightning = Lightning::open(&uri, &path, keys.clone(), options)
+        let note = payments
+            .add_lightning(&uri, &path, keys.clone(), options)
             .await
             .map_err(|e| anyhow::anyhow!("--nwc-file {}: {e}", file.display()))?;
-        notes.push(format!(
-            "Lightning through NWC wallet {} ({}); zaps to /.well-known/lnurlp/{}",
-            lightning.wallet(),
-            lightning.encryption(),
-            lightning.name()
-        ));
-        payments.lightning = Some(lightning);
+        notes.push(note);
     }
     Ok((Some(std::sync::Arc::new(payments)), notes))
 }

@@ -18,6 +18,7 @@
 //! not answer gets the request refused (`402`) with the mint's reason, unserved.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -617,6 +618,60 @@ pub const PRICING_KIND: u16 = 30078;
 pub const PRICING_D_TAG: &str = "provenance/pricing";
 
 impl Payments {
+    /// Adds Lightning top-ups and zaps through the NWC wallet at `uri`, with the invoices in
+    /// the payments' SQLite file `db` and zap receipts signed by `keys`; the line that says so.
+    pub async fn add_lightning(
+        &mut self,
+        uri: &str,
+        db: &std::path::Path,
+        keys: provenance::Keys,
+        options: crate::server::lightning::LightningOptions,
+    ) -> Result<String, String> {
+        let lightning = crate::server::lightning::Lightning::open(uri, db, keys, options).await?;
+        let note = format!(
+            "Lightning through NWC wallet {} ({}); zaps to /.well-known/lnurlp/{}",
+            lightning.wallet(),
+            lightning.encryption(),
+            lightning.name()
+        );
+        self.lightning = Some(lightning);
+        Ok(note)
+    }
+
+    /// Publishes through `signer`'s store, and so its relay outbox: from now on every receipt
+    /// when `receipts` (and receipts are on), and, when `prices`, the pricing event
+    /// ([`Payments::pricing_event`], signed by `keys`), which it returns.
+    pub fn publish_through(
+        &self,
+        signer: &Arc<crate::Signer>,
+        keys: &provenance::Keys,
+        receipts: bool,
+        prices: bool,
+    ) -> Result<Option<provenance::Event>, String> {
+        if receipts && let Some(sink) = &self.receipts {
+            let signer = signer.clone();
+            sink.publish_to(Arc::new(move |event| {
+                if let Err(e) = signer.store().put(crate::RequestId::generate(), event) {
+                    // Not eprintln!: a closed stderr must not end the request.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "provenance: receipt {} not stored for publishing: {e}",
+                        event.id.to_hex()
+                    );
+                }
+            }));
+        }
+        if !prices {
+            return Ok(None);
+        }
+        let event = self.pricing_event(keys)?;
+        signer
+            .store()
+            .put(crate::RequestId::generate(), &event)
+            .map_err(|e| format!("storing the pricing event: {e}"))?;
+        Ok(Some(event))
+    }
+
     /// The pricing document ([`Payments::pricing`]) as a NIP-78 addressable event (kind
     /// 30078, `d` tag `provenance/pricing`) signed by `keys`, the server's key: anyone can
     /// check that the prices are the box's own, and a newer one replaces it on relays.
