@@ -842,6 +842,34 @@ fn a_friend_talking_to_the_box_alone_is_answered_through_its_own_relay() {
     assert_eq!(code, Some(0), "{said}");
 }
 
+/// [`start_with`] charging 1 sat a request and 1 sat an output token, in Cashu of `mint`,
+/// with the wallet and balances in `pay_db`.
+#[allow(clippy::too_many_arguments)]
+fn start_paid(
+    dir: &Path,
+    upstream: &str,
+    relay: &str,
+    allow: &[&Keys],
+    keys: &Keys,
+    mint: &str,
+    pay_db: &Path,
+    extra: &[&str],
+) -> Box {
+    let pay_db = pay_db.to_str().unwrap();
+    let mut args = vec![
+        "--price",
+        "request = 1 sat",
+        "--price",
+        "output_1k = 1000 sat",
+        "--cashu-mint",
+        mint,
+        "--pay-db",
+        pay_db,
+    ];
+    args.extend_from_slice(extra);
+    start_with(dir, upstream, relay, allow, keys, &args)
+}
+
 #[test]
 fn a_stranger_pays_for_answers_by_direct_message_with_cashu() {
     let llama = llama(&model());
@@ -854,22 +882,15 @@ fn a_stranger_pays_for_answers_by_direct_message_with_cashu() {
     let model_keys = Keys::generate();
     let rt = runtime();
     let pay_db = dir.path().join("pay.sqlite");
-    let served = start_with(
+    let served = start_paid(
         dir.path(),
         &llama.url(),
         &url,
         &[&alice],
         &model_keys,
-        &[
-            "--price",
-            "request = 1 sat",
-            "--price",
-            "output_1k = 1000 sat",
-            "--cashu-mint",
-            &mint.url(),
-            "--pay-db",
-            pay_db.to_str().unwrap(),
-        ],
+        &mint.url(),
+        &pay_db,
+        &[],
     );
     let texts = |n: usize| -> Vec<String> {
         let wraps = rt.block_on(wait_for(&url, &bob, n, &served.log));
@@ -962,25 +983,15 @@ fn a_stranger_pays_by_lightning_from_the_invoice_in_the_reply_or_in_job_feedback
     let model_keys = Keys::generate();
     let rt = runtime();
     let pay_db = dir.path().join("pay.sqlite");
-    let served = start_with(
+    let served = start_paid(
         dir.path(),
         &llama.url(),
         &url,
         &[&alice],
         &model_keys,
-        &[
-            "--price",
-            "request = 1 sat",
-            "--price",
-            "output_1k = 1000 sat",
-            "--cashu-mint",
-            &mint.url(),
-            "--pay-db",
-            pay_db.to_str().unwrap(),
-            "--nwc-file",
-            nwc.to_str().unwrap(),
-            "--dm-jobs",
-        ],
+        &mint.url(),
+        &pay_db,
+        &["--nwc-file", nwc.to_str().unwrap(), "--dm-jobs"],
     );
     let ledger = provenance_pay::Ledger::open(&pay_db).unwrap();
     let balance = |who: &Keys| {
