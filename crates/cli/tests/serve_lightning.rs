@@ -197,6 +197,10 @@ fn lightning_top_ups_and_zaps_credit_npubs_and_no_msat_is_lost() {
         format!("npub:{}", customer.public_key().to_hex())
     );
     wait_state(&rt, &customer, &base, hash, "pending");
+    // A payment hash the box never handed out is not found.
+    let unknown = format!("{base}/v1/balance/lightning/invoice/{}", "00".repeat(32));
+    let (status, body) = get(&rt, &customer, &unknown);
+    assert_eq!(status, 404, "{body}");
     // Nothing is served on an unpaid invoice.
     let chat_url = format!("{base}/v1/chat/completions");
     let (status, _) = post(&rt, &customer, &chat_url, CHAT);
